@@ -1,0 +1,48 @@
+# Jiangmen spatial data platform — the two commands a newcomer needs:
+#   make run    install what is missing, provision PostGIS (unless DATABASE_URL is set),
+#               migrate, load the Jiangmen framework + demo layers, serve on :5000
+#   make test   the same set-up, then the whole test suite against a real PostGIS
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+JMGEO := $(VENV)/bin/jmgeo
+HOST  ?= 127.0.0.1
+PORT  ?= 5000
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+
+.PHONY: run test venv db demo lint bench clean-db help
+
+help:
+	@echo "make run   — serve the platform with the Jiangmen demo data on http://$(HOST):$(PORT)"
+	@echo "make test  — run the test suite against a real PostGIS"
+	@echo "make lint  — ruff";  echo "make clean-db — drop the local cluster (var/) and start afresh"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@set -e; py=$$(scripts/find-python.sh); \
+	 if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	   echo "creating $(VENV) with $$py"; rm -rf $(VENV); $$py -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+db: venv
+	$(JMGEO) db ensure
+	$(JMGEO) db upgrade
+
+demo: db
+	$(JMGEO) demo load
+
+run: demo
+	$(JMGEO) serve --host $(HOST) --port $(PORT)
+
+test: db
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean-db: venv
+	$(JMGEO) db destroy --yes

@@ -1,0 +1,104 @@
+"""The ASGI app: platform APIs (health, regions, …) and pygeoapi mounted at /ogc.
+
+Every request is authenticated first (``jmgeo.auth``), the caller rides on
+``request.state.caller``, and everything that publishes data asks ``layers.policy``.
+Clients never see a traceback: database outages answer 503, anything else 500 with a
+short message, both as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.routing import Mount
+
+from jmgeo import __version__
+from jmgeo.auth import AuthError, authenticate
+from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc import router as ogc_router
+from spatial import regions
+
+LOGGER = logging.getLogger("jmgeo")
+UNAVAILABLE = "数据库暂不可用，请稍后重试 / database temporarily unavailable, retry later"
+
+
+class AuthMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next):
+        try:
+            request.state.caller = authenticate(request)
+        except AuthError as exc:
+            return JSONResponse({"code": "Unauthorized", "description": str(exc)},
+                                status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="jmgeo"'})
+        try:
+            return await call_next(request)
+        except DatabaseUnavailable:
+            return JSONResponse({"code": "ServiceUnavailable", "description": UNAVAILABLE},
+                                status_code=503)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="江门市政务大数据平台 · 地理空间框架 / Jiangmen spatial data platform",
+        version=__version__,
+        description="Regions, layer registry and sharing; OGC APIs under /ogc.",
+    )
+    app.add_middleware(AuthMiddleware)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _db_down(request: Request, exc: DatabaseUnavailable):
+        return JSONResponse({"code": "ServiceUnavailable", "description": UNAVAILABLE},
+                            status_code=503)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        LOGGER.exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"code": "InternalError",
+                             "description": "内部错误，已记录 / internal error, logged"},
+                            status_code=500)
+
+    @app.get("/health", tags=["platform"])
+    def health() -> JSONResponse:
+        """Database and PostGIS versions; 503 when the database is down."""
+        try:
+            with connection() as conn:
+                row = conn.execute(
+                    "SELECT current_setting('server_version') AS postgres, "
+                    "postgis_lib_version() AS postgis, "
+                    "(SELECT version_num FROM alembic_version) AS migration").fetchone()
+        except (DatabaseUnavailable, psycopg.Error) as exc:
+            return JSONResponse({"status": "unavailable", "database": "down",
+                                 "detail": UNAVAILABLE, "error": type(exc).__name__},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__, "database": "up",
+                             "postgres": row["postgres"], "postgis": row["postgis"],
+                             "migration": row["migration"]})
+
+    @app.get("/regions", tags=["regions"])
+    def region_list() -> dict:
+        """The current administrative regions as a tree (city → counties → towns)."""
+        with connection() as conn:
+            return {"regions": regions.region_tree(conn)}
+
+    @app.get("/regions/locate", tags=["regions"])
+    def region_locate(lon: float = Query(..., ge=-180, le=180, description="CGCS2000 lon"),
+                      lat: float = Query(..., ge=-90, le=90, description="CGCS2000 lat")) -> dict:
+        """Which county (and town, where town polygons exist) contains the point."""
+        with connection() as conn:
+            return regions.locate(conn, lon, lat)
+
+    @app.get("/regions/{code}", tags=["regions"])
+    def region_get(code: str) -> JSONResponse:
+        """One region as GeoJSON (EPSG:4490 lon/lat = CRS84 order)."""
+        with connection() as conn:
+            feat = regions.region_feature(conn, code)
+        if feat is None:
+            raise HTTPException(404, f"区划代码不存在 / unknown region code: {code}")
+        return JSONResponse(feat, media_type="application/geo+json")
+
+    app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
+    return app

@@ -1,0 +1,139 @@
+"""``jmgeo`` — the platform's one command line.
+
+Each area registers its own subcommands (``register(subparsers)``) so this file only
+lists them. Errors a person can fix are printed as one line (Chinese, then English)
+with exit status 2; nothing prints a traceback unless ``JMGEO_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from jmgeo.settings import get_settings
+
+
+class UserError(Exception):
+    """An error caused by input the user can correct; printed without a traceback."""
+
+
+def _db(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="数据库 / database: provision, migrate, reset",
+                       description="Provision and migrate the platform database.")
+    dsub = p.add_subparsers(dest="db_cmd", required=True)
+    e = dsub.add_parser("ensure", help="provision a local PostGIS unless DATABASE_URL is set")
+    e.set_defaults(func=_db_ensure)
+    u = dsub.add_parser("upgrade", help="apply migrations (default: to head)")
+    u.add_argument("revision", nargs="?", default="head")
+    u.set_defaults(func=lambda a: _alembic("upgrade", a.revision))
+    d = dsub.add_parser("downgrade", help="revert migrations (e.g. -1, or base)")
+    d.add_argument("revision")
+    d.set_defaults(func=lambda a: _alembic("downgrade", a.revision))
+    c = dsub.add_parser("current", help="show the applied migration")
+    c.set_defaults(func=lambda a: _alembic("current", None))
+    x = dsub.add_parser("destroy", help="stop and delete the local cluster in var/ (all data!)")
+    x.add_argument("--yes", action="store_true", help="really delete")
+    x.set_defaults(func=_db_destroy)
+
+
+def _db_ensure(args: argparse.Namespace) -> None:
+    from jmgeo.provision import ProvisionError, ensure
+
+    try:
+        ensure(get_settings())
+    except ProvisionError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _db_destroy(args: argparse.Namespace) -> None:
+    from jmgeo.provision import destroy
+
+    if not args.yes:
+        raise UserError("这会删除本地数据库的全部数据 / this deletes all local data: add --yes")
+    destroy(get_settings())
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    from jmgeo.settings import PROJECT_ROOT
+
+    return Config(str(PROJECT_ROOT / "alembic.ini"))
+
+
+def _alembic(action: str, revision: str | None) -> None:
+    from alembic import command
+
+    cfg = alembic_config()
+    if action == "upgrade":
+        command.upgrade(cfg, revision)
+    elif action == "downgrade":
+        command.downgrade(cfg, revision)
+    else:
+        command.current(cfg)
+
+
+def _serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the platform (OGC APIs under /ogc)")
+    s = get_settings()
+    p.add_argument("--host", default=s.host)
+    p.add_argument("--port", type=int, default=s.port)
+    p.add_argument("--workers", type=int, default=int(os.environ.get("JMGEO_WORKERS", "1")))
+    p.set_defaults(func=_serve_run)
+
+
+def _serve_run(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    os.environ["JMGEO_HOST"] = args.host
+    os.environ["JMGEO_PORT"] = str(args.port)
+    print(f"Jiangmen spatial data platform on http://{args.host}:{args.port}  "
+          f"(OGC APIs: http://{args.host}:{args.port}/ogc)")
+    uvicorn.run("jmgeo.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info")
+
+
+def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from jmgeo import demo
+    from spatial import regions
+
+    return [_db, _serve, regions.register_cli, demo.register_cli]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jmgeo",
+        description="江门市政务大数据平台 · 地理空间框架 — Jiangmen spatial data platform.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _subcommand_modules():
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except UserError as exc:
+        print(f"jmgeo: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the CLI
+        if os.environ.get("JMGEO_DEBUG"):
+            raise
+        from jmgeo.db import DatabaseUnavailable
+
+        if isinstance(exc, DatabaseUnavailable):
+            print(f"jmgeo: 数据库不可用 / database unavailable: {exc}", file=sys.stderr)
+            return 3
+        print(f"jmgeo: 内部错误 / internal error: {type(exc).__name__}: {exc} "
+              "(JMGEO_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

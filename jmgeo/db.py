@@ -1,0 +1,68 @@
+"""Database access: one psycopg connection pool per DSN and a SQLAlchemy engine.
+
+Request handlers and pygeoapi providers borrow from the pool; pygeoapi builds a
+provider object per request, so the pool must live at module level, not in it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from sqlalchemy import Engine, create_engine
+
+from jmgeo.settings import database_url, sqlalchemy_url
+
+_pools: dict[str, ConnectionPool] = {}
+_lock = threading.Lock()
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached; the API answers 503."""
+
+
+def get_pool(dsn: str | None = None) -> ConnectionPool:
+    dsn = dsn or database_url()
+    pool = _pools.get(dsn)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(dsn)
+            if pool is None:
+                pool = ConnectionPool(
+                    dsn, min_size=1, max_size=16, open=True, timeout=10,
+                    kwargs={"autocommit": True, "row_factory": dict_row,
+                            "connect_timeout": 5},
+                    name="jmgeo",
+                )
+                _pools[dsn] = pool
+    return pool
+
+
+@contextmanager
+def connection(dsn: str | None = None) -> Iterator[psycopg.Connection]:
+    """Borrow an autocommit connection (dict rows). Use ``conn.transaction()`` for units."""
+    try:
+        pool = get_pool(dsn)
+        with pool.connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, TimeoutError) as exc:
+        # psycopg_pool raises PoolTimeout (an OperationalError) when the server is down
+        raise DatabaseUnavailable(str(exc)) from exc
+
+
+def close_pools() -> None:
+    with _lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+    engine.cache_clear()
+
+
+@lru_cache
+def engine(dsn: str | None = None) -> Engine:
+    return create_engine(sqlalchemy_url(dsn or database_url()), pool_pre_ping=True)

@@ -1,0 +1,125 @@
+"""Build pygeoapi's configuration from the static YAML and the layer registry.
+
+Each *audience* (a caller's department with its grants, or the public) gets its own
+configuration holding only the collections it may see, each provider carrying the
+caller's access (fields, masks, region scope). Identical audiences share one
+configuration: the cache key is a fingerprint of the access decisions themselves, so a
+new grant, an expiry or a new load produces a new key and no worker serves stale rights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from jmgeo.settings import PROJECT_ROOT
+from layers.policy import Access, Caller, visible_layers
+from spatial.crs import CRS84_URI, EPSG_URI, JIANGMEN_EXTENT, SUPPORTED_OUTPUT_CRS
+
+PROVIDER = "jmgeo.ogc.provider.PostGISProvider"
+STORAGE_CRS = EPSG_URI.format(code=4490)
+THEME_KEYWORDS = {"land": "国土", "water": "水务", "transport": "交通", "civil_defence": "人防",
+                  "planning": "规划", "environment": "环保", "framework": "地理空间框架"}
+
+
+@lru_cache
+def static_config() -> dict[str, Any]:
+    with open(PROJECT_ROOT / "pygeoapi-config.yml", encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _extent() -> dict[str, Any]:
+    return {"spatial": {"bbox": list(JIANGMEN_EXTENT), "crs": CRS84_URI}}
+
+
+def regions_resource() -> dict[str, Any]:
+    """The framework's administrative regions: the first collection, open to all."""
+    return {
+        "type": "collection",
+        "title": {"zh-CN": "江门市行政区划", "en-US": "Jiangmen administrative regions"},
+        "description": {
+            "zh-CN": "江门市及所辖7个县级行政区的界线（CGCS2000），区划代码按GB/T 2260。",
+            "en-US": "Jiangmen city and its 7 county-level divisions (CGCS2000), GB/T 2260 codes.",
+        },
+        "keywords": ["行政区划", "administrative regions", "GB/T 2260", "framework"],
+        "links": [],
+        "extents": _extent(),
+        "providers": [{
+            "type": "feature",
+            "name": PROVIDER,
+            "data": {"table": "public.region",
+                     "where": "t.valid_to IS NULL AND t.geom IS NOT NULL"},
+            "id_field": "code",
+            "geom_field": "geom",
+            "storage_crs": STORAGE_CRS,
+            "crs": list(SUPPORTED_OUTPUT_CRS),
+            "title_field": "name",
+            "jmgeo": {"fields": ["code", "name", "kind", "parent_code", "valid_from",
+                                 "source"],
+                      "labels": {"code": "区划代码", "name": "名称", "kind": "类别",
+                                 "parent_code": "上级代码", "valid_from": "启用日期",
+                                 "source": "来源"}},
+        }],
+    }
+
+
+def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+    """One registry layer as a pygeoapi collection, carrying the caller's access."""
+    theme = layer.get("theme") or ""
+    keywords = [k for k in (theme, THEME_KEYWORDS.get(theme), layer.get("owner_name"),
+                            access.sharing_class) if k]
+    provider: dict[str, Any] = {
+        "type": "feature",
+        "name": PROVIDER,
+        "data": {"table": layer["table_name"]},
+        "id_field": "fid",
+        "geom_field": "geom",
+        "storage_crs": STORAGE_CRS,
+        "crs": list(SUPPORTED_OUTPUT_CRS),
+        "jmgeo": {
+            "layer": layer["name"],
+            "fields": list(access.fields) if access.fields is not None else None,
+            "masks": dict(access.masks),
+            "regions": list(access.regions) if access.regions is not None else None,
+            "labels": dict(layer.get("field_labels") or {}),
+        },
+    }
+    return {
+        "type": "collection",
+        "title": layer["title"],
+        "description": layer.get("description") or layer["title"],
+        "keywords": keywords,
+        "links": [],
+        "extents": _extent(),
+        "providers": [provider],
+    }
+
+
+def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, Access]]:
+    """The collections this caller may see, and the access behind each one."""
+    resources: dict[str, Any] = {"regions": regions_resource()}
+    accesses: dict[str, Access] = {}
+    for layer, access in visible_layers(conn, caller):
+        if layer["kind"] != "vector":
+            continue  # rasters are published as coverages by their own provider
+        resources[layer["name"]] = layer_resource(layer, access)
+        accesses[layer["name"]] = access
+    return resources, accesses
+
+
+def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
+    cfg = copy.deepcopy(static_config())
+    cfg["server"]["url"] = f"{base_url.rstrip('/')}/ogc"
+    cfg["metadata"]["identification"]["url"] = base_url
+    cfg["resources"] = resources
+    return cfg
+
+
+def fingerprint(resources: dict[str, Any], base_url: str) -> str:
+    blob = json.dumps([resources, base_url], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,198 @@
+"""pygeoapi under /ogc, one API instance per audience.
+
+pygeoapi has no access control and reads its configuration once. We keep its OGC surface
+(its request parsing, its JSON/HTML, its OpenAPI) and choose, per request, an ``API``
+built from the configuration of the caller's audience (see ``jmgeo.ogc.config``). A
+collection the caller may not see is simply absent from that configuration, so it
+answers exactly like one that never existed — in listings, items, OpenAPI and errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import threading
+from collections import OrderedDict
+from http import HTTPStatus
+
+from pygeoapi.api import API, APIRequest, apply_gzip
+import pygeoapi.api as core_api
+import pygeoapi.api.itemtypes as itemtypes_api
+import pygeoapi.api.tiles as tiles_api
+from pygeoapi.openapi import get_oas
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc import config as ogc_config
+from jmgeo.settings import get_settings
+from layers.policy import Caller
+
+LOGGER = logging.getLogger(__name__)
+_MAX_AUDIENCES = 64
+
+
+class AudienceCache:
+    """LRU of (fingerprint → API). Building an API + OpenAPI costs ~100 ms; a request
+    that finds its audience here costs one registry query."""
+
+    def __init__(self, size: int = _MAX_AUDIENCES):
+        self.size = size
+        self._apis: OrderedDict[str, tuple[API, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, caller: Caller, base_url: str) -> tuple[API, dict]:
+        with connection() as conn:
+            resources, accesses = ogc_config.audience_resources(conn, caller)
+        key = ogc_config.fingerprint(resources, base_url)
+        with self._lock:
+            hit = self._apis.get(key)
+            if hit is not None:
+                self._apis.move_to_end(key)
+                return hit
+        cfg = ogc_config.build_config(resources, base_url)
+        oas = get_oas(cfg, fail_on_invalid_collection=False)
+        api = API(cfg, oas)
+        entry = (api, accesses)
+        with self._lock:
+            self._apis[key] = entry
+            while len(self._apis) > self.size:
+                self._apis.popitem(last=False)
+        return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._apis.clear()
+
+
+AUDIENCES = AudienceCache()
+
+
+def base_url_for(request: Request) -> str:
+    settings = get_settings()
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def ogc_error(status: int, code: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": code, "type": code, "description": description},
+                        status_code=status)
+
+
+def _to_response(headers: dict, status: int, content) -> Response:
+    if headers.get("Content-Type") == "text/html":
+        response: Response = HTMLResponse(content=content, status_code=status)
+    elif isinstance(content, dict):
+        response = JSONResponse(content, status_code=status)
+    else:
+        response = Response(content, status_code=status)
+    response.headers.update(headers)
+    return response
+
+
+def _call(loop: asyncio.AbstractEventLoop, func, *args):
+    asyncio.set_event_loop(loop)  # pygeoapi API calls expect a loop in their thread
+    return func(*args)
+
+
+async def execute(request: Request, func, *args, skip_valid_check: bool = False) -> Response:
+    """Run one pygeoapi API function for the caller's audience."""
+    caller: Caller = request.state.caller
+    loop = asyncio.get_running_loop()
+    try:
+        api, _accesses = await loop.run_in_executor(
+            None, AUDIENCES.get, caller, base_url_for(request))
+    except DatabaseUnavailable:
+        return ogc_error(503, "ServiceUnavailable",
+                         "数据库暂不可用，请稍后重试 / database temporarily unavailable")
+    api_request = await APIRequest.from_starlette(request, api.locales)
+    if not skip_valid_check and not api_request.is_valid():
+        headers, status, content = api.get_format_exception(api_request)
+    else:
+        ctx = contextvars.copy_context()  # carries the caller into the worker thread
+        headers, status, content = await loop.run_in_executor(
+            None, ctx.run, _call, loop, func, api, api_request, *args)
+        if status != HTTPStatus.NO_CONTENT:
+            content = apply_gzip(headers, content)
+    response = _to_response(headers, status, content)
+    # anonymous callers only ever see open data; anything else must not sit in shared caches
+    response.headers["Cache-Control"] = ("public, max-age=60" if caller.kind == "anonymous"
+                                         else "private, no-store")
+    response.headers["Vary"] = "Authorization, X-API-Key"
+    return response
+
+
+def _openapi(api: API, request: APIRequest):
+    """The per-audience OpenAPI document (pygeoapi's own handler reads a global file)."""
+    if request.format == "html":
+        return core_api.openapi_(api, request)
+    headers = request.get_response_headers(**api.api_headers)
+    headers["Content-Type"] = "application/vnd.oai.openapi+json;version=3.0"
+    return headers, HTTPStatus.OK, json.dumps(api.openapi, ensure_ascii=False, default=str)
+
+
+async def landing(request: Request) -> Response:
+    return await execute(request, core_api.landing_page)
+
+
+async def openapi(request: Request) -> Response:
+    return await execute(request, _openapi)
+
+
+async def conformance(request: Request) -> Response:
+    return await execute(request, core_api.conformance)
+
+
+async def collections(request: Request) -> Response:
+    return await execute(request, core_api.describe_collections,
+                         request.path_params.get("collection_id"))
+
+
+async def queryables(request: Request) -> Response:
+    return await execute(request, itemtypes_api.get_collection_queryables,
+                         request.path_params["collection_id"])
+
+
+async def schema(request: Request) -> Response:
+    return await execute(request, core_api.get_collection_schema,
+                         request.path_params["collection_id"])
+
+
+async def items(request: Request) -> Response:
+    cid = request.path_params["collection_id"]
+    if request.method == "POST":  # CQL2 JSON in the body
+        return await execute(request, itemtypes_api.get_collection_items, cid,
+                             skip_valid_check=True)
+    return await execute(request, itemtypes_api.get_collection_items, cid)
+
+
+async def item(request: Request) -> Response:
+    return await execute(request, itemtypes_api.get_collection_item,
+                         request.path_params["collection_id"], request.path_params["item_id"])
+
+
+async def tilematrixsets(request: Request) -> Response:
+    tms = request.path_params.get("tms_id")
+    if tms:
+        return await execute(request, tiles_api.tilematrixset, tms)
+    return await execute(request, tiles_api.tilematrixsets)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/", landing),
+        Route("/openapi", openapi),
+        Route("/conformance", conformance),
+        Route("/TileMatrixSets", tilematrixsets),
+        Route("/TileMatrixSets/{tms_id}", tilematrixsets),
+        Route("/collections", collections),
+        Route("/collections/{collection_id}", collections),
+        Route("/collections/{collection_id}/queryables", queryables),
+        Route("/collections/{collection_id}/schema", schema),
+        Route("/collections/{collection_id}/items", items, methods=["GET", "POST"]),
+        Route("/collections/{collection_id}/items/{item_id}", item),
+    ]

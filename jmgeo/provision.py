@@ -1,0 +1,250 @@
+"""Provision the database: a local PostGIS cluster when DATABASE_URL is unset.
+
+With ``DATABASE_URL`` we use that database and never touch the system (no packages,
+no clusters). Without it we install Debian's ``postgresql-15`` + ``postgresql-15-postgis-3``
+when absent (root only), create a cluster under ``var/pgdata`` on its own port
+(55432 by default), a superuser role ``jmgeo`` with a random password kept in
+``var/`` (mode 0600), the ``jmgeo`` database and the postgis extension, and write
+the DSN to ``var/database_url``. Running it again starts the cluster if it is
+stopped and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg
+
+from jmgeo.settings import Settings
+
+DEB_PACKAGES = ["postgresql-{v}", "postgresql-{v}-postgis-3"]
+
+
+class ProvisionError(RuntimeError):
+    """A failure a person can act on; the message says what to do."""
+
+
+@dataclass
+class LocalCluster:
+    settings: Settings
+
+    @property
+    def bindir(self) -> Path:
+        return Path(f"/usr/lib/postgresql/{self.settings.pg_version}/bin")
+
+    @property
+    def datadir(self) -> Path:
+        return self.settings.var_dir / "pgdata"
+
+    @property
+    def password_file(self) -> Path:
+        return self.settings.var_dir / "pg_password"
+
+    @property
+    def is_root(self) -> bool:
+        return os.geteuid() == 0
+
+    # -- packages -------------------------------------------------------------
+    def postgis_installed(self) -> bool:
+        share = Path(f"/usr/share/postgresql/{self.settings.pg_version}/extension")
+        return (self.bindir / "initdb").exists() and (share / "postgis.control").exists()
+
+    def install_packages(self, log) -> None:
+        if self.postgis_installed():
+            return
+        pkgs = [p.format(v=self.settings.pg_version) for p in DEB_PACKAGES]
+        if not self.is_root:
+            raise ProvisionError(
+                f"未安装 PostgreSQL/PostGIS，且当前用户不是 root / PostgreSQL+PostGIS are not "
+                f"installed and you are not root. Install them (apt-get install {' '.join(pkgs)}) "
+                "or set DATABASE_URL to an existing PostGIS database."
+            )
+        if not shutil.which("apt-get"):
+            raise ProvisionError(
+                "没有 apt-get，无法安装 PostGIS / apt-get not found: install "
+                f"{' '.join(pkgs)} yourself or set DATABASE_URL."
+            )
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        log(f"installing {' '.join(pkgs)} (apt-get) ...")
+        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs]
+        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise ProvisionError(
+                    f"安装 PostGIS 失败 / apt-get install {' '.join(pkgs)} failed:\n"
+                    f"{res.stderr[-2000:]}"
+                )
+
+    # -- cluster --------------------------------------------------------------
+    def _as_owner(self, args: list[str]) -> list[str]:
+        """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user."""
+        if self.is_root:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return args
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args])
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+    def running(self) -> bool:
+        return self.datadir.exists() and self._pg_ctl("status").returncode == 0
+
+    def _check_owner_can_reach(self) -> None:
+        if not self.is_root:
+            return
+        probe = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "test", "-x", str(self.settings.var_dir)],
+            capture_output=True,
+        )
+        if probe.returncode != 0:
+            raise ProvisionError(
+                f"用户 postgres 无法进入 {self.settings.var_dir} / the postgres user cannot reach "
+                f"{self.settings.var_dir}: make its parent folders world-executable (chmod o+x) "
+                "or set JMGEO_VAR_DIR to a folder it can reach."
+            )
+
+    def init(self, log) -> None:
+        if (self.datadir / "PG_VERSION").exists():
+            return
+        self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.settings.var_dir, 0o755)
+        self._check_owner_can_reach()
+        password = secrets.token_urlsafe(18)
+        self.password_file.write_text(password)
+        os.chmod(self.password_file, 0o600)
+        self.datadir.mkdir(mode=0o700)
+        pwfile = self.settings.var_dir / ".initdb-pw"
+        pwfile.write_text(password)
+        if self.is_root:
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.datadir, pg.pw_uid, pg.pw_gid)
+            os.chown(pwfile, pg.pw_uid, pg.pw_gid)
+        log(f"initialising a PostgreSQL {self.settings.pg_version} cluster in {self.datadir}")
+        res = subprocess.run(
+            self._as_owner([
+                str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "jmgeo",
+                "--pwfile", str(pwfile), "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
+            ]),
+            capture_output=True, text=True,
+        )
+        pwfile.unlink(missing_ok=True)
+        if res.returncode != 0:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            raise ProvisionError(f"initdb 失败 / initdb failed:\n{res.stderr[-2000:]}")
+
+    def start(self, log) -> None:
+        if self.running():
+            return
+        port = self.settings.pg_port
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                raise ProvisionError(
+                    f"端口 {port} 已被占用 / port {port} is taken by another program: stop it, "
+                    "or choose another port with JMGEO_PG_PORT=NNNNN (the data stays in var/)."
+                )
+        log(f"starting PostgreSQL on 127.0.0.1:{port}")
+        opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp "
+                "-c max_connections=200 -c shared_buffers=512MB -c fsync=on")
+        res = self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.datadir / "server.log"),
+                           "-o", opts)
+        if res.returncode != 0:
+            logtail = ""
+            logfile = self.datadir / "server.log"
+            if logfile.exists():
+                logtail = logfile.read_text(errors="replace")[-2000:]
+            raise ProvisionError(
+                f"PostgreSQL 启动失败 / PostgreSQL did not start:\n{res.stderr}{logtail}"
+            )
+
+    def stop(self) -> None:
+        if self.running():
+            self._pg_ctl("stop", "-m", "fast", "-w")
+
+    def dsn(self, dbname: str = "jmgeo") -> str:
+        password = self.password_file.read_text().strip()
+        return (f"postgresql://jmgeo:{quote(password, safe='')}@127.0.0.1:"
+                f"{self.settings.pg_port}/{dbname}")
+
+
+def _wait_connect(dsn: str, seconds: float = 30) -> psycopg.Connection:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def ensure_database_exists(dsn: str) -> None:
+    """Create the DSN's database (through the maintenance db) and postgis in it."""
+    parts = urlsplit(dsn)
+    dbname = parts.path.lstrip("/") or "postgres"
+    admin = parts._replace(path="/postgres").geturl()
+    with _wait_connect(admin) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
+    with _wait_connect(dsn) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def check_database(dsn: str) -> str:
+    """Connect to an existing database and return its PostGIS version, or explain."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'"
+            ).fetchone()
+            if row is None:
+                raise ProvisionError(
+                    "数据库服务器未安装 PostGIS / the server behind DATABASE_URL has no PostGIS: "
+                    "install postgis there (Debian: postgresql-15-postgis-3)."
+                )
+            return row[0]
+    except psycopg.OperationalError as exc:
+        raise ProvisionError(
+            f"无法连接 DATABASE_URL / cannot connect to DATABASE_URL: {exc}".strip()
+        ) from exc
+
+
+def ensure(settings: Settings, log=print) -> str:
+    """Make sure a database is reachable and return its DSN (see module docstring)."""
+    if settings.database_url:
+        version = check_database(settings.database_url)
+        log(f"using DATABASE_URL (PostGIS {version} available); the system is left alone")
+        return settings.database_url
+    cluster = LocalCluster(settings)
+    cluster.install_packages(log)
+    cluster.init(log)
+    cluster.start(log)
+    dsn = cluster.dsn()
+    ensure_database_exists(dsn)
+    settings.local_url_file.write_text(dsn + "\n")
+    os.chmod(settings.local_url_file, 0o600)
+    log(f"local PostGIS ready: 127.0.0.1:{settings.pg_port} (DSN in {settings.local_url_file})")
+    return dsn
+
+
+def destroy(settings: Settings, log=print) -> None:
+    """Stop the local cluster and delete its data (never touches DATABASE_URL)."""
+    if settings.database_url:
+        raise ProvisionError("DATABASE_URL is set: `db destroy` only removes the local cluster.")
+    cluster = LocalCluster(settings)
+    cluster.stop()
+    shutil.rmtree(cluster.datadir, ignore_errors=True)
+    cluster.password_file.unlink(missing_ok=True)
+    settings.local_url_file.unlink(missing_ok=True)
+    log(f"removed {cluster.datadir}")

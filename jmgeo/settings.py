@@ -1,0 +1,78 @@
+"""Settings read from the environment (and ``var/database_url`` written by provisioning).
+
+One place for every knob the app, the CLI, the tests and docker-compose agree on.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Platform settings. Environment variables win; defaults suit a laptop or CI box."""
+
+    model_config = SettingsConfigDict(env_prefix="JMGEO_", extra="ignore")
+
+    # DATABASE_URL is unprefixed: it is what every PostgreSQL tool and docker-compose use.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    var_dir: Path = PROJECT_ROOT / "var"
+    # the local cluster `jmgeo db ensure` provisions when DATABASE_URL is unset
+    pg_port: int = 55432
+    pg_version: str = "15"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    # public base URL (scheme://host:port) used in OGC links; defaults to http://host:port
+    public_url: str | None = None
+    realworld_data: Path = PROJECT_ROOT.parent / "shared" / "data" / "realworld"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def local_url_file(self) -> Path:
+        return self.var_dir / "database_url"
+
+    def resolved_database_url(self) -> str:
+        """The DSN to use: DATABASE_URL, else the one provisioning wrote, else an error."""
+        if self.database_url:
+            return self.database_url
+        if self.local_url_file.exists():
+            return self.local_url_file.read_text().strip()
+        raise RuntimeError(
+            "没有数据库连接 / No database configured: set DATABASE_URL, "
+            "or run `jmgeo db ensure` (make run does) to provision a local PostGIS."
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests switch DATABASE_URL between databases)."""
+    get_settings.cache_clear()
+
+
+def database_url() -> str:
+    return get_settings().resolved_database_url()
+
+
+def sqlalchemy_url(dsn: str | None = None) -> str:
+    """The same DSN spelled for SQLAlchemy with the psycopg 3 driver."""
+    dsn = dsn or database_url()
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if dsn.startswith(prefix):
+            return "postgresql+psycopg://" + dsn[len(prefix):]
+    return dsn
+
+
+os.environ.setdefault("PGAPPNAME", "jmgeo")

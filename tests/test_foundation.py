@@ -1,0 +1,115 @@
+"""Foundation: migrations, the framework's regions, the OGC surface and its axis order."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+CRS_4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+
+
+def test_regions_codes_and_polygons(db):
+    n_codes = db.execute("SELECT count(*) FROM region WHERE valid_to IS NULL").fetchone()[0]
+    n_polys = db.execute("SELECT count(*) FROM region WHERE geom IS NOT NULL").fetchone()[0]
+    assert n_codes == 90
+    assert n_polys == 8
+    invalid = db.execute("SELECT count(*) FROM region WHERE NOT ST_IsValid(geom)").fetchone()[0]
+    assert invalid == 0
+
+
+def test_locate_pengjiang(app_client):
+    r = app_client.get("/regions/locate", params={"lon": 113.08, "lat": 22.58})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["inside_jiangmen"] is True
+    assert body["county"]["code"] == "440703" and body["county"]["name"] == "蓬江区"
+    assert body["city"]["code"] == "440700"
+
+
+def test_locate_outside_jiangmen(app_client):
+    r = app_client.get("/regions/locate", params={"lon": 116.4, "lat": 39.9})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["inside_jiangmen"] is False and body["county"] is None
+    assert "outside Jiangmen" in body["message"]
+
+
+def test_locate_bad_input(app_client):
+    assert app_client.get("/regions/locate", params={"lon": "abc", "lat": 22}).status_code == 422
+    assert app_client.get("/regions/locate", params={"lon": 500, "lat": 22}).status_code == 422
+
+
+def test_region_tree_and_feature(app_client):
+    tree = app_client.get("/regions").json()["regions"]
+    assert [r["code"] for r in tree] == ["440700"]
+    counties = tree[0]["children"]
+    assert len(counties) == 7
+    assert sum(len(c["children"]) for c in counties) == 82
+    feat = app_client.get("/regions/440781").json()
+    assert feat["properties"]["name"] == "台山市"
+    assert feat["geometry"]["type"] == "MultiPolygon"
+    minx, miny, maxx, maxy = feat["bbox"]
+    assert 111.9 < minx < maxx < 113.3 and 21.4 < miny < maxy < 22.9
+
+
+def test_unknown_region_is_404(app_client):
+    r = app_client.get("/regions/999999")
+    assert r.status_code == 404
+    assert "unknown region code" in r.json()["detail"]
+
+
+def test_health(app_client):
+    body = app_client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["postgres"].startswith("15") and body["postgis"].startswith("3")
+
+
+def test_ogc_collections_lists_regions_with_links(app_client):
+    r = app_client.get("/ogc/collections", params={"f": "json"})
+    assert r.status_code == 200
+    cols = {c["id"]: c for c in r.json()["collections"]}
+    assert "regions" in cols
+    hrefs = [link["href"] for link in cols["regions"]["links"]]
+    assert any(h.startswith("http://testserver/ogc/collections/regions") for h in hrefs)
+
+
+def test_crs84_bbox_around_pengjiang_returns_pengjiang(app_client):
+    """Stock pygeoapi 0.24 swaps the axes here and returns nothing for a 4490 table."""
+    r = app_client.get("/ogc/collections/regions/items",
+                       params={"bbox": "113.05,22.56,113.10,22.60", "f": "json", "limit": 50})
+    assert r.status_code == 200
+    codes = {f["id"] for f in r.json()["features"]}
+    assert "440703" in codes
+    assert "440781" not in codes  # 台山 is far south-west of this box
+    # geometry answers in CRS84 lon/lat by default
+    pj = next(f for f in r.json()["features"] if f["id"] == "440703")
+    lon, lat = _first_coord(pj["geometry"])
+    assert 112 < lon < 114 and 21 < lat < 23
+
+
+def test_crs_4490_answers_lat_lon(app_client):
+    r = app_client.get("/ogc/collections/regions/items/440703",
+                       params={"crs": CRS_4490, "f": "json"})
+    assert r.status_code == 200
+    assert r.headers["Content-Crs"] == f"<{CRS_4490}>"
+    lat, lon = _first_coord(r.json()["geometry"])
+    assert 21 < lat < 23 and 112 < lon < 114
+
+
+def test_bbox_crs_4490_is_lat_lon(app_client):
+    bbox = "22.56,113.05,22.60,113.10"  # lat/lon per EPSG:4490's axis order
+    r = app_client.get(f"/ogc/collections/regions/items?f=json&bbox={bbox}"
+                       f"&bbox-crs={quote(CRS_4490, safe='')}")
+    assert r.status_code == 200
+    assert "440703" in {f["id"] for f in r.json()["features"]}
+
+
+def test_unknown_collection_is_404(app_client):
+    r = app_client.get("/ogc/collections/no_such_layer/items", params={"f": "json"})
+    assert r.status_code == 404
+
+
+def _first_coord(geometry):
+    coords = geometry["coordinates"]
+    while isinstance(coords[0], list):
+        coords = coords[0]
+    return coords[0], coords[1]
