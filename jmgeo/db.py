@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from sqlalchemy import Engine, create_engine
 
-from jmgeo.settings import database_url, sqlalchemy_url
+from jmgeo.settings import database_url, get_settings, sqlalchemy_url
 
 _pools: dict[str, ConnectionPool] = {}
 _lock = threading.Lock()
@@ -33,8 +33,10 @@ def get_pool(dsn: str | None = None) -> ConnectionPool:
         with _lock:
             pool = _pools.get(dsn)
             if pool is None:
+                settings = get_settings()
                 pool = ConnectionPool(
-                    dsn, min_size=1, max_size=16, open=True, timeout=10,
+                    dsn, min_size=1, max_size=settings.db_pool_size, open=True,
+                    timeout=settings.db_pool_timeout,
                     kwargs={"autocommit": True, "row_factory": dict_row,
                             "connect_timeout": 5},
                     name="jmgeo",

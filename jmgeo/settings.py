@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     port: int = 5000
     # public base URL (scheme://host:port) used in OGC links; defaults to http://host:port
     public_url: str | None = None
+    # seconds a request waits for a pooled connection before answering 503
+    db_pool_timeout: float = 5.0
+    db_pool_size: int = 16
     realworld_data: Path = PROJECT_ROOT.parent / "shared" / "data" / "realworld"
 
     @property

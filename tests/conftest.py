@@ -19,6 +19,8 @@ import pytest
 from jmgeo import settings as settings_mod
 
 REPO = Path(__file__).resolve().parent.parent
+# what the person running the tests set, before fixtures point DATABASE_URL at test databases
+USER_DATABASE_URL = os.environ.get("DATABASE_URL")
 
 
 def _server_dsn() -> str:
@@ -98,3 +100,42 @@ def app_client(database_url: str):
 
     with TestClient(create_app(), base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The platform served by uvicorn on a free loopback port, for real HTTP clients."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=database_url, JMGEO_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "jmgeo.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the platform did not start for the live-server tests")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

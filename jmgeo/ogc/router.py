@@ -17,10 +17,10 @@ import threading
 from collections import OrderedDict
 from http import HTTPStatus
 
-from pygeoapi.api import API, APIRequest, apply_gzip
 import pygeoapi.api as core_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.tiles as tiles_api
+from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -101,10 +101,12 @@ def _call(loop: asyncio.AbstractEventLoop, func, *args):
 
 async def execute(request: Request, func, *args, skip_valid_check: bool = False) -> Response:
     """Run one pygeoapi API function for the caller's audience."""
+    from layers.audit import record_ogc
+
     caller: Caller = request.state.caller
     loop = asyncio.get_running_loop()
     try:
-        api, _accesses = await loop.run_in_executor(
+        api, accesses = await loop.run_in_executor(
             None, AUDIENCES.get, caller, base_url_for(request))
     except DatabaseUnavailable:
         return ogc_error(503, "ServiceUnavailable",
@@ -116,6 +118,13 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False)
         ctx = contextvars.copy_context()  # carries the caller into the worker thread
         headers, status, content = await loop.run_in_executor(
             None, ctx.run, _call, loop, func, api, api_request, *args)
+        try:  # audit non-open data access; no audit row, no data
+            await loop.run_in_executor(None, record_ogc, caller, accesses, func, request,
+                                       status, content)
+        except Exception:  # noqa: BLE001
+            LOGGER.exception("audit write failed for %s", request.url.path)
+            return ogc_error(503, "ServiceUnavailable",
+                             "审计记录失败，数据未发送 / audit unavailable, data withheld")
         if status != HTTPStatus.NO_CONTENT:
             content = apply_gzip(headers, content)
     response = _to_response(headers, status, content)
