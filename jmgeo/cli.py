@@ -97,9 +97,11 @@ def _serve_run(args: argparse.Namespace) -> None:
 
 def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     from jmgeo import demo, ogc
+    from layers import cli as layers_cli
     from spatial import regions
 
-    return [_db, _serve, regions.register_cli, demo.register_cli, ogc.register_cli]
+    return [_db, _serve, regions.register_cli, demo.register_cli, ogc.register_cli,
+            layers_cli.register_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,10 +11,27 @@ downloads, region queries, exports) asks here and obeys. The rule is DESIGN.md �
 "–" means the layer does not exist for that caller. The answer is either ``None`` (no
 data) or an ``Access``: the visible fields, the masks, the row restriction by region, and
 the grant that justifies it (for the audit log).
+
+Roles (``Caller.kind``):
+
+* ``anonymous`` — open data only.
+* ``department`` — a department's user or machine client: the table above.
+* ``admin`` — the coordinating bureau (网信统筹局). It manages the registry and the grants
+  (CLI), but for *data* it is exactly its own department: no layer, field or row it
+  would not get as that department. Managing grants is not a grant.
+* ``auditor`` — reads the audit log (``GET /audit``); for data it is anonymous.
+
+Grants (``layers.grants``) exist only for conditional layers. A live grant is one not
+revoked whose ``[valid_from, valid_to)`` contains now. When a department holds several
+live grants for one layer the newest (highest id) applies — grants are not merged, so
+a department never gets the fields of one grant with the region of another.
+Sensitive fields are masked for everyone but the owner, unless the applying grant names
+the field explicitly (a grant with ``fields = NULL`` names none).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +50,21 @@ class Caller:
     @property
     def is_department(self) -> bool:
         return self.kind == "department" and self.dept_code is not None
+
+    @property
+    def data_dept(self) -> str | None:
+        """The department whose rights this caller has to *data* (admin = its bureau)."""
+        if self.kind in ("department", "admin"):
+            return self.dept_code
+        return None
+
+    @property
+    def can_manage(self) -> bool:
+        return self.kind == "admin"
+
+    @property
+    def can_read_audit(self) -> bool:
+        return self.kind == "auditor"
 
 
 ANONYMOUS = Caller()
@@ -60,33 +92,85 @@ class Access:
                 tuple(sorted(self.masks.items())), self.regions, self.grant_id)
 
 
-def decide(caller: Caller, layer: dict[str, Any]) -> Access | None:
+def _grant_for(layer: Mapping[str, Any], grants: Iterable[Mapping[str, Any]]):
+    """The live grant that applies to this layer (newest wins), or None.
+
+    ``grants`` are rows of ``layers.grants.live_grants`` for the caller's department:
+    already filtered to live ones; filtered here again by layer name.
+    """
+    best = None
+    for g in grants:
+        if g["layer"] == layer["name"] and (best is None or g["id"] > best["id"]):
+            best = g
+    return best
+
+
+def decide(caller: Caller, layer: Mapping[str, Any],
+           grants: Iterable[Mapping[str, Any]] = ()) -> Access | None:
     """Apply the table above to one registry row (``layer`` has name, sharing_class,
-    owner_code, sensitive_fields). Grants for conditional layers come with the
-    grants module; without one a conditional layer yields no data."""
+    owner_code, sensitive_fields) and the caller's live grants. THE rule: every other
+    module asks here."""
     cls = layer["sharing_class"]
-    masks = dict(layer.get("sensitive_fields") or {})
-    if caller.is_department and caller.dept_code == layer.get("owner_code"):
-        return Access(layer["name"], cls)  # the owner sees everything, unmasked
+    name = layer["name"]
+    sensitive = dict(layer.get("sensitive_fields") or {})
+    dept = caller.data_dept
+    if dept is not None and dept == layer.get("owner_code"):
+        return Access(name, cls)  # the owner sees everything, unmasked
     if cls == "open":
-        return Access(layer["name"], cls, masks=masks)
-    if cls == "unconditional" and caller.is_department:
-        return Access(layer["name"], cls, masks=masks)
-    return None
+        return Access(name, cls, masks=sensitive)
+    if dept is None:
+        return None  # anonymous and auditors: open data only
+    if cls == "unconditional":
+        return Access(name, cls, masks=sensitive)
+    if cls == "conditional":
+        grant = _grant_for(layer, grants)
+        if grant is None:
+            return None  # catalog entry only
+        named = set(grant["fields"] or ())
+        masks = {f: k for f, k in sensitive.items() if f not in named}
+        fields = tuple(grant["fields"]) if grant["fields"] is not None else None
+        regions = tuple(grant["regions"]) if grant["regions"] is not None else None
+        return Access(name, cls, fields=fields, masks=masks, regions=regions,
+                      grant_id=grant["id"], purpose=grant["purpose"])
+    return None  # not_shared: catalog entry only (the legal basis says why)
+
+
+LAYER_QUERY = (
+    "SELECT l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
+    "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "
+    "l.update_cycle, d.code AS owner_code, d.name AS owner_name, v.table_name, "
+    "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
+    "JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version ")
+
+
+def _rows(cur) -> list[dict[str, Any]]:
+    names = [c.name for c in cur.description]
+    return [r if isinstance(r, dict) else dict(zip(names, r, strict=True))
+            for r in cur.fetchall()]
 
 
 def visible_layers(conn, caller: Caller) -> list[tuple[dict[str, Any], Access]]:
     """Every published layer whose data this caller may read, with its access."""
-    rows = conn.execute(
-        "SELECT l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
-        "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "
-        "l.update_cycle, d.code AS owner_code, d.name AS owner_name, v.table_name, "
-        "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
-        "JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version "
-        "ORDER BY l.name").fetchall()
+    from layers.grants import live_grants
+
+    rows = _rows(conn.execute(LAYER_QUERY + "ORDER BY l.name"))
+    grants = live_grants(conn, caller.data_dept) if caller.data_dept else []
     out = []
     for row in rows:
-        access = decide(caller, row)
+        access = decide(caller, row, grants)
         if access is not None:
             out.append((row, access))
     return out
+
+
+def access_for(conn, caller: Caller, layer_name: str) -> tuple[dict[str, Any], Access] | None:
+    """One layer's registry row and the caller's access, or None when the caller may not
+    have its data (answer exactly as for a layer that does not exist)."""
+    from layers.grants import live_grants
+
+    rows = _rows(conn.execute(LAYER_QUERY + "WHERE l.name = %s", (layer_name,)))
+    if not rows:
+        return None
+    grants = live_grants(conn, caller.data_dept, layer_name) if caller.data_dept else []
+    access = decide(caller, rows[0], grants)
+    return None if access is None else (rows[0], access)

@@ -1,0 +1,54 @@
+"""``GET /audit`` — the audit log, for the auditor role only.
+
+Mounted by ``jmgeo.app`` (``app.include_router(audit_router)``). Anonymous callers get
+401 (authenticate first); any other role 403: departments, and the bureau admin, do not
+read the log that records them. Reading the log is itself recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from jmgeo.db import connection
+from layers import audit
+
+audit_router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+def _require_auditor(request: Request):
+    caller = getattr(request.state, "caller", None)
+    if caller is None or caller.kind == "anonymous":
+        raise HTTPException(401, "需要审计员凭据 / auditor credentials required",
+                            headers={"WWW-Authenticate": 'Bearer realm="jmgeo"'})
+    if not caller.can_read_audit:
+        raise HTTPException(403, "仅审计员可查看审计日志 / only the auditor role may read the "
+                                 "audit log")
+    return caller
+
+
+@audit_router.get("")
+def audit_list(request: Request,
+               dept: str | None = Query(None, description="department code"),
+               layer: str | None = Query(None, description="layer name"),
+               since: datetime | None = Query(None, description="ISO 8601 time"),
+               limit: int = Query(100, ge=1, le=1000)) -> dict:
+    """Audit rows, newest first, filtered by department, layer and time."""
+    caller = _require_auditor(request)
+    with connection() as conn:
+        rows = audit.show(conn, dept=dept, layer=layer, since=since, limit=limit)
+        audit.record(conn, action="audit_read", caller=caller,
+                     request={"method": "GET", "path": request.url.path,
+                              "query": request.url.query}, rows=len(rows))
+    return {"entries": rows, "numberReturned": len(rows)}
+
+
+@audit_router.get("/verify")
+def audit_verify(request: Request) -> dict:
+    """Walk the hash chain: ``intact`` or the first broken link."""
+    _require_auditor(request)
+    with connection() as conn:
+        broken = audit.verify(conn)
+        head = audit.head(conn)
+    return {"intact": broken is None, "broken": broken, "head": head}

@@ -1,0 +1,172 @@
+"""Grants (共享授权): a conditional layer's data for one department and one purpose (用途).
+
+A grant names the layer, the grantee department, the purpose, optionally the fields
+(NULL = every field; sensitive fields stay masked unless named) and the region codes
+(NULL = the whole city), a period ``[valid_from, valid_to)``, who approved it, and notes.
+Revoking sets ``revoked_at``; grants are never deleted (the audit log refers to them).
+
+Decisions, checked when a grant is created (messages Chinese first, English beside):
+
+* Only **conditional** layers take grants. Open and unconditional layers are already
+  shared (a grant would be meaningless and would suggest it restricts something);
+  not_shared layers are not shared by law (their legal basis) — a grant would break it.
+* The owner department needs no grant.
+* Every field must exist in the layer's current version; every region code must be a
+  current region with a boundary polygon (row scope is spatial, by ``region_part``).
+
+``layers.policy.decide`` is the only reader that turns grants into access.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+STATUSES = ("live", "future", "expired", "revoked")
+
+
+class GrantError(ValueError):
+    """A grant that cannot be created or revoked as asked; the message says how to fix it."""
+
+
+def _q(conn, query, params=None):
+    return conn.cursor(row_factory=dict_row).execute(query, params)
+
+
+def live_grants(conn, dept_code: str | None, layer: str | None = None) -> list[dict[str, Any]]:
+    """The department's live grants (not revoked, now within their period)."""
+    if not dept_code:
+        return []
+    query = ("SELECT g.id, l.name AS layer, g.fields, g.regions, g.purpose, g.valid_from, "
+             "g.valid_to FROM layer_grant g JOIN layer l ON l.id = g.layer_id "
+             "JOIN department d ON d.id = g.dept_id WHERE d.code = %s "
+             "AND g.revoked_at IS NULL AND g.valid_from <= now() "
+             "AND (g.valid_to IS NULL OR g.valid_to > now())")
+    params: list[Any] = [dept_code]
+    if layer is not None:
+        query += " AND l.name = %s"
+        params.append(layer)
+    return _q(conn, query + " ORDER BY g.id", params).fetchall()
+
+
+def layer_fields(conn, layer: str) -> list[str]:
+    """The attribute columns of a layer's current version (fid and geom excluded)."""
+    rows = _q(conn,
+        "SELECT a.attname FROM layer l JOIN layer_version v ON v.layer_id = l.id "
+        "AND v.version = l.current_version JOIN pg_attribute a "
+        "ON a.attrelid = to_regclass(v.table_name) AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE l.name = %s ORDER BY a.attnum", (layer,)).fetchall()
+    return [r["attname"] for r in rows if r["attname"] not in ("fid", "geom")]
+
+
+def _layer(conn, name: str) -> dict[str, Any]:
+    row = _q(conn, "SELECT l.id, l.name, l.sharing_class, d.code AS owner_code, "
+                   "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
+                   "WHERE l.name = %s", (name,)).fetchone()
+    if row is None:
+        raise GrantError(f"图层 {name!r} 不存在 / no layer named {name!r}: see `jmgeo layer list`")
+    return row
+
+
+def _dept_id(conn, code: str) -> int:
+    row = _q(conn, "SELECT id FROM department WHERE code = %s", (code,)).fetchone()
+    if row is None:
+        raise GrantError(f"部门 {code!r} 不存在 / unknown department {code!r}: see "
+                         "`jmgeo dept list`, or add it with `jmgeo dept add`")
+    return row["id"]
+
+
+def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
+              fields: list[str] | None = None, regions: list[str] | None = None,
+              valid_from: datetime | None = None, valid_to: datetime | None = None,
+              notes: str | None = None) -> int:
+    """Create a grant after checking it against the registry; returns its id."""
+    lay = _layer(conn, layer)
+    if lay["sharing_class"] != "conditional":
+        why = {"open": "开放图层人人可用，无需授权 / open layers are available to everyone",
+               "unconditional": "无条件共享图层各部门均可用，无需授权 / unconditional layers are "
+                                "available to every department",
+               "not_shared": "不予共享图层依法不得授权共享 / not_shared layers may not be shared "
+                             "(see the layer's legal basis)"}[lay["sharing_class"]]
+        raise GrantError(f"只有有条件共享图层可以授权：{layer} 为 {lay['sharing_class']}；{why} / "
+                         f"only conditional layers take grants: {layer!r} is "
+                         f"{lay['sharing_class']}")
+    if dept == lay["owner_code"]:
+        raise GrantError(f"部门 {dept} 是图层 {layer} 的所有者，无需授权 / department {dept!r} "
+                         f"owns {layer!r} and needs no grant")
+    dept_id = _dept_id(conn, dept)
+    if not (purpose or "").strip():
+        raise GrantError("授权必须写明用途 / a grant needs a purpose (用途), e.g. --purpose "
+                         "'城市规划编制'")
+    if not (approved_by or "").strip():
+        raise GrantError("授权必须写明审批人 / a grant needs approved_by (who approved it)")
+    if fields is not None:
+        fields = list(dict.fromkeys(f.strip() for f in fields if f.strip()))
+        known = layer_fields(conn, layer)
+        unknown = [f for f in fields if f not in known]
+        if unknown:
+            raise GrantError(
+                f"图层 {layer} 没有字段 {', '.join(unknown)}；可用字段：{', '.join(known)} / "
+                f"layer {layer!r} has no field {', '.join(map(repr, unknown))}; its fields "
+                f"are {', '.join(known)}")
+        if not fields:
+            raise GrantError("字段列表为空 / the field list is empty: omit --fields for all fields")
+    if regions is not None:
+        regions = list(dict.fromkeys(r.strip() for r in regions if r.strip()))
+        with_polygons = {r["code"] for r in _q(conn,
+            "SELECT DISTINCT r.code FROM region r JOIN region_part p ON p.region_id = r.id "
+            "WHERE r.valid_to IS NULL")}
+        bad = [r for r in regions if r not in with_polygons]
+        if bad or not regions:
+            raise GrantError(
+                f"区划代码无效或无边界：{', '.join(bad) or '（空）'}；可用：{', '.join(sorted(with_polygons))}"
+                f" / region code(s) {', '.join(bad) or '(none)'} unknown or without a boundary "
+                f"polygon; use one of {', '.join(sorted(with_polygons))}")
+    now = datetime.now(UTC)
+    valid_from = valid_from or now
+    if valid_to is not None and valid_to <= valid_from:
+        raise GrantError(f"有效期结束应晚于开始 / valid_to ({valid_to:%Y-%m-%d}) must be after "
+                         f"valid_from ({valid_from:%Y-%m-%d})")
+    row = _q(conn,
+        "INSERT INTO layer_grant (layer_id, dept_id, purpose, fields, regions, valid_from, "
+        "valid_to, approved_by, notes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "RETURNING id", (lay["id"], dept_id, purpose.strip(), fields, regions, valid_from,
+                         valid_to, approved_by.strip(), notes)).fetchone()
+    return row["id"]
+
+
+def revoke_grant(conn, grant_id: int, by: str | None = None) -> dict[str, Any]:
+    row = _q(conn, "UPDATE layer_grant SET revoked_at = now(), revoked_by = %s "
+                   "WHERE id = %s AND revoked_at IS NULL RETURNING id, revoked_at",
+             (by, grant_id)).fetchone()
+    if row is None:
+        exists = _q(conn, "SELECT revoked_at FROM layer_grant WHERE id = %s",
+                    (grant_id,)).fetchone()
+        if exists is None:
+            raise GrantError(f"授权 {grant_id} 不存在 / no grant {grant_id}: see "
+                             "`jmgeo grant list`")
+        raise GrantError(f"授权 {grant_id} 已于 {exists['revoked_at']:%Y-%m-%d %H:%M} 撤销 / "
+                         f"grant {grant_id} was already revoked")
+    return row
+
+
+def list_grants(conn, layer: str | None = None, dept: str | None = None) -> list[dict[str, Any]]:
+    """Every grant (newest first) with its status: live, future, expired or revoked."""
+    query = ("SELECT g.id, l.name AS layer, d.code AS dept, g.purpose, g.fields, g.regions, "
+             "g.valid_from, g.valid_to, g.approved_by, g.notes, g.created_at, g.revoked_at, "
+             "CASE WHEN g.revoked_at IS NOT NULL THEN 'revoked' "
+             "WHEN g.valid_from > now() THEN 'future' "
+             "WHEN g.valid_to IS NOT NULL AND g.valid_to <= now() THEN 'expired' "
+             "ELSE 'live' END AS status "
+             "FROM layer_grant g JOIN layer l ON l.id = g.layer_id "
+             "JOIN department d ON d.id = g.dept_id WHERE TRUE")
+    params: list[Any] = []
+    if layer:
+        query += " AND l.name = %s"
+        params.append(layer)
+    if dept:
+        query += " AND d.code = %s"
+        params.append(dept)
+    return _q(conn, query + " ORDER BY g.id DESC", params).fetchall()
