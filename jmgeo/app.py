@@ -42,6 +42,9 @@ class AuthMiddleware(BaseHTTPMiddleware):
 
 
 def create_app() -> FastAPI:
+    from jmgeo.ogc import patches
+
+    patches.apply()
     app = FastAPI(
         title="江门市政务大数据平台 · 地理空间框架 / Jiangmen spatial data platform",
         version=__version__,

@@ -524,3 +524,20 @@ def to_canonical(
     else:
         lon, lat = get_transformer(info, CANONICAL_EPSG).transform(xs, ys)
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+@lru_cache(maxsize=256)
+def _authority_transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(src, dst, always_xy=False)
+
+
+def transform_bbox(bbox: list[float], src: str | int | pyproj.CRS,
+                   dst: str | int | pyproj.CRS, always_xy: bool = False) -> list[float]:
+    """Transform a 4- or 6-number bbox corner by corner, in authority axis order unless
+    ``always_xy`` — the contract of OGC ``bbox``/``bbox-crs`` — with a cached transformer."""
+    s, d = get_crs(src), get_crs(dst)
+    tr = _transformer_for(s, d) if always_xy else _authority_transformer(s, d)
+    if d.to_epsg() == 3857:  # clip to Web Mercator's latitude range
+        bbox = [bbox[0], max(-85.0511, bbox[1]), bbox[2], min(85.0511, bbox[3])]
+    n = len(bbox) // 2
+    return list(tr.transform(*bbox[:n]) + tr.transform(*bbox[n:]))
