@@ -1,0 +1,17 @@
+"""The government information resource catalog (政务信息资源目录).
+
+Every resource, spatial or not, with the national core metadata (政务信息资源目录编制指南
+（试行）, 2017): classification 类/项/目/细目, name, resource code ``前段码/后段码``, provider,
+abstract, format, data items (信息项), sharing and open attributes, update cycle, publish
+date and related codes. Departments deliver entries on the survey sheet (调查表, 附件1);
+the bureau reviews, publishes and exports the summary sheet (汇总表, 附件2), the city
+catalog and DCAT. Spatial layers register themselves (``catalog.sync``).
+
+- ``catalog.vocab``   controlled vocabularies, normalisation, resource codes
+- ``catalog.store``   the SQL for the catalog tables: write, lifecycle, history, search
+- ``catalog.sync``    spatial layers → catalog entries
+- ``catalog.excel``   survey sheet template / import / export, summary sheet, CSV
+- ``catalog.dcat``    DCAT JSON-LD for machines
+- ``catalog.api``     the FastAPI router; ``catalog.cli`` the ``jmgeo catalog`` commands
+- ``catalog.records_provider``  OGC API Records through pygeoapi, under the policy
+"""
