@@ -113,3 +113,61 @@ def _first_coord(geometry):
     while isinstance(coords[0], list):
         coords = coords[0]
     return coords[0], coords[1]
+
+
+def test_keyset_paging_follows_next_links(app_client):
+    """Walking `next` links visits every region polygon once, in code order."""
+    seen, links = [], []
+    url = "/ogc/collections/regions/items?f=json&limit=3&skipGeometry=true"
+    while url:
+        body = app_client.get(url).json()
+        seen.extend(f["id"] for f in body["features"])
+        nxt = [link["href"] for link in body["links"] if link["rel"] == "next"]
+        links.extend(nxt)
+        url = nxt[0].replace("http://testserver", "") if nxt else None
+        assert len(seen) < 20
+    assert seen == sorted(seen) and len(seen) == 8 and len(set(seen)) == 8
+    assert links and all("cursor=" in h and "offset=" not in h for h in links)
+
+
+def test_region_parameter_and_errors(app_client):
+    r = app_client.get("/ogc/collections/regions/items",
+                       params={"f": "json", "region": "440703", "limit": 20})
+    assert r.status_code == 200
+    assert {"440703", "440700"} <= {f["id"] for f in r.json()["features"]}
+    bad = app_client.get("/ogc/collections/regions/items", params={"region": "999999"})
+    assert bad.status_code == 400 and "region" in bad.json()["description"]
+    cur = app_client.get("/ogc/collections/regions/items", params={"cursor": "!!!"})
+    assert cur.status_code == 400 and "cursor" in cur.json()["description"]
+    unknown = app_client.get("/ogc/collections/regions/items", params={"nosuchfield": "1"})
+    assert unknown.status_code == 400
+
+
+def test_bad_input_answers_400_naming_the_parameter(app_client):
+    base = "/ogc/collections/regions/items"
+    assert app_client.get(base, params={"bbox": "1,2,3"}).status_code == 400
+    assert app_client.get(base, params={"crs": "http://example.com/crs/1"}).status_code == 400
+    assert app_client.get(base, params={"filter": "name ==== 'x'"}).status_code == 400
+    assert app_client.get(base, params={"limit": "100000"}).status_code == 400
+    assert app_client.get(base, params={"sortby": "nosuchfield"}).status_code == 400
+    r = app_client.get(base, params={"filter": "nosuchfield = 'x'"})
+    assert r.status_code == 400 and "unknown property" in r.json()["description"]
+
+
+def test_cql2_filter_on_regions(app_client):
+    r = app_client.get("/ogc/collections/regions/items",
+                       params={"f": "json", "filter": "kind = 'county_city' AND name LIKE '台%'"})
+    assert r.status_code == 200
+    assert [f["id"] for f in r.json()["features"]] == ["440781"]
+    r = app_client.get("/ogc/collections/regions/items", params={
+        "f": "json", "filter": "S_INTERSECTS(geom, POINT(113.08 22.58)) AND kind <> 'city'"})
+    assert [f["id"] for f in r.json()["features"]] == ["440703"]
+
+
+def test_projected_crs_output(app_client):
+    r = app_client.get("/ogc/collections/regions/items/440703",
+                       params={"crs": "http://www.opengis.net/def/crs/EPSG/0/4547"})
+    assert r.status_code == 200
+    first, second = _first_coord(r.json()["geometry"])
+    # EPSG:4547's authority order is northing, easting (CM 114E, false easting 500 km)
+    assert 2_400_000 < first < 2_600_000 and 350_000 < second < 500_000

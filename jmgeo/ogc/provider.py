@@ -20,9 +20,13 @@ request — so it holds no connections; it borrows from ``jmgeo.db``'s pool) and
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
+from contextvars import ContextVar
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -48,6 +52,12 @@ _PG_TO_JSON = {
 }
 _FORMATS = {"date": "date", "timestamp with time zone": "date-time",
             "timestamp without time zone": "date-time"}
+
+# the URL of the request being answered; jmgeo.ogc.router sets it (and copies the context
+# into pygeoapi's worker thread) so the provider can write keyset `next` links
+REQUEST_URL: ContextVar[str | None] = ContextVar("jmgeo_request_url", default=None)
+# query parameters the provider understands beyond the layer's own fields
+EXTRA_PARAMS = ("region", "cursor")
 
 # column metadata per table: {table: {column: pg type}}; tables are versioned by name,
 # so a cached entry never goes stale (a new load is a new table).
@@ -116,7 +126,11 @@ class PostGISProvider(BaseProvider):
         self.masks: dict[str, str] = access.get("masks", {}) or {}
         self.region_scope: list[str] | None = access.get("regions")
         self.labels: dict[str, str] = access.get("labels", {}) or {}
+        self.layer_name: str | None = access.get("layer")
         self.count_threshold = int(access.get("count_threshold", 200_000))
+        # pygeoapi passes unknown query parameters through as `properties`, so `region`
+        # and `cursor` reach us; anything else unknown is refused in `_split_properties`
+        self.include_extra_query_parameters = True
         self._fields = self.get_fields()
 
     # -- schema ---------------------------------------------------------------
@@ -188,7 +202,8 @@ class PostGISProvider(BaseProvider):
         return sql.SQL(" || ").join(chunks)
 
     def _where(self, bbox, properties, filterq, params: list,
-               extra: list[sql.Composable] | None = None) -> sql.Composable:
+               extra: list[sql.Composable] | None = None,
+               regions: list[str] | None = None) -> sql.Composable:
         clauses: list[sql.Composable] = list(extra or [])
         if self.static_where:  # trusted: comes from our generated config, never a request
             clauses.append(sql.SQL(self.static_where))
@@ -231,6 +246,11 @@ class PostGISProvider(BaseProvider):
             except CQLError as exc:
                 raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
             params.extend(tr.params)
+        if regions:
+            params.append(regions)
+            clauses.append(sql.SQL(
+                "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
+                "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
         if self.region_scope is not None:
             params.append(list(self.region_scope))
             clauses.append(sql.SQL(
@@ -240,9 +260,77 @@ class PostGISProvider(BaseProvider):
             return sql.SQL("")
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
 
-    def _from(self) -> sql.Composable:
-        schema, name = split_table(self.table)
+    def _from(self, table: str | None = None) -> sql.Composable:
+        schema, name = split_table(table or self.table)
         return sql.SQL(" FROM {} AS t").format(sql.Identifier(schema, name))
+
+    # -- extra parameters: region, keyset cursor ------------------------------
+    def _split_properties(self, properties) -> tuple[list, dict[str, str]]:
+        fields, extra = [], {}
+        for name, value in properties or []:
+            if name in EXTRA_PARAMS:
+                extra[name] = value
+            elif name in self._fields:
+                fields.append((name, value))
+            else:  # same answer for hidden and absent fields: no oracle
+                raise ProviderInvalidQueryError(
+                    user_msg=f"未知查询参数 / unknown query parameter: {name}")
+        return fields, extra
+
+    def _regions(self, value: str | None, conn) -> list[str] | None:
+        if not value:
+            return None
+        codes = [c.strip() for c in value.split(",") if c.strip()]
+        found = {r["code"] for r in conn.execute(
+            "SELECT DISTINCT code FROM public.region_part WHERE code = ANY(%s)", (codes,))}
+        missing = [c for c in codes if c not in found]
+        if missing:
+            raise ProviderInvalidQueryError(
+                user_msg=f"参数 region：区划代码不存在或无界线 / parameter region: unknown region "
+                         f"code or no boundary for {', '.join(missing)}")
+        return codes
+
+    def _cursor_table(self, token: str, conn) -> tuple[str, list]:
+        """Decode a keyset cursor: (the version table it pins, the last row's sort key)."""
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+            version, key = int(data["v"]), list(data["k"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderInvalidQueryError(
+                user_msg="参数 cursor 无效 / parameter cursor is malformed: "
+                         "follow the `next` link as given") from exc
+        if self.layer_name is None:
+            return self.table, key
+        row = conn.execute(
+            "SELECT v.table_name FROM layer_version v JOIN layer l ON l.id = v.layer_id "
+            "WHERE l.name = %s AND v.version = %s", (self.layer_name, version)).fetchone()
+        if row is None or row["table_name"] is None:
+            raise ProviderInvalidQueryError(
+                user_msg="参数 cursor 已失效（版本已删除）/ parameter cursor refers to a version "
+                         "that no longer exists: start again from the first page")
+        return row["table_name"], key
+
+    def _version_of(self, table: str, conn) -> int | None:
+        if self.layer_name is None:
+            return None
+        row = conn.execute(
+            "SELECT v.version FROM layer_version v JOIN layer l ON l.id = v.layer_id "
+            "WHERE l.name = %s AND v.table_name = %s", (self.layer_name, table)).fetchone()
+        return row["version"] if row else None
+
+    def _next_link(self, version: int | None, key: list) -> dict | None:
+        url = REQUEST_URL.get()
+        if url is None:
+            return None
+        token = base64.urlsafe_b64encode(
+            json.dumps({"v": version or 0, "k": key}, default=str,
+                       separators=(",", ":")).encode()).decode().rstrip("=")
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k not in ("cursor", "offset")]
+        query.append(("cursor", token))
+        return {"rel": "next", "type": "application/geo+json",
+                "title": "Items (next)", "href": parts._replace(query=urlencode(query)).geturl()}
 
     # -- provider API ---------------------------------------------------------
     def query(self, offset: int = 0, limit: int = 10, resulttype: str = "results",
@@ -251,44 +339,90 @@ class PostGISProvider(BaseProvider):
               select_properties: list | None = None, skip_geometry: bool = False,
               q: str | None = None, filterq=None, crs_transform_spec=None,
               **kwargs) -> dict:
-        params: list = []
-        where = self._where(bbox, properties, filterq, params)
-        order = [sql.SQL("{} {}").format(self._column_sql(s["property"]),
-                                         sql.SQL("DESC" if s["order"] == "-" else "ASC"))
-                 for s in sortby or []]
-        order.append(sql.SQL("t.{}").format(sql.Identifier(self.id_field)))
-        geom_sql, _ = self._geometry_sql(crs_transform_spec)
-        if skip_geometry:
-            geom_sql = sql.SQL("NULL::json")
-        query = (sql.SQL("SELECT t.{id} AS id, {g} AS geometry, {p} AS properties").format(
-            id=sql.Identifier(self.id_field), g=geom_sql,
-            p=self._properties_sql(select_properties))
-            + self._from() + where + sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order)
-            + sql.SQL(" LIMIT %s OFFSET %s"))
+        """Features by bbox / properties / CQL2 / region, keyset-paged.
+
+        Paging: the first page may use ``offset``; every ``next`` link carries a
+        ``cursor`` (the last row's sort key and the layer version it was read from), so
+        page 1000 costs what page 1 costs and a reload between pages does not shift rows:
+        the cursor keeps reading the version it started on.
+        """
+        props, extra = self._split_properties(properties)
+        sorts = [(s["property"], s["order"] == "-") for s in sortby or []]
+        keyset = len({desc for _, desc in sorts}) <= 1  # row comparison needs one direction
+        descending = bool(sorts and sorts[0][1])
         try:
             with connection() as conn:
-                matched = self._number_matched(conn, where, params, resulttype)
-                if resulttype == "hits":
-                    rows = []
-                else:
-                    rows = conn.execute(query, [*params, limit, offset]).fetchall()
+                regions = self._regions(extra.get("region"), conn)
+                table, after = self.table, None
+                if extra.get("cursor"):
+                    if not keyset:
+                        raise ProviderInvalidQueryError(
+                            user_msg="参数 cursor 不能与混合方向的 sortby 同用 / parameter "
+                                     "cursor cannot be combined with mixed-direction sortby")
+                    table, after = self._cursor_table(extra["cursor"], conn)
+                    offset = 0
+                params: list = []
+                extra_clauses: list[sql.Composable] = []
+                key_cols = [self._column_sql(p) for p, _ in sorts]
+                key_cols.append(sql.SQL("t.{}").format(sql.Identifier(self.id_field)))
+                if after is not None:
+                    if len(after) != len(key_cols):
+                        raise ProviderInvalidQueryError(
+                            user_msg="参数 cursor 与 sortby 不一致 / parameter cursor does not "
+                                     "match sortby: follow the `next` link as given")
+                    extra_clauses.append(sql.SQL("({}) {} ({})").format(
+                        sql.SQL(", ").join(key_cols), sql.SQL("<" if descending else ">"),
+                        sql.SQL(", ").join(sql.SQL("%s") for _ in after)))
+                    params.extend(after)
+                where = self._where(bbox, props, filterq, params, extra=extra_clauses,
+                                    regions=regions)
+                direction = sql.SQL(" DESC" if descending else " ASC")
+                order = (sql.SQL(", ").join(c + direction for c in key_cols) if keyset else
+                         sql.SQL(", ").join(
+                             [c + sql.SQL(" DESC" if d else " ASC")
+                              for c, (_, d) in zip(key_cols, sorts, strict=False)]
+                             + [key_cols[-1]]))
+                geom_sql, _ = self._geometry_sql(crs_transform_spec)
+                if skip_geometry:
+                    geom_sql = sql.SQL("NULL::json")
+                keys = sql.SQL(", ").join(
+                    sql.SQL("{} AS {}").format(c, sql.Identifier(f"_k{i}"))
+                    for i, c in enumerate(key_cols))
+                query = (sql.SQL("SELECT {g} AS geometry, {p} AS properties, {keys}").format(
+                    g=geom_sql, p=self._properties_sql(select_properties), keys=keys)
+                    + self._from(table) + where + sql.SQL(" ORDER BY ") + order
+                    + sql.SQL(" LIMIT %s OFFSET %s"))
+                matched = self._number_matched(conn, table, where, params, resulttype)
+                rows = ([] if resulttype == "hits" else
+                        conn.execute(query, [*params, limit, offset]).fetchall())
+                version = self._version_of(table, conn) if rows else None
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc
         except (psycopg.errors.DataError, psycopg.errors.InvalidParameterValue) as exc:
             raise ProviderInvalidQueryError(
                 user_msg=f"查询参数无效 / invalid query value: {exc.diag.message_primary}"
             ) from exc
-        features = [{"type": "Feature", "id": r["id"], "geometry": r["geometry"],
+        except psycopg.errors.UndefinedColumn as exc:  # a cursor into an older schema
+            raise ProviderInvalidQueryError(
+                user_msg="参数 cursor 指向结构不同的旧版本 / parameter cursor refers to an older "
+                         "version with other fields: start again from the first page") from exc
+        nkeys = len(key_cols)
+        features = [{"type": "Feature", "id": r[f"_k{nkeys - 1}"], "geometry": r["geometry"],
                      "properties": r["properties"]} for r in rows]
         out: dict[str, Any] = {"type": "FeatureCollection", "features": features,
-                               "numberReturned": len(features)}
+                               "numberReturned": len(features), "links": []}
         if matched is not None:
             out["numberMatched"] = matched
+        if keyset and rows and len(rows) == limit:
+            last = rows[-1]
+            link = self._next_link(version, [last[f"_k{i}"] for i in range(nkeys)])
+            if link:
+                out["links"].append(link)
         return out
 
-    def _number_matched(self, conn, where, params, resulttype) -> int | None:
+    def _number_matched(self, conn, table, where, params, resulttype) -> int | None:
         """Exact count when asked (hits) or cheap (small table); else omitted."""
-        schema, name = split_table(self.table)
+        schema, name = split_table(table)
         if resulttype != "hits":
             est = conn.execute(
                 "SELECT c.reltuples::bigint AS n FROM pg_class c JOIN pg_namespace s "
@@ -296,7 +430,7 @@ class PostGISProvider(BaseProvider):
                 (schema, name)).fetchone()
             if est and est["n"] > self.count_threshold:
                 return None
-        row = conn.execute(sql.SQL("SELECT count(*) AS n") + self._from() + where,
+        row = conn.execute(sql.SQL("SELECT count(*) AS n") + self._from(table) + where,
                            params).fetchone()
         return int(row["n"])
 

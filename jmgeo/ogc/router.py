@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import config as ogc_config
+from jmgeo.ogc.provider import REQUEST_URL
 from jmgeo.settings import get_settings
 from layers.policy import Caller
 
@@ -115,6 +116,7 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False)
     if not skip_valid_check and not api_request.is_valid():
         headers, status, content = api.get_format_exception(api_request)
     else:
+        REQUEST_URL.set(str(request.url))  # for the provider's keyset `next` links
         ctx = contextvars.copy_context()  # carries the caller into the worker thread
         headers, status, content = await loop.run_in_executor(
             None, ctx.run, _call, loop, func, api, api_request, *args)
