@@ -1,0 +1,324 @@
+"""The access matrix: callers × sharing classes × ways out, expected outcome from DESIGN §5.
+
+GENERATED with itertools.product — not hand-listed. The expectation for each (caller,
+class) is computed from ``DESIGN_TABLE`` (a transcription of the §5 table) and the
+caller's grant state; each way out checks its own response against it and asserts no
+leak: a hidden layer answers exactly like a nonexistent one (status and body), hidden
+fields are absent and refused like unknown ones, sensitive fields are masked, a
+region-limited grant returns only its region's rows, non-open data is never
+``Cache-Control: public``, and non-open data access writes an audit row.
+
+Adding a way out (tiles, coverages, downloads …) is one entry in ``WAYS``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+
+import pytest
+from policy_fixtures import (
+    CLASSES,
+    FEATURES,
+    FIELDS,
+    GRANT_FIELDS,
+    GRANT_REGION,
+    SENSITIVE,
+    create_callers,
+    create_layers,
+    layer_name,
+)
+
+NONEXISTENT = "tpol_never_existed"
+HIDDEN_FIELD = "qlr"  # 权利人: the field the limited grant leaves out
+UNKNOWN_FIELD = "no_such_field"
+
+# DESIGN.md §5, transcribed: caller category × sharing class.
+#   data  — the data;  grant — data only with a live grant, limited to it;
+#   entry — catalog entry only (no data: absent from the OGC data surface);  – — absent.
+DESIGN_TABLE = {
+    "anonymous": {"open": "data", "unconditional": "–", "conditional": "–", "not_shared": "–"},
+    "department": {"open": "data", "unconditional": "data", "conditional": "grant",
+                   "not_shared": "entry"},
+    "owner": {"open": "data", "unconditional": "data", "conditional": "data",
+              "not_shared": "data"},
+}
+# test callers: (category in the table, holds a live grant on the conditional layer?)
+CALLERS = {
+    "anonymous": ("anonymous", False),
+    "unrelated": ("department", False),
+    "limited_grant": ("department", True),
+    "expired_grant": ("department", False),
+    "owner": ("owner", False),
+}
+ALL_FIDS = frozenset(f[0] for f in FEATURES)
+GRANT_FIDS = frozenset(f[0] for f in FEATURES if f[3] == GRANT_REGION)
+BY_FID = {f[0]: dict(zip(("name", "qlr", "phone", "sfz", "area", "county"), f[4:8] + (f[8], f[3]),
+                         strict=True)) for f in FEATURES}
+
+
+@dataclass(frozen=True)
+class Expect:
+    visible: bool
+    fields: frozenset[str] = frozenset()
+    masked: frozenset[str] = frozenset()
+    fids: frozenset[int] = frozenset()
+    audited: bool = False
+
+
+def expect(caller: str, cls: str) -> Expect:
+    category, live_grant = CALLERS[caller]
+    cell = DESIGN_TABLE[category][cls]
+    if cell in ("–", "entry") or (cell == "grant" and not live_grant):
+        return Expect(False)
+    audited = cls != "open"
+    if category == "owner":
+        return Expect(True, frozenset(FIELDS), frozenset(), ALL_FIDS, audited)
+    if cell == "grant":
+        fields = frozenset(GRANT_FIELDS)
+        # sensitive fields the grant shows are masked unless the grant names them
+        return Expect(True, fields, (frozenset(SENSITIVE) & fields) - set(GRANT_FIELDS),
+                      GRANT_FIDS, audited)
+    return Expect(True, frozenset(FIELDS), frozenset(SENSITIVE), ALL_FIDS, audited)
+
+
+@pytest.fixture(scope="module")
+def world(database_url):
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        create_layers(conn)
+        callers = create_callers(conn)
+    return callers
+
+
+class Ctx:
+    def __init__(self, client, db, caller, token, cls):
+        self.client, self.db, self.caller, self.cls = client, db, caller, cls
+        self.headers = {"X-API-Key": token} if token else {}
+        self.layer = layer_name(cls)
+        self.exp = expect(caller, cls)
+
+    def get(self, path: str, **params):
+        params.setdefault("f", "json")
+        r = self.client.get(path, params=params, headers=self.headers)
+        assert r.status_code < 500, r.text
+        cc = r.headers.get("cache-control", "")
+        if self.cls != "open" and r.status_code == 200 and self.exp.visible:
+            assert "public" not in cc, f"non-open data cached publicly: {cc}"
+        if self.caller != "anonymous":
+            assert "public" not in cc
+        return r
+
+    def like_nonexistent(self, template: str, **params):
+        """The request for this layer answers exactly like one for a layer never made."""
+        mine = self.get(template.format(c=self.layer), **params)
+        none = self.get(template.format(c=NONEXISTENT), **params)
+        assert mine.status_code == none.status_code == 404
+        assert mine.text.replace(self.layer, "X") == none.text.replace(NONEXISTENT, "X")
+        assert self.layer not in mine.text
+
+    def audit_mark(self) -> int:
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+
+    def audit_since(self, mark: int) -> list[tuple]:
+        return self.db.execute(
+            "SELECT dept_code, layer, grant_id, rows, action FROM audit_log WHERE id > %s "
+            "ORDER BY id", (mark,)).fetchall()
+
+    def check_properties(self, fid: int, props: dict, selected: set[str] | None = None):
+        expected_keys = set(self.exp.fields) if selected is None else selected
+        assert set(props) == expected_keys, (fid, props)
+        for name, value in props.items():
+            clear = BY_FID[fid][name]
+            if name in self.exp.masked:
+                assert value != clear and "*" in str(value), (name, value)
+            else:
+                assert value == clear, (name, value, clear)
+
+    def check_audit(self, mark: int, rows: int, action: str):
+        new = self.audit_since(mark)
+        if not self.exp.audited:
+            assert [r for r in new if r[1] == self.layer] == []
+            return
+        assert len(new) == 1, new
+        dept, layer, grant_id, n, act = new[0]
+        assert (dept, layer, n, act) == (CALLER_DEPTS[self.caller], self.layer, rows, action)
+        assert (grant_id is not None) == (self.cls == "conditional"
+                                          and self.caller == "limited_grant")
+
+
+CALLER_DEPTS = {"anonymous": None, "unrelated": "hb", "limited_grant": "gh",
+                "expired_grant": "jy", "owner": "gtzy"}
+
+
+# -- the ways out -------------------------------------------------------------------
+
+def way_collections_list(ctx: Ctx):
+    r = ctx.get("/ogc/collections")
+    assert r.status_code == 200
+    ids = {c["id"] for c in r.json()["collections"]}
+    assert (ctx.layer in ids) == ctx.exp.visible
+    if not ctx.exp.visible:
+        assert ctx.layer not in r.text
+
+
+def way_collection(ctx: Ctx):
+    if not ctx.exp.visible:
+        return ctx.like_nonexistent("/ogc/collections/{c}")
+    r = ctx.get(f"/ogc/collections/{ctx.layer}")
+    assert r.status_code == 200 and r.json()["id"] == ctx.layer
+
+
+def way_items(ctx: Ctx):
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        ctx.like_nonexistent("/ogc/collections/{c}/items", limit=100)
+        assert ctx.audit_since(mark) == []
+        return
+    mark = ctx.audit_mark()
+    r = ctx.get(f"/ogc/collections/{ctx.layer}/items", limit=100)
+    assert r.status_code == 200
+    body = r.json()
+    assert {f["id"] for f in body["features"]} == set(ctx.exp.fids)
+    for f in body["features"]:
+        ctx.check_properties(f["id"], f["properties"])
+        if ctx.exp.fids == GRANT_FIDS:  # region-limited grant: only its region's rows
+            assert f["properties"]["county"] == GRANT_REGION
+    assert body["numberReturned"] == len(ctx.exp.fids)
+    ctx.check_audit(mark, len(ctx.exp.fids), "ogc.items")
+
+
+def way_item(ctx: Ctx):
+    if not ctx.exp.visible:
+        for fid in sorted(ALL_FIDS):
+            ctx.like_nonexistent(f"/ogc/collections/{{c}}/items/{fid}")
+        return
+    missing = ctx.get(f"/ogc/collections/{ctx.layer}/items/999")
+    for fid in sorted(ALL_FIDS):
+        mark = ctx.audit_mark()
+        r = ctx.get(f"/ogc/collections/{ctx.layer}/items/{fid}")
+        if fid in ctx.exp.fids:
+            assert r.status_code == 200
+            ctx.check_properties(fid, r.json()["properties"])
+            ctx.check_audit(mark, 1, "ogc.item")
+        else:  # outside the grant's region: exactly like an item that does not exist
+            assert r.status_code == missing.status_code == 404
+            assert r.json()["code"] == missing.json()["code"]
+            assert (r.json()["description"].replace(f": {fid}", ": N")
+                    == missing.json()["description"].replace(": 999", ": N"))
+
+
+def _schema_like(ctx: Ctx, what: str):
+    if not ctx.exp.visible:
+        return ctx.like_nonexistent(f"/ogc/collections/{{c}}/{what}")
+    r = ctx.get(f"/ogc/collections/{ctx.layer}/{what}")
+    assert r.status_code == 200
+    props = set(r.json()["properties"]) - {"geometry", "fid"}
+    assert props == set(ctx.exp.fields)
+
+
+def way_queryables(ctx: Ctx):
+    _schema_like(ctx, "queryables")
+
+
+def way_schema(ctx: Ctx):
+    _schema_like(ctx, "schema")
+
+
+def way_openapi(ctx: Ctx):
+    r = ctx.get("/ogc/openapi")
+    assert r.status_code == 200
+    doc = r.json()
+    mine = {p: v for p, v in doc["paths"].items() if p.startswith(f"/collections/{ctx.layer}")}
+    if not ctx.exp.visible:
+        assert mine == {} and ctx.layer not in r.text
+        return
+    assert f"/collections/{ctx.layer}/items" in mine
+    text = json.dumps(mine, ensure_ascii=False)
+    for hidden in set(FIELDS) - set(ctx.exp.fields):
+        assert f'"{hidden}"' not in text
+
+
+def _refused_like_unknown(ctx: Ctx, param: str):
+    """filter / sortby / properties on the hidden field: refused exactly like an unknown
+    field when hidden; answered when visible; like a nonexistent layer when absent."""
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        ctx.like_nonexistent("/ogc/collections/{c}/items", **{param: _expr(param, HIDDEN_FIELD)})
+        assert ctx.audit_since(mark) == []
+        return
+    r = ctx.get(f"/ogc/collections/{ctx.layer}/items", **{param: _expr(param, HIDDEN_FIELD)})
+    if HIDDEN_FIELD in ctx.exp.fields:
+        assert r.status_code == 200
+        if param == "properties":
+            for f in r.json()["features"]:
+                ctx.check_properties(f["id"], f["properties"], {HIDDEN_FIELD})
+        return
+    unknown = ctx.get(f"/ogc/collections/{ctx.layer}/items",
+                      **{param: _expr(param, UNKNOWN_FIELD)})
+    assert r.status_code == unknown.status_code == 400
+    assert r.text.replace(HIDDEN_FIELD, "F") == unknown.text.replace(UNKNOWN_FIELD, "F")
+
+
+def _expr(param: str, field: str) -> str:
+    return f"{field} = '陈大明'" if param == "filter" else field
+
+
+def way_filter_hidden(ctx: Ctx):
+    _refused_like_unknown(ctx, "filter")
+
+
+def way_sortby_hidden(ctx: Ctx):
+    _refused_like_unknown(ctx, "sortby")
+
+
+def way_properties_hidden(ctx: Ctx):
+    _refused_like_unknown(ctx, "properties")
+
+
+def way_error_text(ctx: Ctx):
+    """Every error a hidden layer gives equals the nonexistent layer's, JSON and HTML."""
+    paths = ("/ogc/collections/{c}", "/ogc/collections/{c}/items",
+             "/ogc/collections/{c}/items/1", "/ogc/collections/{c}/queryables",
+             "/ogc/collections/{c}/schema")
+    if not ctx.exp.visible:
+        for p in paths:
+            ctx.like_nonexistent(p)
+            ctx.like_nonexistent(p, f="html")
+        return
+    for p in paths:
+        assert ctx.get(p.format(c=ctx.layer)).status_code == 200
+
+
+WAYS = {
+    "collections_list": way_collections_list,
+    "collection": way_collection,
+    "items": way_items,
+    "item": way_item,
+    "queryables": way_queryables,
+    "schema": way_schema,
+    "openapi": way_openapi,
+    "filter_hidden_field": way_filter_hidden,
+    "sortby_hidden_field": way_sortby_hidden,
+    "properties_hidden_field": way_properties_hidden,
+    "error_text_hidden_vs_nonexistent": way_error_text,
+    # "tiles": way_tiles, "coverage": way_coverage, "download": way_download — when they exist
+}
+
+MATRIX = list(itertools.product(CALLERS, CLASSES, WAYS))
+
+
+@pytest.mark.parametrize(("caller", "cls", "way"), MATRIX,
+                         ids=[f"{c}-{k}-{w}" for c, k, w in MATRIX])
+def test_access_matrix(world, app_client, db, caller, cls, way):
+    ctx = Ctx(app_client, db, caller, world[caller].token, cls)
+    WAYS[way](ctx)
+
+
+def test_matrix_is_complete():
+    assert len(MATRIX) == len(CALLERS) * len(CLASSES) * len(WAYS) == 5 * 4 * 11
+    # every cell of the §5 table is exercised by some caller
+    cells = {(CALLERS[c][0], k) for c, k, _ in MATRIX}
+    assert cells == {(cat, k) for cat in DESIGN_TABLE for k in CLASSES}
