@@ -13,6 +13,7 @@ import logging
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from psycopg import sql
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Mount
 
@@ -20,6 +21,8 @@ from jmgeo import __version__
 from jmgeo.auth import AuthError, authenticate
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import router as ogc_router
+from jmgeo.ogc.provider import table_columns
+from layers import audit, policy
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
@@ -93,6 +96,44 @@ def create_app() -> FastAPI:
         """Which county (and town, where town polygons exist) contains the point."""
         with connection() as conn:
             return regions.locate(conn, lon, lat)
+
+    @app.get("/regions/{code}/stats", tags=["regions"])
+    def region_statistics(request: Request, code: str,
+                          layer: str = Query(..., description="layer (collection) name"),
+                          group_by: str | None = Query(None, description="a property")
+                          ) -> JSONResponse:
+        """Count, area (m²) and length (m) of a layer per child region of ``code``,
+        optionally per value of a property — within the caller's rights, audited."""
+        caller = request.state.caller
+        with connection() as conn:
+            found = policy.access_for(conn, caller, layer)
+            if found is None:  # hidden and absent layers answer alike
+                raise HTTPException(404, f"图层不存在 / unknown layer: {layer}")
+            row, access = found
+            group_sql = None
+            if group_by is not None:
+                columns = table_columns(row["table_name"])
+                visible = access.fields is None or group_by in access.fields
+                if (group_by not in columns or group_by == "geom" or not visible
+                        or group_by in access.masks):
+                    raise HTTPException(400, f"参数 group_by：未知字段 / parameter group_by: "
+                                             f"unknown property {group_by}")
+                group_sql = sql.SQL("t.{}").format(sql.Identifier(group_by))
+            try:
+                result = regions.region_stats(
+                    conn, code, row["table_name"], group_by=group_sql,
+                    scope=list(access.regions) if access.regions is not None else None)
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from exc
+        if result is None:
+            raise HTTPException(404, f"区划代码不存在 / unknown region code: {code}")
+        result["layer"] = layer
+        headers = {}
+        if access.audited:
+            audit.record_access(caller, access, "regions.stats", request.url.path,
+                                request.url.query, rows=len(result["rows"]), status=200)
+            headers["Cache-Control"] = "private, no-store"
+        return JSONResponse(result, headers=headers)
 
     @app.get("/regions/{code}", tags=["regions"])
     def region_get(code: str) -> JSONResponse:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 CODES_CSV = DATA_DIR / "jiangmen_regions.csv"
@@ -197,3 +198,73 @@ def _cli_locate(args: argparse.Namespace) -> None:
 
     with psycopg.connect(database_url(), row_factory=dict_row) as conn:
         print(json.dumps(locate(conn, args.lon, args.lat), ensure_ascii=False, indent=2))
+
+
+# -- statistics of a layer per region -------------------------------------------------
+# Area and length in CGCS2000 3-degree Gauss-Kruger, zone chosen per feature (DESIGN §4):
+# west of 112.5 E zone 37 (EPSG:4546), else zone 38 (EPSG:4547), so figures stay correct
+# across the zone boundary that cuts 台山 / 开平 / 恩平.
+_GK_PER_FEATURE = (
+    "ST_Transform({g}, CASE WHEN ST_X(ST_PointOnSurface({g})) < 112.5 THEN 4546 ELSE 4547 END)")
+
+
+def region_stats(conn: psycopg.Connection, code: str, table: str, *,
+                 group_by: sql.Composable | None = None,
+                 scope: list[str] | None = None) -> dict[str, Any] | None:
+    """Count, area (m²) and length (m) of a layer's features within region ``code``,
+    grouped by its child regions (those with polygons) and optionally by a property.
+
+    Each feature is counted in the region containing its point on surface, so a parcel
+    straddling a boundary is counted once. ``table`` and ``group_by`` come from the
+    policy-checked caller (never from request text); ``scope`` is the caller's region
+    restriction (a grant's region codes) if any.
+    """
+    region = conn.execute("SELECT code, name, geom IS NOT NULL AS has_geom FROM region "
+                          "WHERE code = %s AND valid_to IS NULL", (code,)).fetchone()
+    if region is None:
+        return None
+    children = [r["code"] for r in conn.execute(
+        "SELECT DISTINCT r.code FROM region r JOIN region_part p ON p.region_id = r.id "
+        "WHERE r.parent_code = %s AND r.valid_to IS NULL ORDER BY 1", (code,))]
+    units = children or ([code] if region["has_geom"] else [])
+    if not units:
+        raise ValueError(f"区划 {code} 没有界线数据 / region {code} has no boundary loaded")
+    schema, name = table.split(".", 1) if "." in table else ("public", table)
+    g = sql.SQL("t.geom")
+    gk = sql.SQL(_GK_PER_FEATURE).format(g=g)
+    grp = group_by if group_by is not None else sql.SQL("NULL::text")
+    scope_sql = sql.SQL("")
+    params: list[Any] = [units]
+    if scope is not None:
+        scope_sql = sql.SQL(
+            " AND EXISTS (SELECT 1 FROM region_part sp WHERE sp.code = ANY(%s) "
+            "AND ST_Intersects(sp.geom, ST_PointOnSurface(t.geom)))")
+        params.append(scope)
+    query = sql.SQL(
+        "SELECT p.code AS region, ({grp})::text AS grp, count(*) AS count, "
+        "sum(CASE WHEN GeometryType(t.geom) LIKE '%%POLYGON' THEN ST_Area({gk}) END) AS area_m2, "
+        "sum(CASE WHEN GeometryType(t.geom) LIKE '%%LINESTRING' THEN ST_Length({gk}) END) "
+        "AS length_m "
+        "FROM {tbl} t JOIN region_part p ON p.code = ANY(%s) AND p.geom && t.geom "
+        "AND ST_Intersects(p.geom, ST_PointOnSurface(t.geom)){scope} "
+        "GROUP BY 1, 2 ORDER BY 1, 2").format(
+            grp=grp, gk=gk, tbl=sql.Identifier(schema, name), scope=scope_sql)
+    names = {r["code"]: r["name"] for r in conn.execute(
+        "SELECT code, name FROM region WHERE code = ANY(%s) AND valid_to IS NULL", (units,))}
+    rows = []
+    totals = {"count": 0, "area_m2": 0.0, "length_m": 0.0}
+    for r in conn.execute(query, params):
+        row = {"region_code": r["region"], "region_name": names.get(r["region"]),
+               "count": r["count"], "area_m2": round(float(r["area_m2"] or 0), 2),
+               "length_m": round(float(r["length_m"] or 0), 2)}
+        if group_by is not None:
+            row["group"] = r["grp"]
+        rows.append(row)
+        for k in totals:
+            totals[k] += row[k]
+    totals["area_m2"] = round(totals["area_m2"], 2)
+    totals["length_m"] = round(totals["length_m"], 2)
+    return {"region": {"code": region["code"], "name": region["name"]},
+            "grouped_by_regions": units, "rows": rows, "totals": totals,
+            "method": "CGCS2000 3° Gauss-Kruger per feature (EPSG:4546 west of 112.5E, "
+                      "EPSG:4547 east); each feature counted where its point on surface lies"}

@@ -1,0 +1,79 @@
+"""Region statistics against hand-computed figures, across the GK zone boundary."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from layers.departments import ensure_departments
+from layers.registry import Column, create_data_table, publish
+from spatial.crs import get_transformer
+
+
+def _square_wkt(epsg: int, cx: float, cy: float, w: float, h: float) -> str:
+    """A w×h metre rectangle centred at (cx, cy) in a GK CRS, as 4490 lon/lat WKT."""
+    tr = get_transformer(epsg, 4490)
+    ring = [(cx - w / 2, cy - h / 2), (cx + w / 2, cy - h / 2), (cx + w / 2, cy + h / 2),
+            (cx - w / 2, cy + h / 2), (cx - w / 2, cy - h / 2)]
+    # densify so the lon/lat polygon follows the GK rectangle closely
+    pts = []
+    for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False):
+        for i in range(100):
+            pts.append(tr.transform(x0 + (x1 - x0) * i / 100, y0 + (y1 - y0) * i / 100))
+    pts.append(pts[0])
+    return "MULTIPOLYGON(((" + ", ".join(f"{x:.10f} {y:.10f}" for x, y in pts) + ")))"
+
+
+@pytest.fixture(scope="module")
+def stats_layer(database_url):
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        ensure_departments(conn)
+        table = create_data_table(conn, "t_stats_parcels", 1, "MultiPolygon",
+                                  [Column("dlmc", "text", "地类名称")])
+        to47 = get_transformer(4490, 4547)
+        to46 = get_transformer(4490, 4546)
+        pj = to47.transform(113.08, 22.58)      # 蓬江区, zone 38
+        ep = to46.transform(112.30, 22.20)      # 恩平市, zone 37
+        rows = [
+            (1, _square_wkt(4547, *pj, 1000, 1000), "耕地"),   # 1,000,000 m²
+            (2, _square_wkt(4547, pj[0] - 1500, pj[1], 500, 200), "林地"),  # 100,000 m²
+            (3, _square_wkt(4546, *ep, 2000, 500), "耕地"),   # 1,000,000 m² in zone 37
+        ]
+        for fid, wkt, dlmc in rows:
+            conn.execute(f"INSERT INTO {table} (fid, geom, dlmc) VALUES "
+                         "(%s, ST_GeomFromText(%s, 4490), %s)", (fid, wkt, dlmc))
+        publish(conn, layer="t_stats_parcels", version=1, table_name=table, feature_count=3,
+                report={}, title="统计测试地块", dept="gtzy", theme="land",
+                sharing_class="open")
+    return "t_stats_parcels"
+
+
+def test_stats_by_county_hand_computed(app_client, stats_layer):
+    r = app_client.get("/regions/440700/stats", params={"layer": stats_layer})
+    assert r.status_code == 200, r.text
+    rows = {row["region_code"]: row for row in r.json()["rows"]}
+    assert rows["440703"]["count"] == 2
+    assert rows["440703"]["area_m2"] == pytest.approx(1_100_000, rel=1e-4)
+    assert rows["440785"]["count"] == 1
+    # computed in zone 37 (EPSG:4546): exact; zone 38 would be off by ~0.1 %
+    assert rows["440785"]["area_m2"] == pytest.approx(1_000_000, rel=1e-4)
+    assert r.json()["totals"]["count"] == 3
+
+
+def test_stats_grouped_by_property(app_client, stats_layer):
+    r = app_client.get("/regions/440703/stats", params={"layer": stats_layer,
+                                                        "group_by": "dlmc"})
+    assert r.status_code == 200, r.text
+    groups = {row["group"]: row for row in r.json()["rows"]}
+    assert groups["耕地"]["area_m2"] == pytest.approx(1_000_000, rel=1e-4)
+    assert groups["林地"]["area_m2"] == pytest.approx(100_000, rel=1e-4)
+
+
+def test_stats_bad_input(app_client, stats_layer):
+    assert app_client.get("/regions/440700/stats",
+                          params={"layer": "no_such_layer"}).status_code == 404
+    assert app_client.get("/regions/999999/stats",
+                          params={"layer": stats_layer}).status_code == 404
+    r = app_client.get("/regions/440700/stats", params={"layer": stats_layer,
+                                                        "group_by": "nosuch"})
+    assert r.status_code == 400 and "group_by" in r.json()["detail"]
