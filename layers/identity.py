@@ -205,32 +205,33 @@ def _owner_columns(conn, layer: str) -> set[str]:
     return {c for c, label in labels.items() if "权利人" in str(label)} | {"权利人", "qlr"}
 
 
-def _ensure_demo_grants(conn) -> list[str]:
+def _ensure_demo_grants(conn, layer: str) -> list[str]:
     from layers.grants import add_grant, layer_fields, list_grants
 
     notes = []
     row = _q(conn, "SELECT sharing_class FROM layer WHERE name = %s AND current_version "
-                   "IS NOT NULL", (DEMO_LAYER,)).fetchone()
+                   "IS NOT NULL", (layer,)).fetchone()
     if row is None or row["sharing_class"] != "conditional":
-        return [f"demo grants skipped: no conditional layer {DEMO_LAYER!r} loaded yet"]
-    existing = {(g["dept"], g["notes"]) for g in list_grants(conn, layer=DEMO_LAYER)}
+        return [f"demo grants skipped: no conditional layer {layer!r} loaded yet"]
+    existing = {(g["dept"], g["notes"]) for g in list_grants(conn, layer=layer)}
     if ("gh", "demo grant") not in existing:
-        fields = [f for f in layer_fields(conn, DEMO_LAYER)
-                  if f not in _owner_columns(conn, DEMO_LAYER)]
-        add_grant(conn, layer=DEMO_LAYER, dept="gh", purpose="蓬江区控制性详细规划编制",
+        fields = [f for f in layer_fields(conn, layer)
+                  if f not in _owner_columns(conn, layer)]
+        add_grant(conn, layer=layer, dept="gh", purpose="蓬江区控制性详细规划编制",
                   approved_by="网信统筹局 demo-admin", fields=fields, regions=["440703"],
                   valid_to=datetime.now(UTC) + timedelta(days=3650), notes="demo grant")
-        notes.append(f"grant: gh on {DEMO_LAYER}, 440703, fields {', '.join(fields)}")
+        notes.append(f"grant: gh on {layer}, 440703, fields {', '.join(fields)}")
     if ("jy", "demo grant") not in existing:
         start = datetime(2025, 9, 1, tzinfo=UTC)
-        add_grant(conn, layer=DEMO_LAYER, dept="jy", purpose="学校布点规划（已结束）",
+        add_grant(conn, layer=layer, dept="jy", purpose="学校布点规划（已结束）",
                   approved_by="网信统筹局 demo-admin", valid_from=start,
                   valid_to=start + timedelta(days=90), notes="demo grant")
-        notes.append(f"grant: jy on {DEMO_LAYER}, expired 2025-11-30")
+        notes.append(f"grant: jy on {layer}, expired 2025-11-30")
     return notes
 
 
-def ensure_demo_identities(conn, path: Path | None = None) -> dict[str, Any]:
+def ensure_demo_identities(conn, path: Path | None = None,
+                           layer: str = DEMO_LAYER) -> dict[str, Any]:
     """Create (idempotently) one DEMO key per kind of caller, the demo grants, and write
     the tokens to ``var/demo_keys.txt`` (mode 0600). Returns {name: token, ...} under
     "keys" plus "notes". The tokens are derived from a fixed public secret: DEMO ONLY."""
@@ -246,7 +247,7 @@ def ensure_demo_identities(conn, path: Path | None = None) -> dict[str, Any]:
             create_key(conn, name, role=role, dept=dept, label="demo key (DEMO ONLY)",
                        token=token)
         keys[name] = token
-    notes = _ensure_demo_grants(conn)
+    notes = _ensure_demo_grants(conn, layer)
     if path is None:
         from jmgeo.settings import get_settings
 

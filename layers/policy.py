@@ -126,9 +126,10 @@ def decide(caller: Caller, layer: Mapping[str, Any],
         grant = _grant_for(layer, grants)
         if grant is None:
             return None  # catalog entry only
-        named = set(grant["fields"] or ())
-        masks = {f: k for f, k in sensitive.items() if f not in named}
+        # a grant listing its fields names each of them: they come unmasked; a grant for
+        # every field (fields NULL) names none, so every sensitive field stays masked
         fields = tuple(grant["fields"]) if grant["fields"] is not None else None
+        masks = sensitive if fields is None else {}
         regions = tuple(grant["regions"]) if grant["regions"] is not None else None
         return Access(name, cls, fields=fields, masks=masks, regions=regions,
                       grant_id=grant["id"], purpose=grant["purpose"])

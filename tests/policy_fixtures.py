@@ -33,30 +33,33 @@ def layer_name(cls: str) -> str:
 
 
 def create_layers(conn: psycopg.Connection) -> None:
+    for cls in CLASSES:
+        create_layer(conn, layer_name(cls), cls)
+
+
+def create_layer(conn: psycopg.Connection, name: str, cls: str, owner: str = OWNER) -> None:
+    """A published layer ``name`` of sharing class ``cls`` with the four test features."""
     from layers.departments import DEMO_DEPARTMENTS, ensure_departments
     from layers.identity import DEMO_EXTRA_DEPARTMENTS
     from layers.registry import Column, create_data_table, publish
 
     ensure_departments(conn, DEMO_DEPARTMENTS + DEMO_EXTRA_DEPARTMENTS)
-    for cls in CLASSES:
-        name = layer_name(cls)
-        exists = conn.execute("SELECT 1 FROM layer WHERE name = %s", (name,)).fetchone()
-        if exists:
-            continue
-        with conn.transaction():
-            cols = [Column("name"), Column("qlr"), Column("phone"), Column("sfz"),
-                    Column("area", "double precision"), Column("county")]
-            table = create_data_table(conn, name, 1, "MultiPoint", cols, title=name)
-            for fid, lon, lat, county, nm, qlr, phone, sfz, area in FEATURES:
-                conn.execute(
-                    f"INSERT INTO {table} (fid, geom, name, qlr, phone, sfz, area, county) "
-                    "VALUES (%s, ST_Multi(ST_SetSRID(ST_MakePoint(%s, %s), 4490)), %s, %s, "
-                    "%s, %s, %s, %s)", (fid, lon, lat, nm, qlr, phone, sfz, area, county))
-            publish(conn, layer=name, version=1, table_name=table, feature_count=len(FEATURES),
-                    report={}, title=f"策略测试 {cls}", dept=OWNER, theme="land",
-                    sharing_class=cls,
-                    legal_basis="《测试法》第1条" if cls == "not_shared" else None,
-                    sensitive_fields=SENSITIVE, field_labels=LABELS)
+    if conn.execute("SELECT 1 FROM layer WHERE name = %s", (name,)).fetchone():
+        return
+    with conn.transaction():
+        cols = [Column("name"), Column("qlr"), Column("phone"), Column("sfz"),
+                Column("area", "double precision"), Column("county")]
+        table = create_data_table(conn, name, 1, "MultiPoint", cols, title=name)
+        for fid, lon, lat, county, nm, qlr, phone, sfz, area in FEATURES:
+            conn.execute(
+                f"INSERT INTO {table} (fid, geom, name, qlr, phone, sfz, area, county) "
+                "VALUES (%s, ST_Multi(ST_SetSRID(ST_MakePoint(%s, %s), 4490)), %s, %s, "
+                "%s, %s, %s, %s)", (fid, lon, lat, nm, qlr, phone, sfz, area, county))
+        publish(conn, layer=name, version=1, table_name=table, feature_count=len(FEATURES),
+                report={}, title=f"策略测试 {cls}", dept=owner, theme="land",
+                sharing_class=cls,
+                legal_basis="《测试法》第1条" if cls == "not_shared" else None,
+                sensitive_fields=SENSITIVE, field_labels=LABELS)
 
 
 @dataclass(frozen=True)
