@@ -101,7 +101,8 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     from spatial import regions
 
     return [_db, _serve, regions.register_cli, demo.register_cli, ogc.register_cli,
-            layers_cli.register_cli]
+            layers_cli.register_cli,
+            __import__("loaders.cli", fromlist=["register_cli"]).register_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,247 @@
+"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|show``.
+
+User errors (a bad file, a wrong option) print one bilingual line and exit 2
+(:class:`jmgeo.cli.UserError`); the report goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from layers.models import SHARING_CLASSES, UPDATE_CYCLES
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "load", help="装载文件为部门图层 / load a file as a department layer",
+        description="Load a Shapefile (loose or zipped), GeoPackage, GeoJSON, CSV, KML, "
+        "FileGDB or GeoTIFF into the framework (EPSG:4490) as a new version of a layer.")
+    p.add_argument("file", help="the file (.shp, .zip, .gpkg, .geojson, .csv, .kml, .gdb, .tif)")
+    p.add_argument("--dept", help="owner department code (e.g. gtzy)")
+    p.add_argument("--layer", help="layer name: lowercase ascii, e.g. land_parcels")
+    p.add_argument("--theme", help="theme: land, water, transport, civil_defence, …")
+    p.add_argument("--sharing", choices=SHARING_CLASSES, help="sharing class")
+    p.add_argument("--legal-basis", help="法律依据, required for not_shared")
+    p.add_argument("--src-crs", help="source CRS: EPSG:4547, cgcs2000-gk38, gcj02, bd09, "
+                   "a WKT/PROJ string … (default: the file's, else inferred)")
+    p.add_argument("--encoding", help="attribute encoding (default: .cpg, else detected)")
+    p.add_argument("--key", help="unique key field (checked; used to diff versions)")
+    p.add_argument("--dry-run", action="store_true", help="full report, nothing changes")
+    p.add_argument("--title", help="中文名称 of the layer (default: the layer name)")
+    p.add_argument("--description", help="description")
+    p.add_argument("--update-cycle", choices=UPDATE_CYCLES, default="other")
+    p.add_argument("--source-layer", help="layer inside a GeoPackage / KML / FileGDB")
+    p.add_argument("--list-layers", action="store_true", help="list the file's layers, exit")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="accept data that lies mostly outside Jiangmen (national data)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse invalid geometries instead of repairing them")
+    p.add_argument("--force-2d", action="store_true", help="drop Z/M values (reported)")
+    p.add_argument("--swap-xy", action="store_true", help="the file has lat/lon order: swap")
+    p.add_argument("--sensitive", action="append", default=[], metavar="FIELD=KIND",
+                   help="mark a sensitive field (kinds: id_number, phone, person_name, full)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_load)
+
+    lp = sub.add_parser("layer", help="图层 / layers: list, history, rollback, show",
+                        description="Inspect layers and their versions; roll back.")
+    lsub = lp.add_subparsers(dest="layer_cmd", required=True)
+    ls = lsub.add_parser("list", help="every layer with its current version")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_list)
+    h = lsub.add_parser("history", help="a layer's versions, newest first")
+    h.add_argument("name")
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=_history)
+    r = lsub.add_parser("rollback", help="make an earlier version current again")
+    r.add_argument("name")
+    r.add_argument("--to", type=int, required=True, metavar="N", help="version number")
+    r.set_defaults(func=_rollback)
+    s = lsub.add_parser("show", help="a layer's registry entry and current version report")
+    s.add_argument("name")
+    s.add_argument("--version", type=int, help="another version's report")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_show)
+
+
+def _parse_sensitive(items: list[str]) -> dict[str, str]:
+    from jmgeo.cli import UserError
+
+    out = {}
+    for item in items:
+        name, sep, kind = item.partition("=")
+        if not sep or not name or not kind:
+            raise UserError(f"--sensitive 应写成 字段=类型 / --sensitive takes FIELD=KIND, got "
+                            f"{item!r}")
+        out[name.strip()] = kind.strip()
+    return out
+
+
+def _load(args: argparse.Namespace) -> int:
+    from jmgeo.cli import UserError
+    from loaders.errors import LoaderError
+    from loaders.pipeline import LoadOptions, format_report, load
+
+    if args.list_layers:
+        return _list_file_layers(args.file)
+    missing = [o for o, v in (("--dept", args.dept), ("--layer", args.layer),
+                              ("--theme", args.theme), ("--sharing", args.sharing)) if not v]
+    if missing:
+        raise UserError(f"缺少必填参数 {' '.join(missing)} / missing required options: "
+                        f"{' '.join(missing)}")
+    opts = LoadOptions(
+        dept=args.dept, layer=args.layer, theme=args.theme, sharing=args.sharing,
+        legal_basis=args.legal_basis, src_crs=args.src_crs, encoding=args.encoding,
+        key=args.key, dry_run=args.dry_run, title=args.title, description=args.description,
+        update_cycle=args.update_cycle, source_layer=args.source_layer,
+        allow_outside=args.allow_outside, strict=args.strict, force_2d=args.force_2d,
+        swap_xy=args.swap_xy, sensitive=_parse_sensitive(args.sensitive),
+        loaded_by=f"cli:{_whoami()}")
+    try:
+        report = load(args.file, opts, progress=not args.no_progress)
+    except LoaderError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _list_file_layers(path: str) -> int:
+    from jmgeo.cli import UserError
+    from loaders.errors import LoaderError
+    from loaders.readers import list_layers
+    from loaders.source import open_source
+
+    try:
+        with open_source(path) as src:
+            for name, gtype in list_layers(src):
+                print(f"{name}\t{gtype}")
+    except LoaderError as exc:
+        raise UserError(str(exc)) from exc
+    return 0
+
+
+def _conn():
+    import psycopg
+
+    from jmgeo.settings import database_url
+
+    return psycopg.connect(database_url(), autocommit=True)
+
+
+def _jsonable(rows: Any) -> str:
+    return json.dumps(rows, ensure_ascii=False, indent=2, default=str)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from layers.registry import list_layers
+
+    with _conn() as conn:
+        rows = list_layers(conn)
+    if args.json:
+        print(_jsonable(rows))
+        return 0
+    if not rows:
+        print("（没有图层）/ no layers yet: load one with `jmgeo load`")
+        return 0
+    print(f"{'name':<28} {'dept':<6} {'sharing':<14} {'type':<16} {'ver':>4} {'features':>10}  title")
+    for r in rows:
+        print(f"{r['name']:<28} {r['owner_code']:<6} {r['sharing_class']:<14} "
+              f"{(r['geometry_type'] or r['kind']):<16} {r['current_version'] or '-':>4} "
+              f"{r['feature_count'] if r['feature_count'] is not None else '-':>10}  {r['title']}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from jmgeo.cli import UserError
+    from layers.registry import RegistryError, history
+
+    try:
+        with _conn() as conn:
+            rows = history(conn, args.name)
+    except RegistryError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        print(_jsonable([{k: v for k, v in r.items() if k != "report"} |
+                         {"quality": (r["report"] or {}).get("quality")} for r in rows]))
+        return 0
+    print(f"{'':2}{'ver':>4}  {'loaded at':<25} {'features':>10}  {'quality':>7}  source")
+    for r in rows:
+        q = ((r["report"] or {}).get("quality") or {}).get("score", "-")
+        print(f"{'*' if r['current'] else ' ':2}{r['version']:>4}  "
+              f"{r['loaded_at']:%Y-%m-%d %H:%M:%S%z}  {r['feature_count'] or 0:>10}  "
+              f"{q:>7}  {r['source_name'] or ''} ({r['loaded_by'] or '?'})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from jmgeo.cli import UserError
+    from layers.registry import RegistryError, rollback
+
+    try:
+        with _conn() as conn:
+            res = rollback(conn, args.name, args.to)
+    except RegistryError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"{res['layer']}: 当前版本 {res['from_version']} → {res['to_version']} / current version "
+          f"{res['from_version']} → {res['to_version']} (registry epoch {res['epoch']})")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from jmgeo.cli import UserError
+    from layers.registry import RegistryError, get_layer, history
+    from loaders.pipeline import format_report
+
+    with _conn() as conn:
+        layer = get_layer(conn, args.name)
+        if layer is None:
+            raise UserError(f"图层 {args.name!r} 不存在 / no layer named {args.name!r}: see "
+                            "`jmgeo layer list`")
+        try:
+            versions = history(conn, args.name)
+        except RegistryError as exc:
+            raise UserError(str(exc)) from exc
+    want = args.version or layer["current_version"]
+    version = next((v for v in versions if v["version"] == want), None)
+    if args.version and version is None:
+        raise UserError(f"图层 {args.name} 没有第 {args.version} 版 / layer {args.name!r} has no "
+                        f"version {args.version}")
+    if args.json:
+        print(_jsonable({"layer": layer, "version": version}))
+        return 0
+    print(f"{layer['name']} — {layer['title']}")
+    print(f"  部门 / owner:      {layer['owner_code']} {layer['owner_name']}")
+    print(f"  主题 / theme:      {layer['theme']}    共享 / sharing: {layer['sharing_class']}"
+          + (f"  法律依据 / legal basis: {layer['legal_basis']}" if layer["legal_basis"] else ""))
+    print(f"  几何 / geometry:   {layer['geometry_type']}  源坐标系 / source CRS: "
+          f"{layer['source_crs']}  编码 / encoding: {layer['source_encoding']}")
+    print(f"  版本 / versions:   current {layer['current_version']} of "
+          f"{[v['version'] for v in versions]}")
+    if layer["sensitive_fields"]:
+        print(f"  敏感字段 / sensitive: {layer['sensitive_fields']}")
+    if layer["field_labels"]:
+        print("  字段 / labels:     " + ", ".join(f"{k}={v}" for k, v in
+                                                   layer["field_labels"].items()))
+    if version and version["report"]:
+        print(format_report(version["report"]))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)

@@ -1,0 +1,185 @@
+"""Geometry, a batch at a time, with shapely 2 array operations (never a Python loop per
+feature): parse, drop empties, check one geometry family, force 2D, reproject to
+EPSG:4490 through :func:`spatial.crs.to_canonical`, validate and repair, promote to
+Multi*, flag features outside Jiangmen, and encode EWKB hex for COPY.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from loaders.errors import LoaderError
+from spatial.crs import InputCRS, in_jiangmen, to_canonical
+
+SRID = 4490
+# shapely type ids → family
+_FAMILY = {0: "point", 4: "point", 1: "line", 2: "line", 5: "line", 3: "polygon",
+           6: "polygon", 7: "collection"}
+MULTI_TYPE = {"point": "MultiPoint", "line": "MultiLineString", "polygon": "MultiPolygon"}
+_PART_IDS = {"point": (0,), "line": (1, 2), "polygon": (3,)}
+_BUILD = {"point": shapely.multipoints, "line": shapely.multilinestrings,
+          "polygon": shapely.multipolygons}
+FAMILY_ZH = {"point": "点", "line": "线", "polygon": "面", "collection": "几何集合"}
+MAX_LISTED = 50
+
+
+@dataclass
+class GeomStats:
+    read: int = 0
+    empty: int = 0
+    unreadable: int = 0
+    repaired: int = 0
+    rejected: int = 0
+    outside: int = 0
+    dropped_z: int = 0
+    dropped_m: int = 0
+    repairs: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    outside_examples: list[int] = field(default_factory=list)
+    bbox: list[float] | None = None
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("read", "empty", "unreadable", "repaired",
+                                              "rejected", "outside", "dropped_z", "dropped_m",
+                                              "repairs", "rejects", "outside_examples", "bbox")}
+
+
+@dataclass
+class GeomOptions:
+    crs: InputCRS
+    display: str
+    strict: bool = False        # refuse invalid geometry instead of repairing it
+    force_2d: bool = False      # drop Z/M (reported) instead of refusing
+    swap_xy: bool = False
+
+
+def families(geoms: np.ndarray) -> dict[str, int]:
+    ids = shapely.get_type_id(geoms)
+    ids = ids[ids >= 0]
+    out: dict[str, int] = {}
+    for tid, n in zip(*np.unique(ids, return_counts=True), strict=True):
+        fam = _FAMILY.get(int(tid), "collection")
+        out[fam] = out.get(fam, 0) + int(n)
+    return out
+
+
+def mixed_error(display: str, fams: dict[str, int]) -> LoaderError:
+    zh = "、".join(f"{FAMILY_ZH.get(k, k)} {v} 个" for k, v in fams.items())
+    en = ", ".join(f"{v} {k}" for k, v in fams.items())
+    return LoaderError(
+        "mixed_geometry", f"几何类型混杂（{zh}），一个图层只能有一种几何类型",
+        f"mixed geometry types ({en}); a layer holds one geometry type", file=display,
+        fix_zh="按几何类型拆成多个文件分别装载（如 ogr2ogr -where \"OGR_GEOMETRY='POLYGON'\"）",
+        fix_en="split the file by geometry type and load each as its own layer (e.g. "
+        "ogr2ogr -where \"OGR_GEOMETRY='POLYGON'\")")
+
+
+def process(geoms: np.ndarray, family: str | None, opts: GeomOptions, stats: GeomStats,
+            offset: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Return (keep mask, EWKB hex of kept rows, family). ``offset`` numbers features."""
+    n = len(geoms)
+    stats.read += n
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    stats.empty += int(missing.sum())
+    keep = ~missing
+    g = geoms[keep]
+    fams = families(g)
+    if "collection" in fams or len(fams) > 1 or (family and fams and family not in fams):
+        if family and family not in fams:
+            fams = {family: stats.read - n, **fams}
+        raise mixed_error(opts.display, fams)
+    fam = family or (next(iter(fams)) if fams else None)
+    if fam is None:
+        return keep, np.empty(0, dtype=object), family or ""
+    has_z = shapely.has_z(g)
+    has_m = shapely.has_m(g)
+    if has_z.any() or has_m.any():
+        if not opts.force_2d:
+            dims = "Z" if has_z.any() else ""
+            dims += "M" if has_m.any() else ""
+            raise LoaderError(
+                "has_zm", f"几何带有 {dims} 值（{int((has_z | has_m).sum())} 个要素，如第 "
+                f"{offset + int(np.flatnonzero(keep)[np.flatnonzero(has_z | has_m)[0]]) + 1} 个），"
+                "平台只存二维坐标", f"the geometries carry {dims} values "
+                f"({int((has_z | has_m).sum())} features); the framework stores 2D only",
+                file=opts.display, fix_zh="确认不需要高程/量测值后加 --force-2d 装载（报告会记录丢弃数量）",
+                fix_en="if the Z/M values are not needed load with --force-2d (the report "
+                "counts what was dropped), else keep them as an attribute first")
+        stats.dropped_z += int(has_z.sum())
+        stats.dropped_m += int(has_m.sum())
+        g = shapely.force_2d(g)
+    # reproject in place: all coordinates of the batch at once
+    coords = shapely.get_coordinates(g)
+    if opts.swap_xy:
+        coords = coords[:, ::-1]
+    lon, lat = to_canonical(coords[:, 0], coords[:, 1], opts.crs)
+    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+        bad = int((~np.isfinite(lon) | ~np.isfinite(lat)).sum())
+        raise LoaderError(
+            "transform_failed", f"有 {bad} 个坐标无法从 {opts.crs.label} 转换（超出该坐标系的有效范围）",
+            f"{bad} coordinates cannot be transformed from {opts.crs.label} (outside the "
+            "CRS's domain)", file=opts.display,
+            fix_zh="检查坐标系是否正确（--src-crs）", fix_en="check the CRS (--src-crs)")
+    g = shapely.set_coordinates(g, np.column_stack([lon, lat]))
+    # validate and repair (points are always valid)
+    if fam != "point":
+        valid = shapely.is_valid(g)
+        if not valid.all():
+            bad_idx = np.flatnonzero(~valid)
+            reasons = shapely.is_valid_reason(g[bad_idx[:MAX_LISTED]])
+            feature_no = offset + np.flatnonzero(keep)[bad_idx] + 1
+            if opts.strict:
+                raise LoaderError(
+                    "invalid_geometry", f"有 {len(bad_idx)} 个几何无效（如第 {feature_no[0]} 个："
+                    f"{reasons[0]}），--strict 模式不自动修复", f"{len(bad_idx)} geometries are "
+                    f"invalid (e.g. feature {feature_no[0]}: {reasons[0]}) and --strict forbids "
+                    "repairs", file=opts.display,
+                    fix_zh="在桌面GIS中修复（如 QGIS“修复几何”），或去掉 --strict 让平台自动修复并记录",
+                    fix_en="repair them in a desktop GIS (e.g. QGIS Fix geometries) or load "
+                    "without --strict to repair them automatically (listed in the report)")
+            method = "structure" if fam == "polygon" else "linework"
+            fixed = shapely.make_valid(g[bad_idx], method=method, keep_collapsed=False)
+            g[bad_idx] = fixed
+            stats.repaired += len(bad_idx)
+            room = MAX_LISTED - len(stats.repairs)
+            for no, why in list(zip(feature_no, reasons, strict=False))[:max(room, 0)]:
+                stats.repairs.append({"feature": int(no), "problem": str(why)})
+    # promote to Multi*, keeping only parts of the family (repairs may add stray parts)
+    parts, idx = shapely.get_parts(g, return_index=True)
+    ok = np.isin(shapely.get_type_id(parts), _PART_IDS[fam]) & ~shapely.is_empty(parts)
+    multi = np.full(len(g), None, dtype=object)
+    if ok.any():
+        _BUILD[fam](parts[ok], indices=idx[ok], out=multi)
+    lost = shapely.is_missing(multi)
+    if lost.any():
+        lost_idx = np.flatnonzero(lost)
+        stats.rejected += len(lost_idx)
+        for i in lost_idx[:max(MAX_LISTED - len(stats.rejects), 0)]:
+            stats.rejects.append({"feature": int(offset + np.flatnonzero(keep)[i] + 1),
+                                  "problem": "repair left no " + fam})
+        kept_idx = np.flatnonzero(keep)
+        keep[kept_idx[lost_idx]] = False
+        multi = multi[~lost]
+    # extent: bounding-box centres against Jiangmen
+    b = shapely.bounds(multi)
+    if len(b):
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        out = ~in_jiangmen(cx, cy, margin=0.05)
+        if out.any():
+            stats.outside += int(out.sum())
+            room = 20 - len(stats.outside_examples)
+            if room > 0:
+                stats.outside_examples += [int(offset + np.flatnonzero(keep)[i] + 1)
+                                           for i in np.flatnonzero(out)[:room]]
+        lo = [float(np.min(b[:, 0])), float(np.min(b[:, 1])), float(np.max(b[:, 2])),
+              float(np.max(b[:, 3]))]
+        if stats.bbox is None:
+            stats.bbox = lo
+        else:
+            stats.bbox = [min(stats.bbox[0], lo[0]), min(stats.bbox[1], lo[1]),
+                          max(stats.bbox[2], lo[2]), max(stats.bbox[3], lo[3])]
+    ewkb = shapely.to_wkb(shapely.set_srid(multi, SRID), hex=True, include_srid=True)
+    return keep, ewkb, fam

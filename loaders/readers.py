@@ -1,0 +1,279 @@
+"""Readers: a dataset as a stream of (attributes, geometries) batches.
+
+GDAL formats go through pyogrio's Arrow stream (``open_arrow``): GDAL fills Arrow
+batches in C, geometries arrive as WKB arrays that shapely parses in one call. CSV goes
+through pyarrow's streaming CSV reader (all columns as text first, so codes and phone
+numbers keep their leading zeros), geometry from lon/lat, x/y or WKT columns.
+Memory stays flat: one or two batches are alive at a time, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyogrio
+import shapely
+
+from loaders.encoding import EncodingDecision, decide_dbf, decide_text_file
+from loaders.errors import LoaderError
+from loaders.source import Source
+
+BATCH_SIZE = int(os.environ.get("JMGEO_LOAD_BATCH", "65536"))
+LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x", "point_x", "xcoord", "x坐标",
+             "东经")
+LAT_NAMES = ("lat", "latitude", "纬度", "y", "point_y", "ycoord", "y坐标", "北纬")
+WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "wkt_geom")
+
+
+@dataclass
+class Reader:
+    """What the pipeline needs to know before reading, and the batches."""
+
+    schema: pa.Schema                     # attribute columns only
+    total: int | None                     # feature count when the format knows it
+    declared_crs: str | None              # the file's CRS (WKT / EPSG:…), None when absent
+    encoding: EncodingDecision
+    geometry_type: str | None
+    batches: Iterator[tuple[pa.Table, np.ndarray]]
+    source_layer: str | None = None
+    text_inference: bool = False          # CSV: infer numbers from text
+    notes: list[str] = field(default_factory=list)
+
+
+def prefetch(it: Iterator, depth: int = 2) -> Iterator:
+    """Run ``it`` in a background thread (GDAL reading overlaps our processing)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run():
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=run, daemon=True, name="jmgeo-read")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+def list_layers(src: Source) -> list[tuple[str, str]]:
+    try:
+        return [(str(n), str(t)) for n, t in pyogrio.list_layers(src.path)]
+    except Exception as exc:  # noqa: BLE001 - GDAL's errors are varied
+        raise _gdal_error(src, exc) from exc
+
+
+def _gdal_error(src: Source, exc: Exception) -> LoaderError:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LoaderError("unreadable", f"GDAL 无法读取该文件（{msg}）",
+                       f"GDAL cannot read the file ({msg})", file=src.display,
+                       fix_zh="确认文件完整、格式正确，必要时从原系统重新导出",
+                       fix_en="check the file is complete and of the stated format; export "
+                       "it again if needed")
+
+
+def _empty(src: Source) -> LoaderError:
+    return LoaderError("empty_layer", "图层中没有任何要素", "the layer has no features",
+                       file=src.display, fix_zh="确认导出时选中了要素，或换用正确的文件",
+                       fix_en="check the export selected the features, or use the right file")
+
+
+def open_reader(src: Source, *, encoding: str | None = None, source_layer: str | None = None,
+                batch_size: int = BATCH_SIZE) -> Reader:
+    if src.fmt == "csv":
+        return _csv_reader(src, encoding, batch_size)
+    return _gdal_reader(src, encoding, source_layer, batch_size)
+
+
+def _choose_layer(src: Source, source_layer: str | None) -> str | None:
+    if src.fmt == "shapefile":
+        return None
+    layers = list_layers(src)
+    names = [n for n, _ in layers]
+    if source_layer:
+        if source_layer not in names:
+            raise LoaderError("no_such_layer", f"文件中没有图层 {source_layer}，现有：{', '.join(names)}",
+                              f"there is no layer {source_layer!r}; it has: "
+                              f"{', '.join(names)}", file=src.display,
+                              fix_zh="用 --source-layer 选择其中之一",
+                              fix_en="choose one with --source-layer")
+        return source_layer
+    spatial_layers = [n for n, t in layers if t and t not in ("None", "")] or names
+    if len(spatial_layers) > 1:
+        raise LoaderError("several_layers", f"文件包含多个图层：{', '.join(spatial_layers)}",
+                          f"the file holds several layers: {', '.join(spatial_layers)}",
+                          file=src.display, fix_zh="用 --source-layer 选择要装载的图层",
+                          fix_en="choose one with --source-layer (see --list-layers)")
+    return spatial_layers[0] if spatial_layers else None
+
+
+def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
+                 batch_size: int) -> Reader:
+    layer = _choose_layer(src, source_layer)
+    if src.fmt == "shapefile":
+        dbf = src.sibling(".dbf")
+        enc = decide_dbf(dbf, src.display, option=option, cpg=src.sibling(".cpg"))
+    elif option:
+        from loaders.encoding import normalise
+
+        enc = EncodingDecision(normalise(option) or option, option, "option",
+                               f"按 --encoding 使用 {option} / {option} as --encoding says")
+    else:
+        enc = EncodingDecision("UTF-8", "UTF-8", "format",
+                               f"{src.fmt} 格式规定 UTF-8 / the {src.fmt} format is UTF-8 "
+                               "by definition")
+    kw = {"layer": layer} if layer is not None else {}
+    if src.fmt == "shapefile" or option:
+        kw["encoding"] = enc.gdal
+    try:
+        info = pyogrio.read_info(src.path, **kw)
+    except Exception as exc:  # noqa: BLE001
+        raise _gdal_error(src, exc) from exc
+    total = info.get("features")
+    if total == 0:
+        raise _empty(src)
+    gtype = info.get("geometry_type")
+    if gtype in (None, "None") and src.fmt not in ("csv",):
+        raise LoaderError("no_geometry", "图层没有几何字段（只是属性表）",
+                          "the layer has no geometry column (attribute table only)",
+                          file=src.display, fix_zh="提供带几何的数据；表格数据请用含经纬度列的CSV",
+                          fix_en="supply spatial data; for tables use a CSV with lon/lat columns")
+    declared = info.get("crs")
+
+    def batches() -> Iterator[tuple[pa.Table, np.ndarray]]:
+        try:
+            with pyogrio.open_arrow(src.path, batch_size=batch_size, use_pyarrow=True,
+                                    **kw) as (meta, reader):
+                gcol = meta.get("geometry_name") or "wkb_geometry"
+                fidcol = meta.get("fid_column")
+                for batch in reader:
+                    names = batch.schema.names
+                    wkb = batch.column(gcol).to_numpy(zero_copy_only=False)
+                    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+                    keep = [i for i, n in enumerate(names) if n not in (gcol, fidcol)]
+                    yield pa.Table.from_batches([batch.select(keep)]), geoms
+        except LoaderError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _gdal_error(src, exc) from exc
+
+    # the attribute schema without opening the stream twice: read a zero-row sample
+    try:
+        with pyogrio.open_arrow(src.path, batch_size=1, use_pyarrow=True, **kw) as (meta, rd):
+            gcol = meta.get("geometry_name") or "wkb_geometry"
+            fidcol = meta.get("fid_column")
+            schema = pa.schema([f for f in rd.schema if f.name not in (gcol, fidcol)])
+    except Exception as exc:  # noqa: BLE001
+        raise _gdal_error(src, exc) from exc
+    return Reader(schema=schema, total=total, declared_crs=declared, encoding=enc,
+                  geometry_type=gtype, batches=prefetch(batches()), source_layer=layer)
+
+
+def _find(names: list[str], wanted: tuple[str, ...]) -> str | None:
+    low = {n.strip().lower(): n for n in names}
+    for w in wanted:
+        if w in low:
+            return low[w]
+    return None
+
+
+def _csv_reader(src: Source, option: str | None, batch_size: int) -> Reader:
+    import pyarrow.csv as pacsv
+
+    enc = decide_text_file(src.path, src.display, option)
+    with open(src.path, "rb") as fh:
+        head = fh.read(65536)
+    text = head.decode(enc.codec, errors="replace").lstrip("\ufeff")
+    first_line = text.splitlines()[0] if text else ""
+    try:
+        dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t|")
+        delim = dialect.delimiter
+    except csv.Error:
+        delim = ","
+    names = next(csv.reader(io.StringIO(first_line), delimiter=delim), [])
+    names = [n.strip() for n in names]
+    if not names or len(text.splitlines()) < 2:
+        raise _empty(src)
+    lon, lat = _find(names, LON_NAMES), _find(names, LAT_NAMES)
+    wkt = _find(names, WKT_NAMES)
+    if not ((lon and lat) or wkt):
+        raise LoaderError(
+            "no_geometry_columns", f"CSV 中找不到坐标列（现有列：{', '.join(names[:20])}）",
+            f"no coordinate columns in the CSV (columns: {', '.join(names[:20])})",
+            file=src.display, fix_zh="提供名为 经度/纬度、lon/lat、x/y 或 wkt 的列",
+            fix_en="name the columns lon/lat (经度/纬度), x/y, or wkt")
+    geo_cols = [c for c in (lon, lat) if c] if (lon and lat) else [wkt]
+    codec = "utf-8" if enc.gdal == "UTF-8" else enc.codec
+    read_opts = pacsv.ReadOptions(encoding=codec, block_size=16 << 20, column_names=names,
+                                  skip_rows=1)
+    parse_opts = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
+    conv = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                strings_can_be_null=False, quoted_strings_can_be_null=False)
+    schema = pa.schema([pa.field(n, pa.string()) for n in names if n not in geo_cols])
+
+    def batches() -> Iterator[tuple[pa.Table, np.ndarray]]:
+        try:
+            rd = pacsv.open_csv(src.path, read_options=read_opts, parse_options=parse_opts,
+                                convert_options=conv)
+            for rb in rd:
+                for start in range(0, rb.num_rows, batch_size):
+                    b = rb.slice(start, batch_size)
+                    if lon and lat:
+                        xs = _to_float(b.column(lon))
+                        ys = _to_float(b.column(lat))
+                        geoms = shapely.points(xs, ys)
+                        geoms[~(np.isfinite(xs) & np.isfinite(ys))] = None
+                    else:
+                        w = b.column(wkt).to_numpy(zero_copy_only=False)
+                        geoms = shapely.from_wkt(w, on_invalid="ignore")
+                    t = pa.Table.from_batches([b]).drop_columns(geo_cols)
+                    yield t, geoms
+        except pa.ArrowInvalid as exc:
+            raise LoaderError("bad_csv", f"CSV 格式错误（{exc}）", f"malformed CSV ({exc})",
+                              file=src.display, fix_zh="检查分隔符、引号和每行的列数",
+                              fix_en="check delimiters, quotes and the column count of "
+                              "each row") from exc
+
+    notes = [f"CSV 坐标列：{lon}, {lat} / CSV coordinate columns: {lon}, {lat}" if lon and lat
+             else f"CSV WKT 列：{wkt} / CSV WKT column: {wkt}"]
+    return Reader(schema=schema, total=None, declared_crs=None, encoding=enc,
+                  geometry_type="Point" if lon and lat else None,
+                  batches=prefetch(batches()), text_inference=True, notes=notes)
+
+
+def _to_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    s = pc.utf8_trim_whitespace(arr)
+    ok = pc.fill_null(pc.match_substring_regex(
+        s, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"), False)
+    vals = pc.cast(pc.if_else(ok, s, pa.scalar(None, pa.string())), pa.float64())
+    if isinstance(vals, pa.ChunkedArray):
+        vals = vals.combine_chunks()
+    return vals.to_numpy(zero_copy_only=False).astype(np.float64)
