@@ -136,6 +136,13 @@ def decide(caller: Caller, layer: Mapping[str, Any],
     return None  # not_shared: catalog entry only (the legal basis says why)
 
 
+def listed(caller: Caller, layer: Mapping[str, Any]) -> bool:
+    """May the caller see the layer's *catalog entry* (records, metadata)? Departments
+    see every entry ("catalog entry only" in the table); anonymous callers and auditors
+    only entries of layers whose data they may read (open). Data still needs ``decide``."""
+    return caller.data_dept is not None or decide(caller, layer) is not None
+
+
 LAYER_QUERY = (
     "SELECT l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
     "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "

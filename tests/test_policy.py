@@ -247,6 +247,12 @@ def test_roles_admin_and_auditor_get_no_extra_data(conn):
     assert decide(admin, rows["tp_cond"]) is None and decide(admin, rows["tp_secret"]) is None
     assert decide(anon, rows["tp_open"]).masks == SENSITIVE
     assert decide(anon, rows["tp_uncond"]) is None
+    # catalog entries: every department sees every entry, the public only open ones
+    from layers.policy import listed
+
+    assert all(listed(Caller("department", "hb", "h"), r) for r in rows.values())
+    assert [n for n, r in rows.items() if listed(anon, r)] == ["tp_open"]
+    assert [n for n, r in rows.items() if listed(auditor, r)] == ["tp_open"]
     assert set(FIELDS) >= set(SENSITIVE)
 
 
