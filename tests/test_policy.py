@@ -396,3 +396,19 @@ def test_cli(conn, capsys):
     assert "grant.add" in capsys.readouterr().out
     assert main(["audit", "verify"]) == 0
     assert "intact" in capsys.readouterr().out
+
+
+def test_audit_chain_stays_linear_under_concurrent_writers(database_url, conn):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from layers import audit
+
+    def write(i: int) -> None:
+        with psycopg.connect(database_url, autocommit=True) as c:
+            for j in range(5):
+                audit.record(c, action="ogc.items", caller=Caller("department", "hb", f"t{i}"),
+                             layer="tp_uncond", rows=j)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    assert audit.verify(conn) is None
