@@ -47,8 +47,13 @@ class Settings(BaseSettings):
         """The DSN to use: DATABASE_URL, else the one provisioning wrote, else an error."""
         if self.database_url:
             return self.database_url
+        cached = self.__dict__.get("_local_dsn")
+        if cached:
+            return cached
         if self.local_url_file.exists():
-            return self.local_url_file.read_text().strip()
+            dsn = self.local_url_file.read_text().strip()
+            self.__dict__["_local_dsn"] = dsn  # read once per process (hot path)
+            return dsn
         raise RuntimeError(
             "没有数据库连接 / No database configured: set DATABASE_URL, "
             "or run `jmgeo db ensure` (make run does) to provision a local PostGIS."

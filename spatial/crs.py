@@ -531,13 +531,34 @@ def _authority_transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transform
     return pyproj.Transformer.from_crs(src, dst, always_xy=False)
 
 
+_CM_LEVEL_DATUMS = ("World Geodetic System 1984", "China 2000")
+
+
+@lru_cache(maxsize=256)
+def _cm_level_geographic(crs: pyproj.CRS) -> bool:
+    """A 2-D geographic CRS on WGS 84 or CGCS2000: the framework treats them as one
+    (centimetres apart; PROJ itself only offers a no-op "ballpark" between them)."""
+    return (crs.is_geographic and len(crs.axis_info) == 2
+            and crs.datum is not None and crs.datum.name.startswith(_CM_LEVEL_DATUMS))
+
+
 def transform_bbox(bbox: list[float], src: str | int | pyproj.CRS,
                    dst: str | int | pyproj.CRS, always_xy: bool = False) -> list[float]:
     """Transform a 4- or 6-number bbox corner by corner, in authority axis order unless
-    ``always_xy`` — the contract of OGC ``bbox``/``bbox-crs`` — with a cached transformer."""
+    ``always_xy`` — the contract of OGC ``bbox``/``bbox-crs``.
+
+    Between WGS 84 / CRS84 / CGCS2000 geographic CRSs this is only an axis reorder (no
+    transformer at all: pyproj builds one per thread, 0.26 s each); otherwise a cached
+    transformer is used.
+    """
     s, d = get_crs(src), get_crs(dst)
+    n = len(bbox) // 2
+    if _cm_level_geographic(s) and _cm_level_geographic(d):
+        lo, hi = list(bbox[:n]), list(bbox[n:])
+        if not always_xy and is_lat_first(s) != is_lat_first(d):
+            lo[0], lo[1], hi[0], hi[1] = lo[1], lo[0], hi[1], hi[0]
+        return lo + hi
     tr = _transformer_for(s, d) if always_xy else _authority_transformer(s, d)
     if d.to_epsg() == 3857:  # clip to Web Mercator's latitude range
         bbox = [bbox[0], max(-85.0511, bbox[1]), bbox[2], min(85.0511, bbox[3])]
-    n = len(bbox) // 2
     return list(tr.transform(*bbox[:n]) + tr.transform(*bbox[n:]))

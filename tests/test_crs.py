@@ -338,3 +338,16 @@ def test_boundaries_file_sane():
     counties = shapely.union_all([g for k, g in geoms.items() if k != "440700"])
     city = geoms["440700"]
     assert counties.symmetric_difference(city).area / city.area < 0.01
+
+
+def test_transform_bbox_axis_order_between_wgs84_and_cgcs2000():
+    from spatial.crs import CRS84_URI, transform_bbox
+
+    # CRS84 (lon, lat) → EPSG:4490 authority order (lat, lon): a pure reorder
+    assert transform_bbox([113.0, 22.5, 113.1, 22.6], CRS84_URI, "EPSG:4490") == \
+        [22.5, 113.0, 22.6, 113.1]
+    assert transform_bbox([22.5, 113.0, 22.6, 113.1], "EPSG:4326", "EPSG:4490") == \
+        [22.5, 113.0, 22.6, 113.1]
+    # into a projected CRS: EPSG:4547 is northing, easting
+    n, e, _, _ = transform_bbox([22.5, 113.0, 22.6, 113.1], "EPSG:4490", "EPSG:4547")
+    assert 2_400_000 < n < 2_600_000 and 350_000 < e < 500_000

@@ -24,7 +24,9 @@ import base64
 import json
 import logging
 import threading
+import time
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -63,6 +65,9 @@ EXTRA_PARAMS = ("region", "cursor")
 # so a cached entry never goes stale (a new load is a new table).
 _columns_cache: dict[str, dict[str, str]] = {}
 _cache_lock = threading.Lock()
+# planner row estimates per table, refreshed every few minutes (decides whether to count)
+_estimates: dict[str, tuple[float, int]] = {}
+ESTIMATE_TTL = 300.0
 
 
 class ProviderDatabaseUnavailable(ProviderGenericError):
@@ -98,17 +103,28 @@ def table_columns(table: str) -> dict[str, str]:
     return cols
 
 
-def _output_srid(crs_transform_spec) -> tuple[int, bool]:
-    """(SRID to ST_Transform to, flip to lat/lon?) for a pygeoapi CrsTransformSpec.
+def _output_srid(crs_transform_spec) -> tuple[int, bool, bool]:
+    """(SRID to ST_Transform to, flip to lat/lon?, geographic?) for a CrsTransformSpec.
 
     ``None`` means the request asked for the storage CRS itself (EPSG:4490), whose
     authority order is lat/lon: same coordinates, flipped.
     """
     if crs_transform_spec is None:
-        return CANONICAL_EPSG, True
-    target = get_crs(crs_transform_spec.target_crs_uri)
+        return _target(f"EPSG:{CANONICAL_EPSG}")
+    return _target(crs_transform_spec.target_crs_uri)
+
+
+@lru_cache(maxsize=64)
+def _target(uri: str) -> tuple[int, bool, bool]:
+    # CRS.to_epsg() searches the PROJ database (~10 ms): once per URI, not per request
+    target = get_crs(uri)
     epsg = target.to_epsg() or 4326  # OGC CRS84 has no EPSG code: lon/lat WGS 84
-    return epsg, is_lat_first(target)
+    return epsg, is_lat_first(target), target.is_geographic
+
+
+@lru_cache(maxsize=1)
+def _storage_lat_first() -> bool:
+    return is_lat_first(get_crs(f"EPSG:{CANONICAL_EPSG}"))
 
 
 class PostGISProvider(BaseProvider):
@@ -176,13 +192,13 @@ class PostGISProvider(BaseProvider):
         return col
 
     def _geometry_sql(self, crs_transform_spec) -> tuple[sql.Composable, int]:
-        srid, flip = _output_srid(crs_transform_spec)
+        srid, flip, geographic = _output_srid(crs_transform_spec)
         geom: sql.Composable = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
         if srid not in (CANONICAL_EPSG, 4326):
             geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(srid))
         if flip:
             geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
-        digits = 7 if get_crs(f"EPSG:{srid}").is_geographic else 3
+        digits = 7 if geographic else 3
         return sql.SQL("ST_AsGeoJSON({}, {})::json").format(geom, sql.Literal(digits)), srid
 
     def _properties_sql(self, select: list[str] | None) -> sql.Composable:
@@ -212,7 +228,7 @@ class PostGISProvider(BaseProvider):
             if len(bbox) == 6:
                 bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
             # pygeoapi gives bbox in the storage CRS's authority order: lat/lon for 4490
-            if is_lat_first(get_crs(f"EPSG:{CANONICAL_EPSG}")):
+            if _storage_lat_first():
                 miny, minx, maxy, maxx = bbox
             else:
                 minx, miny, maxx, maxy = bbox
@@ -240,7 +256,7 @@ class PostGISProvider(BaseProvider):
                 return self._column_sql(name)
 
             tr = CQLTranslator(resolve, geom, CANONICAL_EPSG,
-                               flip_literals=is_lat_first(get_crs(f"EPSG:{CANONICAL_EPSG}")))
+                               flip_literals=_storage_lat_first())
             try:
                 clauses.append(tr(filterq))
             except CQLError as exc:
@@ -422,17 +438,26 @@ class PostGISProvider(BaseProvider):
 
     def _number_matched(self, conn, table, where, params, resulttype) -> int | None:
         """Exact count when asked (hits) or cheap (small table); else omitted."""
-        schema, name = split_table(table)
-        if resulttype != "hits":
-            est = conn.execute(
-                "SELECT c.reltuples::bigint AS n FROM pg_class c JOIN pg_namespace s "
-                "ON s.oid = c.relnamespace WHERE s.nspname = %s AND c.relname = %s",
-                (schema, name)).fetchone()
-            if est and est["n"] > self.count_threshold:
-                return None
+        if resulttype != "hits" and self._estimate(conn, table) > self.count_threshold:
+            return None
         row = conn.execute(sql.SQL("SELECT count(*) AS n") + self._from(table) + where,
                            params).fetchone()
         return int(row["n"])
+
+    @staticmethod
+    def _estimate(conn, table: str) -> int:
+        now = time.monotonic()
+        hit = _estimates.get(table)
+        if hit is not None and now - hit[0] < ESTIMATE_TTL:
+            return hit[1]
+        schema, name = split_table(table)
+        row = conn.execute(
+            "SELECT c.reltuples::bigint AS n FROM pg_class c JOIN pg_namespace s "
+            "ON s.oid = c.relnamespace WHERE s.nspname = %s AND c.relname = %s",
+            (schema, name)).fetchone()
+        n = int(row["n"]) if row else 0
+        _estimates[table] = (now, n)
+        return n
 
     def get(self, identifier, crs_transform_spec=None, **kwargs) -> dict:
         geom_sql, _ = self._geometry_sql(crs_transform_spec)
