@@ -412,3 +412,24 @@ def test_audit_chain_stays_linear_under_concurrent_writers(database_url, conn):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(8)))
     assert audit.verify(conn) is None
+
+
+def test_grant_expiry_and_revocation_take_effect_without_restart(conn, client):
+    from layers.grants import add_grant, revoke_grant
+    from layers.identity import create_key
+
+    create_layer(conn, "tp_cond_live", "conditional")
+    token = create_key(conn, "tp-live-grant", dept="rf")["token"]
+    h = {"X-API-Key": token}
+    url = "/ogc/collections/tp_cond_live/items?f=json"
+    assert client.get(url, headers=h).status_code == 404
+    g = add_grant(conn, layer="tp_cond_live", dept="rf", purpose="人防工程规划",
+                  approved_by="x", valid_to=datetime.now(UTC) + timedelta(seconds=1.5))
+    r = client.get(url, headers=h)
+    assert r.status_code == 200 and r.json()["numberReturned"] == 4
+    time.sleep(1.6)
+    assert client.get(url, headers=h).status_code == 404  # expired: gone at once
+    g = add_grant(conn, layer="tp_cond_live", dept="rf", purpose="人防工程规划", approved_by="x")
+    assert client.get(url, headers=h).status_code == 200
+    revoke_grant(conn, g, "test")
+    assert client.get(url, headers=h).status_code == 404
