@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
 from loaders.errors import LoaderError
@@ -77,15 +78,26 @@ def mixed_error(display: str, fams: dict[str, int]) -> LoaderError:
         "ogr2ogr -where \"OGR_GEOMETRY='POLYGON'\")")
 
 
-def process(geoms: np.ndarray, family: str | None, opts: GeomOptions, stats: GeomStats,
-            offset: int) -> tuple[np.ndarray, np.ndarray, str]:
+def as_geometries(geoms: np.ndarray | pa.Array) -> np.ndarray:
+    """Shapely geometries from an array of them or from an Arrow WKB column."""
+    if isinstance(geoms, pa.ChunkedArray):
+        geoms = geoms.combine_chunks()
+    if isinstance(geoms, pa.Array):
+        return shapely.from_wkb(geoms.to_numpy(zero_copy_only=False), on_invalid="ignore")
+    return geoms
+
+
+def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
+            stats: GeomStats, offset: int) -> tuple[np.ndarray, pa.Array, str]:
     """Return (keep mask, EWKB hex of kept rows, family). ``offset`` numbers features."""
+    geoms = as_geometries(geoms)
     n = len(geoms)
     stats.read += n
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     stats.empty += int(missing.sum())
     keep = ~missing
-    g = geoms[keep]
+    g = geoms[keep] if not keep.all() else geoms
+    del geoms
     fams = families(g)
     if "collection" in fams or len(fams) > 1 or (family and fams and family not in fams):
         if family and family not in fams:
@@ -93,7 +105,7 @@ def process(geoms: np.ndarray, family: str | None, opts: GeomOptions, stats: Geo
         raise mixed_error(opts.display, fams)
     fam = family or (next(iter(fams)) if fams else None)
     if fam is None:
-        return keep, np.empty(0, dtype=object), family or ""
+        return keep, pa.array([], pa.string()), family or ""
     has_z = shapely.has_z(g)
     has_m = shapely.has_m(g)
     if has_z.any() or has_m.any():
@@ -148,11 +160,18 @@ def process(geoms: np.ndarray, family: str | None, opts: GeomOptions, stats: Geo
             for no, why in list(zip(feature_no, reasons, strict=False))[:max(room, 0)]:
                 stats.repairs.append({"feature": int(no), "problem": str(why)})
     # promote to Multi*, keeping only parts of the family (repairs may add stray parts)
-    parts, idx = shapely.get_parts(g, return_index=True)
-    ok = np.isin(shapely.get_type_id(parts), _PART_IDS[fam]) & ~shapely.is_empty(parts)
-    multi = np.full(len(g), None, dtype=object)
-    if ok.any():
-        _BUILD[fam](parts[ok], indices=idx[ok], out=multi)
+    type_ids = shapely.get_type_id(g)
+    if np.all(type_ids == _PART_IDS[fam][0]):
+        # the common case: all single parts (Polygon, LineString, Point)
+        multi = _BUILD[fam](g, indices=np.arange(len(g)))
+    else:
+        parts, idx = shapely.get_parts(g, return_index=True)
+        ok = np.isin(shapely.get_type_id(parts), _PART_IDS[fam]) & ~shapely.is_empty(parts)
+        multi = np.full(len(g), None, dtype=object)
+        if ok.any():
+            _BUILD[fam](parts[ok], indices=idx[ok], out=multi)
+        del parts, idx
+    del g
     lost = shapely.is_missing(multi)
     if lost.any():
         lost_idx = np.flatnonzero(lost)
@@ -181,5 +200,23 @@ def process(geoms: np.ndarray, family: str | None, opts: GeomOptions, stats: Geo
         else:
             stats.bbox = [min(stats.bbox[0], lo[0]), min(stats.bbox[1], lo[1]),
                           max(stats.bbox[2], lo[2]), max(stats.bbox[3], lo[3])]
-    ewkb = shapely.to_wkb(shapely.set_srid(multi, SRID), hex=True, include_srid=True)
-    return keep, ewkb, fam
+    return keep, hex_ewkb(multi), fam
+
+
+def hex_ewkb(geoms: np.ndarray) -> pa.StringArray:
+    """EWKB hex (SRID 4490) for COPY, as an Arrow string array.
+
+    GEOS's hex writer is slow (about 3 µs a feature); writing binary WKB and hex-encoding
+    the whole Arrow buffer in one ``bytes.hex()`` call is about six times faster.
+    """
+    wkb = pa.array(shapely.to_wkb(shapely.set_srid(geoms, SRID), include_srid=True),
+                   pa.binary())
+    n = len(wkb)
+    if n == 0:
+        return pa.array([], pa.string())
+    _validity, offsets_buf, data_buf = wkb.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1, offset=wkb.offset * 4)
+    start, end = int(offsets[0]), int(offsets[-1])
+    hexed = memoryview(data_buf)[start:end].hex().encode("ascii")
+    new_offsets = ((offsets - start) * 2).astype(np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(new_offsets), pa.py_buffer(hexed))

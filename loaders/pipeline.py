@@ -42,7 +42,7 @@ from loaders.crsdecide import (
     swapped_error,
 )
 from loaders.errors import LoaderError
-from loaders.geometry import MULTI_TYPE, GeomOptions, GeomStats, process
+from loaders.geometry import MULTI_TYPE, GeomOptions, GeomStats, as_geometries, process
 from loaders.progress import Progress
 from loaders.readers import open_reader
 from loaders.source import Source, open_source
@@ -156,8 +156,8 @@ class _CopyWriter:
             raise self.error
 
 
-def _csv_bytes(fid: np.ndarray, ewkb: np.ndarray, attrs: list[pa.Array]) -> bytes:
-    cols = [pa.array(fid, pa.int64()), pa.array(ewkb, pa.string()), *attrs]
+def _csv_bytes(fid: np.ndarray, ewkb: pa.Array, attrs: list[pa.Array]) -> bytes:
+    cols = [pa.array(fid, pa.int64()), ewkb, *attrs]
     table = pa.Table.from_arrays(cols, names=[f"c{i}" for i in range(len(cols))])
     buf = io.BytesIO()
     pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False,
@@ -211,6 +211,15 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         else None
     reader = open_reader(src, encoding=opts.encoding, source_layer=opts.source_layer)
     warnings: list[str] = list(reader.notes)
+    timing: dict[str, float] = {"open": time.monotonic() - t0}
+    mark = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        timing[name] = round(timing.get(name, 0.0) + now - mark, 3)
+        mark = now
+
     conn = psycopg.connect(dsn, autocommit=False)
     writer: _CopyWriter | None = None
     bar = Progress(f"装载 / loading {Path(display).name}", reader.total) if show_progress \
@@ -242,6 +251,7 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
             first_attrs, first_geoms = next(batches)
         except StopIteration:
             first_attrs, first_geoms = None, np.empty(0, dtype=object)
+        first_geoms = as_geometries(first_geoms)
         sample = first_geoms[~(shapely.is_missing(first_geoms) | shapely.is_empty(first_geoms))]
         if len(sample) == 0 and reader.total in (None, 0):
             from loaders.readers import _empty
@@ -283,13 +293,20 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         table = None
         loaded = 0
         pending = [(first_attrs, first_geoms)] if first_attrs is not None else []
+        del first_attrs, first_geoms, sample
 
         def feed():
-            yield from pending
+            while pending:
+                yield pending.pop()
             yield from batches
 
+        lap("prepare")
         for attrs, geoms in feed():
+            lap("read_wait")
+            n_batch = len(geoms)
             keep, ewkb, family = process(geoms, family, gopts, stats, offset)
+            del geoms
+            lap("geometry")
             if table is None and family:
                 # the first batch with geometry decides the table's type; check extent now,
                 # before anything is written, so a wrong CRS fails fast
@@ -308,16 +325,20 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
             if len(kept):
                 sub = attrs.take(pa.array(kept)) if len(kept) < len(keep) else attrs
                 cols = convert(plan, sub, display, offset)
-                writer.put(_csv_bytes(offset + kept + 1, ewkb, cols))
+                chunk = _csv_bytes(offset + kept + 1, ewkb, cols)
+                lap("attributes")
+                writer.put(chunk)
+                lap("copy_wait")
                 loaded += len(kept)
-            offset += len(geoms)
+            offset += n_batch
             if bar:
-                bar.update(len(geoms))
+                bar.update(n_batch)
         if writer is not None:
             if bar:
                 bar.set_stage("写入 / COPY")
             writer.close()
             writer = None
+        lap("copy_wait")
         if loaded == 0 or table is None:
             raise LoaderError("empty_layer", f"没有可装载的要素（读到 {stats.read} 个，空几何 "
                               f"{stats.empty} 个，无法修复 {stats.rejected} 个）",
@@ -344,7 +365,9 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
                             "features (--force-2d)")
         if bar:
             bar.set_stage("索引 / indexing")
+        lap("checks")
         registry.finish_data_table(conn, table)
+        lap("index")
         key_report, key_dups = None, 0
         if key_col:
             key_report = _check_key(conn, table, key_col, opts.key, display)
@@ -374,6 +397,7 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
             "options": {k: v for k, v in asdict(opts).items() if v not in (None, False, {})},
             "dry_run": opts.dry_run,
             "seconds": round(elapsed, 2),
+            "timing": timing,
             "features_per_second": round(stats.read / elapsed) if elapsed > 0 else None,
         }
         if opts.dry_run:
@@ -395,6 +419,7 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         except registry.RegistryError as exc:
             raise _registry_error(exc, display) from exc
         conn.commit()
+        lap("publish")
         report["published"] = True
         report["epoch"] = result["epoch"]
         report["seconds"] = round(time.monotonic() - t0, 2)

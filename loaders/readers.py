@@ -27,7 +27,7 @@ from loaders.encoding import EncodingDecision, decide_dbf, decide_text_file
 from loaders.errors import LoaderError
 from loaders.source import Source
 
-BATCH_SIZE = int(os.environ.get("JMGEO_LOAD_BATCH", "65536"))
+BATCH_SIZE = int(os.environ.get("JMGEO_LOAD_BATCH", "50000"))
 LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x", "point_x", "xcoord", "x坐标",
              "东经")
 LAT_NAMES = ("lat", "latitude", "纬度", "y", "point_y", "ycoord", "y坐标", "北纬")
@@ -43,13 +43,13 @@ class Reader:
     declared_crs: str | None              # the file's CRS (WKT / EPSG:…), None when absent
     encoding: EncodingDecision
     geometry_type: str | None
-    batches: Iterator[tuple[pa.Table, np.ndarray]]
+    batches: Iterator[tuple[pa.Table, np.ndarray | pa.Array]]  # geometries or WKB
     source_layer: str | None = None
     text_inference: bool = False          # CSV: infer numbers from text
     notes: list[str] = field(default_factory=list)
 
 
-def prefetch(it: Iterator, depth: int = 2) -> Iterator:
+def prefetch(it: Iterator, depth: int = 1) -> Iterator:
     """Run ``it`` in a background thread (GDAL reading overlaps our processing)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -176,10 +176,10 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
                 fidcol = meta.get("fid_column")
                 for batch in reader:
                     names = batch.schema.names
-                    wkb = batch.column(gcol).to_numpy(zero_copy_only=False)
-                    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
                     keep = [i for i, n in enumerate(names) if n not in (gcol, fidcol)]
-                    yield pa.Table.from_batches([batch.select(keep)]), geoms
+                    # WKB travels to the processing thread; GEOS objects are made there, so
+                    # only one batch of them is alive at a time
+                    yield pa.Table.from_batches([batch.select(keep)]), batch.column(gcol)
         except LoaderError:
             raise
         except Exception as exc:  # noqa: BLE001
