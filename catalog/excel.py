@@ -25,7 +25,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.datavalidation import DataValidation
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from catalog import store, vocab
 from catalog.vocab import clean_text, norm_key
@@ -592,7 +592,7 @@ def _check_against_catalog(conn, content: dict[str, Any], g: _Group, err) -> Non
 
 def _existing(conn, content: dict[str, Any]) -> int | None:
     """The catalogued entry this sheet row describes: by code, else by provider + name."""
-    cur = conn.cursor()
+    cur = conn.cursor(row_factory=tuple_row)
     if content.get("code"):
         row = cur.execute("SELECT id FROM catalog_entry WHERE code = %s",
                           (content["code"],)).fetchone()

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from psycopg.rows import tuple_row
+
 from catalog import dcat, excel, store
 from layers.policy import Caller
 
@@ -34,7 +36,7 @@ def select(conn, *, status: str = "published", dept: str | None = None,
 
 
 def departments(conn) -> dict[str, dict[str, Any]]:
-    return {r[0]: {"code": r[0], "name": r[1], "uscc": r[2]} for r in conn.cursor().execute(
+    return {r[0]: {"code": r[0], "name": r[1], "uscc": r[2]} for r in conn.cursor(row_factory=tuple_row).execute(
         "SELECT code, name, uscc FROM department")}
 
 

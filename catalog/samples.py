@@ -20,6 +20,7 @@ from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
+from psycopg.rows import tuple_row
 
 from catalog import excel
 from layers.departments import DEMO_DEPARTMENTS, make_uscc
@@ -261,3 +262,65 @@ if __name__ == "__main__":
 
 __all__ = ["DEPARTMENTS", "make_uscc", "sample_entries", "write_broken_sample",
            "write_sample"]
+
+
+# ------------------------------------------------------------------ synthetic bulk
+
+BULK_WORDS = ("人口", "户籍", "法人", "企业", "学校", "医院", "河道", "水库", "林地", "耕地",
+              "税务", "社保", "公积金", "养老", "就业", "环境", "空气", "噪声", "气象", "文物",
+              "旅游", "消防", "食品", "药品", "市场", "价格", "统计", "住房", "物业", "停车")
+BULK_KINDS = ("登记信息", "分布图", "名录", "统计表", "监测数据", "审批记录", "台账")
+
+
+def bulk_entries(conn, n: int, *, seed: int = 7, item_word: str = "道路",
+                 item_share: float = 0.05) -> int:
+    """Insert ``n`` synthetic published entries by COPY (for search tests and the
+    benchmark). Names never contain ``item_word``; about ``item_share`` of the entries
+    mention it in a data item. Returns how many mention it."""
+    import random
+
+    from catalog import search
+
+    rng = random.Random(seed)
+    depts = [r[0] for r in conn.cursor(row_factory=tuple_row).execute("SELECT id FROM department ORDER BY id")]
+    names = {r[0] for r in conn.cursor(row_factory=tuple_row).execute("SELECT name FROM department")}
+    ids = [r[0] for r in conn.cursor(row_factory=tuple_row).execute(
+        "SELECT nextval('catalog_entry_id_seq') FROM generate_series(1, %s)", (n,))]
+    seq0 = conn.cursor(row_factory=tuple_row).execute("SELECT coalesce(max(code_seq), 0) FROM catalog_entry "
+                                 "WHERE code_prefix LIKE '209%%'").fetchone()[0]
+    mention = 0
+    entries, items = [], []
+    for k, eid in enumerate(ids):
+        w1, w2 = rng.sample(BULK_WORDS, 2)
+        name = f"{w1}{w2}{rng.choice(BULK_KINDS)}{k:05d}"
+        its = [f"{rng.choice(BULK_WORDS)}编号", f"{rng.choice(BULK_WORDS)}名称", "更新时间"]
+        if rng.random() < item_share:
+            its[1] = f"所在{item_word}"
+            mention += 1
+        abstract = f"全市{w1}{w2}相关信息，由部门按月更新。"
+        cat = f"{k % 999 + 1:03d}"
+        seq = seq0 + k + 1
+        prefix = f"209{cat}"
+        code = f"{prefix}/{seq:06d}"
+        parts = [("A", name), ("A", code.replace("/", " ")), ("B", " ".join(its)),
+                 ("C", abstract), ("C", f"测试 {w1}"), ("C", "数据库"),
+                 ("D", next(iter(names)))]
+        entries.append((eid, code, prefix, seq, "2", "09", "测试", cat, w1, name,
+                        rng.choice(depts), abstract, "database", "unconditional",
+                        "platform_api", False, "monthly", "published",
+                        search.search_text(parts), search.build_vector(parts)))
+        items += [(eid, i + 1, nm, "C", "50", "unconditional") for i, nm in enumerate(its)]
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        with cur.copy("COPY catalog_entry (id, code, code_prefix, code_seq, class_code, "
+                      "item_code, item_name, category_code, category_name, name, "
+                      "provider_dept_id, abstract, format, sharing_type, sharing_method, "
+                      "is_open, update_cycle, status, search_text, search_vec) "
+                      "FROM STDIN") as cp:
+            for row in entries:
+                cp.write_row(row)
+        with cur.copy("COPY catalog_item (entry_id, position, name, data_type, length, "
+                      "sharing_type) FROM STDIN") as cp:
+            for row in items:
+                cp.write_row(row)
+    conn.execute("ANALYZE catalog_entry")
+    return mention

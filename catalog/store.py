@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from catalog import search, vocab
@@ -402,7 +402,7 @@ def _check_unique(conn, content: dict[str, Any], dept_id: int,
 
 def _write_items(conn, entry_id: int, content: dict[str, Any]) -> None:
     conn.execute("DELETE FROM catalog_item WHERE entry_id = %s", (entry_id,))
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=tuple_row) as cur:
         cur.executemany(
             "INSERT INTO catalog_item (entry_id, position, name, data_type, length, "
             "sharing_type, field) VALUES (%s, %s, %s, %s, %s, %s, %s)",

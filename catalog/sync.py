@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from catalog import store, vocab
 from layers.policy import Caller
@@ -219,8 +219,8 @@ def sync_layer(conn: psycopg.Connection, layer_name: str) -> dict[str, Any]:
 
 def sync_all_layers(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """Sync every registry layer, and retire entries of layers that no longer exist."""
-    names = [r[0] for r in conn.cursor().execute("SELECT name FROM layer ORDER BY name")]
-    gone = [r[0] for r in conn.cursor().execute(
+    names = [r[0] for r in conn.cursor(row_factory=tuple_row).execute("SELECT name FROM layer ORDER BY name")]
+    gone = [r[0] for r in conn.cursor(row_factory=tuple_row).execute(
         "SELECT layer_name FROM catalog_entry WHERE layer_name IS NOT NULL AND status <> "
         "'retired' AND layer_name NOT IN (SELECT name FROM layer)")]
     return [sync_layer(conn, n) for n in [*names, *gone]]
@@ -229,14 +229,14 @@ def sync_all_layers(conn: psycopg.Connection) -> list[dict[str, Any]]:
 def ensure_synced(conn: psycopg.Connection) -> bool:
     """Re-sync all layers when the registry epoch moved since the last sync (cheap when
     it did not: one query). Returns whether a sync ran."""
-    row = conn.cursor().execute(
+    row = conn.cursor(row_factory=tuple_row).execute(
         "SELECT (SELECT epoch FROM registry_state WHERE id = 1), "
         "(SELECT synced_epoch FROM catalog_state WHERE id = 1)").fetchone()
     epoch, synced = row
     if epoch is None or epoch == synced:
         return False
     with conn.transaction():
-        got = conn.cursor().execute(
+        got = conn.cursor(row_factory=tuple_row).execute(
             "SELECT synced_epoch FROM catalog_state WHERE id = 1 FOR UPDATE "
             "SKIP LOCKED").fetchone()
         if got is None or got[0] == epoch:

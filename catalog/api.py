@@ -1,0 +1,324 @@
+"""The catalog API: ``router`` (mounted by the app at ``/catalog``).
+
+Departments create, edit, submit and retire their own entries; the bureau
+(``caller.kind == "admin"``) reviews (approve, or return with reasons), publishes and
+may correct anything; everyone searches. What a caller sees is the catalog's rule
+(``catalog.store.visibility_sql``): the public the open published entries, a department
+every published entry's metadata and all of its own, the bureau and auditors all. An
+entry the caller may not see answers 404 exactly like one that does not exist.
+
+Values of controlled vocabularies are accepted as keys (``conditional``) or Chinese
+labels (``有条件共享``) and answered as both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from catalog import dcat, excel, store, sync, vocab
+from jmgeo.db import connection
+from layers.policy import ANONYMOUS, Caller
+
+router = APIRouter(prefix="/catalog", tags=["catalog"])
+
+VOCAB_FIELDS = {"class_code": vocab.CLASSES, "format": vocab.FORMATS,
+                "sharing_type": vocab.SHARING_TYPES, "sharing_method": vocab.SHARING_METHODS,
+                "update_cycle": vocab.UPDATE_CYCLES}
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="信息项名称")
+    data_type: str = Field(description="数据类型 C N Y D T L M G B I F (or 字符型 …)")
+    length: str | int | None = Field(None, description="数据长度, e.g. 20 or 18,2")
+    sharing_type: str | None = Field(None, description="信息项共享类型; default: the entry's")
+
+
+class EntryIn(BaseModel):
+    """An entry's content; on PATCH only the members given change."""
+
+    model_config = ConfigDict(extra="forbid")
+    class_code: str | None = Field(None, description="类: 1 基础, 2 主题, 3 部门")
+    item_code: str | None = Field(None, description="项 code, 2 digits")
+    item_name: str | None = None
+    category_code: str | None = Field(None, description="目 code, 3 digits")
+    category_name: str | None = None
+    subcategory_code: str | None = Field(None, description="细目 code (optional)")
+    subcategory_name: str | None = None
+    name: str | None = Field(None, description="信息资源名称")
+    code: str | None = Field(None, description="信息资源代码 前段码/后段码; generated if absent")
+    provider_code: str | None = Field(None, description="provider department (bureau only; "
+                                                        "departments catalogue their own)")
+    abstract: str | None = None
+    format: str | None = None
+    sharing_type: str | None = None
+    sharing_condition: str | None = Field(None, description="共享条件; for 不予共享 the legal "
+                                                            "basis")
+    sharing_method: str | None = None
+    is_open: bool | str | None = None
+    open_condition: str | None = None
+    update_cycle: str | None = None
+    publish_date: dt.date | None = None
+    related_codes: list[str] | None = None
+    items: list[ItemIn] | None = None
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "return"]
+    reasons: str | None = Field(None, description="required when returning")
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = None
+
+
+def caller_of(request: Request) -> Caller:
+    return getattr(request.state, "caller", None) or ANONYMOUS
+
+
+def _content(body: EntryIn) -> dict[str, Any]:
+    c = body.model_dump(exclude_unset=True)
+    for f, vv in VOCAB_FIELDS.items():
+        if isinstance(c.get(f), str):
+            c[f] = vv.parse(c[f]) or c[f]
+    if isinstance(c.get("is_open"), str):
+        c["is_open"] = vocab.OPEN.parse(c["is_open"]) == "yes"
+    if c.get("items") is not None:
+        for it in c["items"]:
+            it["data_type"] = vocab.DATA_TYPES.parse(it["data_type"]) or it["data_type"]
+            if it.get("sharing_type"):
+                it["sharing_type"] = (vocab.SHARING_TYPES.parse(it["sharing_type"])
+                                      or it["sharing_type"])
+            if it.get("length") is not None:
+                it["length"] = str(it["length"])
+    return c
+
+
+def _error(exc: store.CatalogError) -> JSONResponse:
+    code = {400: "InvalidParameterValue", 403: "Forbidden", 404: "NotFound",
+            409: "Conflict"}[exc.status]
+    return JSONResponse({"code": code, "description": str(exc),
+                         "errors": [p.as_dict() for p in exc.errors]}, status_code=exc.status)
+
+
+def _run(fn: Callable[[Any], Any]):
+    try:
+        with connection() as conn:
+            return fn(conn)
+    except store.CatalogError as exc:
+        return _error(exc)
+
+
+def _label(v: vocab.Vocab, key: str | None) -> dict[str, str] | None:
+    return {"key": key, "label": v.label(key)} if key else None
+
+
+def serialize(e: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    owner_view = caller.kind in ("admin", "auditor") or (
+        caller.is_department and caller.dept_code == e["provider_code"])
+    out = {
+        "id": e["id"], "code": e["code"], "name": e["name"],
+        "classification": {
+            "class": _label(vocab.CLASSES, e["class_code"]),
+            "item": {"code": e["item_code"], "name": e["item_name"]},
+            "category": {"code": e["category_code"], "name": e["category_name"]},
+            "subcategory": ({"code": e["subcategory_code"], "name": e["subcategory_name"]}
+                            if e.get("subcategory_code") else None),
+        },
+        "provider": {"code": e["provider_code"], "name": e["provider_name"],
+                     "uscc": e["provider_uscc"]},
+        "abstract": e["abstract"],
+        "format": _label(vocab.FORMATS, e["format"]),
+        "sharing_class": e["sharing_class"],
+        "sharing_type": _label(vocab.SHARING_TYPES, e["sharing_type"]),
+        "sharing_condition": e.get("sharing_condition"),
+        "sharing_method": _label(vocab.SHARING_METHODS, e["sharing_method"]),
+        "is_open": e["is_open"], "open_condition": e.get("open_condition"),
+        "update_cycle": _label(vocab.UPDATE_CYCLES, e["update_cycle"]),
+        "publish_date": e.get("publish_date"),
+        "related_codes": list(e.get("related_codes") or []),
+        "items": [{"name": it["name"], "data_type": it["data_type"],
+                   "data_type_label": vocab.DATA_TYPE_NAMES.get(it["data_type"]),
+                   "length": it.get("length"),
+                   "sharing_type": _label(vocab.SHARING_TYPES, it["sharing_type"])}
+                  for it in e["items"]],
+        "status": {"key": e["status"], "label": vocab.STATUSES[e["status"]]},
+        "layer": ({"name": e["layer_name"], "version": e.get("layer_version"),
+                   "data_updated_at": e.get("data_updated_at"), "extent": e.get("extent")}
+                  if e.get("layer_name") else None),
+        "updated_at": e.get("updated_at"),
+    }
+    if owner_view:
+        out["review"] = {"state": e.get("review_state"), "comment": e.get("review_comment"),
+                         "by": e.get("reviewed_by"), "at": e.get("reviewed_at")}
+    if e.get("rank") is not None and isinstance(e.get("rank"), float):
+        out["rank"] = round(e["rank"], 4)
+    return out
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    from fastapi.encoders import jsonable_encoder
+
+    return JSONResponse(jsonable_encoder(data), status_code=status)
+
+
+@router.get("/entries", summary="search and filter the catalog")
+def list_entries(
+    request: Request,
+    q: str | None = Query(None, description="中文检索, e.g. 道路"),
+    class_code: str | None = Query(None, alias="class", description="类: 1, 2, 3"),
+    dept: str | None = Query(None, description="provider department code"),
+    sharing_type: str | None = Query(None, description="无条件共享 / 有条件共享 / 不予共享"),
+    format: str | None = Query(None, description="信息资源格式, e.g. 矢量"),
+    update_cycle: str | None = Query(None, description="更新周期, e.g. 每月"),
+    status: str | None = Query(None, description="draft / submitted / published / retired"),
+    open: bool | None = Query(None, description="only entries open to the public"),
+    sort: str | None = Query(None, description="name, -name, code, updated, publish_date"),
+    limit: int = Query(20, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+):
+    caller = caller_of(request)
+
+    def run(conn):
+        sync.ensure_synced(conn)
+        rows, total = store.list_entries(
+            conn, caller, q=q, open_only=bool(open), limit=limit, offset=offset, sort=sort,
+            filters={"class_code": class_code, "dept": dept, "sharing_type": sharing_type,
+                     "format": format, "update_cycle": update_cycle, "status": status})
+        return _json({"numberMatched": total, "numberReturned": len(rows),
+                      "entries": [serialize(r, caller) for r in rows]})
+    return _run(run)
+
+
+@router.get("/entries/{entry_id}", summary="one entry")
+def get_entry(request: Request, entry_id: int):
+    caller = caller_of(request)
+
+    def run(conn):
+        sync.ensure_synced(conn)
+        return _json(serialize(store._entry_for(conn, entry_id, caller), caller))
+    return _run(run)
+
+
+@router.get("/entries/{entry_id}/history", summary="who changed the entry, and when")
+def entry_history(request: Request, entry_id: int):
+    caller = caller_of(request)
+
+    def run(conn):
+        e = store._entry_for(conn, entry_id, caller)
+        if not (caller.kind in ("admin", "auditor") or caller.dept_code == e["provider_code"]):
+            raise store.NotFound(f"信息资源 {entry_id} 不存在 / no catalog entry {entry_id}")
+        return _json({"id": entry_id, "code": e["code"], "history": store.history(conn,
+                                                                                  entry_id)})
+    return _run(run)
+
+
+@router.post("/entries", status_code=201, summary="draft a new entry")
+def create_entry(request: Request, body: EntryIn):
+    caller = caller_of(request)
+
+    def run(conn):
+        eid = store.create(conn, _content(body), caller)
+        return _json(serialize(store.get_entry(conn, eid), caller), 201)
+    return _run(run)
+
+
+@router.patch("/entries/{entry_id}", summary="edit a draft (the bureau: any entry)")
+def edit_entry(request: Request, entry_id: int, body: EntryIn):
+    caller = caller_of(request)
+
+    def run(conn):
+        outcome = store.edit(conn, entry_id, _content(body), caller)
+        out = serialize(store.get_entry(conn, entry_id), caller)
+        out["outcome"] = outcome
+        return _json(out)
+    return _run(run)
+
+
+def _transition(request: Request, entry_id: int, action: str, comment: str | None):
+    caller = caller_of(request)
+    return _run(lambda conn: _json(serialize(
+        store.transition(conn, entry_id, action, caller, comment), caller)))
+
+
+@router.post("/entries/{entry_id}/submit", summary="submit a draft for the bureau's review")
+def submit_entry(request: Request, entry_id: int, body: CommentIn | None = None):
+    return _transition(request, entry_id, "submit", body and body.comment)
+
+
+@router.post("/entries/{entry_id}/review", summary="the bureau approves or returns")
+def review_entry(request: Request, entry_id: int, body: ReviewIn):
+    return _transition(request, entry_id, body.decision, body.reasons)
+
+
+@router.post("/entries/{entry_id}/publish", summary="the bureau publishes an approved entry")
+def publish_entry(request: Request, entry_id: int, body: CommentIn | None = None):
+    return _transition(request, entry_id, "publish", body and body.comment)
+
+
+@router.post("/entries/{entry_id}/retire", summary="retire an entry (owner or bureau)")
+def retire_entry(request: Request, entry_id: int, body: CommentIn | None = None):
+    return _transition(request, entry_id, "retire", body and body.comment)
+
+
+@router.get("/vocabularies", summary="the controlled vocabularies")
+def vocabularies():
+    return {v.name_en.replace(" ", "_"): {"name": v.name, "values": v.labels}
+            for v in (vocab.CLASSES, vocab.FORMATS, vocab.DATA_TYPES, vocab.SHARING_TYPES,
+                      vocab.SHARING_METHODS, vocab.OPEN, vocab.UPDATE_CYCLES)} | {
+        "base_items": vocab.BASE_ITEMS, "data_type_names": vocab.DATA_TYPE_NAMES,
+        "statuses": vocab.STATUSES}
+
+
+@router.get("/dcat", summary="DCAT JSON-LD of the published entries the caller may see")
+def dcat_catalog(request: Request):
+    caller = caller_of(request)
+
+    def run(conn):
+        sync.ensure_synced(conn)
+        rows, _ = store.list_entries(conn, caller, filters={"status": "published"},
+                                     limit=1_000_000)
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        from fastapi.encoders import jsonable_encoder
+
+        return JSONResponse(jsonable_encoder(dcat.catalog_jsonld(rows, base)),
+                            media_type="application/ld+json")
+    return _run(run)
+
+
+@router.post("/import", summary="the bureau imports a survey sheet (xlsx), all or nothing")
+async def import_sheet(request: Request, sheet: UploadFile = File(...),
+                       publish: bool = Query(False)):
+    caller = caller_of(request)
+    if caller.kind != "admin":
+        return _error(store.Forbidden("只有统筹局可以导入调查表 / only the bureau imports "
+                                      "survey sheets"))
+    data = await sheet.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sheet.xlsx"
+        path.write_bytes(data)
+
+        def run(conn):
+            try:
+                report = excel.import_survey(conn, path, caller, status="published"
+                                             if publish else "submitted")
+            except excel.SheetError as exc:
+                return _json({"code": "InvalidParameterValue",
+                              "description": exc.report.text().splitlines()[0],
+                              "errors": [e.as_dict() for e in exc.report.errors],
+                              "warnings": [w.as_dict() for w in exc.report.warnings]}, 400)
+            return _json({"counts": report.counts(),
+                          "entries": [{"code": c, "name": n, "outcome": o}
+                                      for c, n, o in report.outcomes],
+                          "warnings": [w.as_dict() for w in report.warnings]})
+        return _run(run)

@@ -1,0 +1,154 @@
+"""The catalog API: lifecycle by role, visibility, filters, errors, upload, DCAT.
+
+The router is exercised in a minimal app whose middleware sets ``request.state.caller``
+from a test header, exactly as ``jmgeo.auth`` does for real keys.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from catalog import samples
+from catalog.api import router
+from layers.departments import ensure_departments
+from layers.policy import Caller
+
+
+@pytest.fixture(scope="module")
+def client(database_url):
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_departments(conn)
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def who(request, call_next):
+        h = request.headers.get("x-test-caller", "")
+        kind, _, dept = h.partition(":")
+        request.state.caller = Caller(kind=kind or "anonymous", dept_code=dept or None,
+                                      name=h or "anonymous")
+        return await call_next(request)
+
+    app.include_router(router)
+    with TestClient(app) as c:
+        yield c
+
+
+def as_(who: str) -> dict[str, str]:
+    return {"x-test-caller": who}
+
+
+GTZY, SW, JT, ADMIN = as_("department:gtzy"), as_("department:sw"), as_("department:jt"), \
+    as_("admin:")
+
+ENTRY = {
+    "class_code": "3", "item_code": "01", "item_name": "江门市国土资源局",
+    "category_code": "002", "category_name": "土地供应", "name": "土地供应计划（接口测试）",
+    "abstract": "年度国有建设用地供应计划及执行情况。", "format": "电子表格",
+    "sharing_type": "有条件共享", "sharing_condition": "用于用地审批", "sharing_method":
+    "共享平台（接口）", "is_open": "否", "update_cycle": "每年",
+    "items": [{"name": "地块编号", "data_type": "C", "length": 20},
+              {"name": "供应面积", "data_type": "数值型", "length": "12,2"},
+              {"name": "供应方式道路", "data_type": "C", "length": 10}],
+}
+
+
+def test_lifecycle_by_role(client):
+    r = client.post("/catalog/entries", json=ENTRY, headers=GTZY)
+    assert r.status_code == 201, r.text
+    e = r.json()
+    eid = e["id"]
+    assert e["status"]["key"] == "draft" and e["code"].startswith("301002/")
+    assert e["format"] == {"key": "spreadsheet", "label": "电子表格"}
+    assert e["items"][1]["data_type"] == "N" and e["items"][1]["length"] == "12,2"
+    assert e["provider"]["code"] == "gtzy"
+    for who in (as_(""), SW):
+        assert client.get(f"/catalog/entries/{eid}", headers=who).status_code == 404
+        assert client.get("/catalog/entries/999999", headers=who).status_code == 404
+    assert client.patch(f"/catalog/entries/{eid}", json={"abstract": "x"},
+                        headers=SW).status_code == 404
+    r = client.patch(f"/catalog/entries/{eid}", json={"abstract": "年度供地计划及执行。"},
+                     headers=GTZY)
+    assert r.status_code == 200 and r.json()["outcome"] == "updated"
+    assert client.post(f"/catalog/entries/{eid}/submit", headers=GTZY).json()["status"][
+        "key"] == "submitted"
+    assert client.patch(f"/catalog/entries/{eid}", json={"abstract": "y"},
+                        headers=GTZY).status_code == 409
+    assert client.post(f"/catalog/entries/{eid}/review", json={"decision": "approve"},
+                       headers=GTZY).status_code == 403
+    r = client.post(f"/catalog/entries/{eid}/review", json={"decision": "return"},
+                    headers=ADMIN)
+    assert r.status_code == 400 and "理由" in r.json()["description"]
+    r = client.post(f"/catalog/entries/{eid}/review",
+                    json={"decision": "return", "reasons": "请补充信息项的数据长度说明"},
+                    headers=ADMIN)
+    assert r.json()["status"]["key"] == "draft"
+    assert r.json()["review"]["comment"] == "请补充信息项的数据长度说明"
+    client.post(f"/catalog/entries/{eid}/submit", headers=GTZY)
+    assert client.post(f"/catalog/entries/{eid}/publish", headers=ADMIN).status_code == 409
+    client.post(f"/catalog/entries/{eid}/review", json={"decision": "approve"}, headers=ADMIN)
+    r = client.post(f"/catalog/entries/{eid}/publish", headers=ADMIN)
+    assert r.json()["status"]["key"] == "published" and r.json()["publish_date"]
+    # every department sees a published entry's metadata; the public only open ones
+    r = client.get(f"/catalog/entries/{eid}", headers=SW)
+    assert r.status_code == 200 and "review" not in r.json()
+    assert client.get(f"/catalog/entries/{eid}", headers=as_("")).status_code == 404
+    h = client.get(f"/catalog/entries/{eid}/history", headers=GTZY).json()["history"]
+    assert [x["action"] for x in h] == ["create", "edit", "submit", "return", "submit",
+                                        "approve", "publish"]
+    assert {x["actor"] for x in h} == {"department:gtzy", "admin:"}
+    assert client.get(f"/catalog/entries/{eid}/history", headers=SW).status_code == 404
+
+
+def test_validation_errors_name_every_field(client):
+    bad = dict(ENTRY, name="坏条目", sharing_condition=None, format="矢量图",
+               items=[{"name": "a", "data_type": "Q"}])
+    r = client.post("/catalog/entries", json=bad, headers=GTZY)
+    assert r.status_code == 400
+    fields = {(e["field"], e.get("item")) for e in r.json()["errors"]}
+    assert {("sharing_condition", None), ("format", None), ("data_type", 0)} <= fields
+    r = client.post("/catalog/entries", json=dict(ENTRY, provider_code="sw"), headers=GTZY)
+    assert r.status_code == 403
+    assert client.post("/catalog/entries", json=ENTRY, headers=as_("")).status_code == 403
+    assert client.post("/catalog/entries", json=dict(ENTRY, bogus=1),
+                       headers=GTZY).status_code == 422
+
+
+def test_filters_search_and_public_view(client, tmp_path):
+    path = samples.write_sample(tmp_path / "s.xlsx")
+    with open(path, "rb") as fh:
+        assert client.post("/catalog/import", files={"sheet": ("s.xlsx", fh.read())},
+                           headers=GTZY).status_code == 403
+    with open(path, "rb") as fh:
+        r = client.post("/catalog/import?publish=true", files={"sheet": ("s.xlsx", fh.read())},
+                        headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert sum(r.json()["counts"].values()) == 11
+    pub = client.get("/catalog/entries?limit=100", headers=as_("")).json()
+    names = {e["name"] for e in pub["entries"]}
+    assert names >= {"道路中心线", "地质灾害隐患点", "江门市水资源公报"}
+    assert all(e["sharing_class"] == "open" for e in pub["entries"])
+    dept = client.get("/catalog/entries?limit=100", headers=JT).json()
+    assert {"不动产登记信息", "人防工程分布"} <= {e["name"] for e in dept["entries"]}
+    r = client.get("/catalog/entries", params={"sharing_type": "不予共享"}, headers=JT).json()
+    assert [e["name"] for e in r["entries"]] == ["人防工程分布"]
+    r = client.get("/catalog/entries", params={"format": "矢量", "dept": "sw"},
+                   headers=JT).json()
+    assert {e["name"] for e in r["entries"]} == {"河道管理范围线", "城市供水管网"}
+    r = client.get("/catalog/entries", params={"update_cycle": "实时", "class": "2"},
+                   headers=JT).json()
+    assert [e["name"] for e in r["entries"]] == ["公交车辆实时到站信息"]
+    r = client.get("/catalog/entries", params={"q": "道路"}, headers=JT).json()
+    got = [e["name"] for e in r["entries"]]
+    assert got[0] == "道路中心线" and "道路运输经营许可证" in got
+    assert "土地供应计划（接口测试）" in got  # only an item mentions 道路
+    assert got.index("道路运输经营许可证") < got.index("土地供应计划（接口测试）")
+    r = client.get("/catalog/entries", params={"q": "道路"}, headers=as_("")).json()
+    assert [e["name"] for e in r["entries"]] == ["道路中心线"]
+    doc = client.get("/catalog/dcat", headers=as_("")).json()
+    assert {d["dct:accessRights"]["@id"] for d in doc["dcat:dataset"]} == {"jm:open"}
+    v = client.get("/catalog/vocabularies").json()
+    assert v["sharing_type"]["values"]["conditional"] == "有条件共享"
