@@ -23,6 +23,7 @@ from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from layers import audit, policy
+from layers.audit_api import audit_router
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
@@ -33,12 +34,11 @@ class AuthMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next):
         try:
             request.state.caller = authenticate(request)
+            return await call_next(request)
         except AuthError as exc:
             return JSONResponse({"code": "Unauthorized", "description": str(exc)},
                                 status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="jmgeo"'})
-        try:
-            return await call_next(request)
         except DatabaseUnavailable:
             return JSONResponse({"code": "ServiceUnavailable", "description": UNAVAILABLE},
                                 status_code=503)
@@ -144,5 +144,6 @@ def create_app() -> FastAPI:
             raise HTTPException(404, f"区划代码不存在 / unknown region code: {code}")
         return JSONResponse(feat, media_type="application/geo+json")
 
+    app.include_router(audit_router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app

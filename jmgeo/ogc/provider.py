@@ -199,7 +199,8 @@ class PostGISProvider(BaseProvider):
         if flip:
             geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
         digits = 7 if geographic else 3
-        return sql.SQL("ST_AsGeoJSON({}, {})::json").format(geom, sql.Literal(digits)), srid
+        # options 0: no "crs" member (RFC 7946; the CRS is stated by Content-Crs)
+        return sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(geom, sql.Literal(digits)), srid
 
     def _properties_sql(self, select: list[str] | None) -> sql.Composable:
         names = [c for c in self.property_columns() if c != self.id_field or
