@@ -53,6 +53,9 @@ ZH_COLUMNS = {
 _DATE_PATTERNS = ((re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$"), "%Y-%m-%d"),
                   (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$"), "%Y/%m/%d"))
 _NUMBER_RE = re.compile(r"^[+-]?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$")
+# text that looks numeric but is an identifier: keep it text (leading zeros, masking)
+_CODE_NAME_RE = re.compile(r"电话|手机|代码|编码|编号|证号|邮编|号码|phone|tel|mobile|code|"
+                           r"(^|_)id($|_)|zip|number|no$", re.IGNORECASE)
 _INT_RE = re.compile(r"^[+-]?(0|[1-9]\d{0,17})$")
 
 
@@ -182,7 +185,9 @@ def plan_attributes(schema: pa.Schema, first: pa.Table | None, skip: set[str],
                         pg, how = "date", f"date:{fmt}"
                         break
                 else:
-                    if text_inference and all(_NUMBER_RE.match(s) for s in sample):
+                    if text_inference and not _CODE_NAME_RE.search(f.name) and \
+                            all(_NUMBER_RE.match(s) for s in sample) and \
+                            max(len(s) for s in sample) <= 10:
                         if all(_INT_RE.match(s) for s in sample):
                             pg, how = "bigint", "int"
                         else:

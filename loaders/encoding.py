@@ -257,6 +257,8 @@ def decide_text_file(path: Path, display: str, option: str | None = None) -> Enc
             fh.seek(start)
             block = fh.read(SAMPLE_BYTES)
             lines = block.split(b"\n")
+            if start == 0:
+                lines = lines[1:]  # the header names the columns; the data decides
             if start > 0:
                 lines = lines[1:]
             if start + SAMPLE_BYTES < size:

@@ -141,6 +141,7 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
     if src.fmt == "shapefile":
         dbf = src.sibling(".dbf")
         enc = decide_dbf(dbf, src.display, option=option, cpg=src.sibling(".cpg"))
+        _check_field_names(dbf, enc, src)
     elif option:
         from loaders.encoding import normalise
 
@@ -195,6 +196,34 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
         raise _gdal_error(src, exc) from exc
     return Reader(schema=schema, total=total, declared_crs=declared, encoding=enc,
                   geometry_type=gtype, batches=prefetch(batches()), source_layer=layer)
+
+
+def _check_field_names(dbf, enc: EncodingDecision, src: Source) -> None:
+    """DBF field names are 10 bytes: UTF-8 Chinese names longer than 3 characters get cut
+    in the middle of a character, which GDAL cannot read back."""
+    import struct
+
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+        hlen = struct.unpack("<H", head[8:10])[0]
+        desc = fh.read(max(hlen - 32, 0))
+    for i in range(0, len(desc) - 31, 32):
+        if desc[i] == 0x0D:
+            break
+        raw = desc[i:i + 11].split(b"\x00", 1)[0]
+        try:
+            raw.decode(enc.codec)
+        except UnicodeDecodeError:
+            shown = raw.decode(enc.codec, errors="replace")
+            raise LoaderError(
+                "bad_field_name", f"字段名 {shown!r} 在第 {i // 32 + 1} 列被截断在半个汉字处"
+                f"（DBF 字段名最多10字节，{enc.label} 汉字占多个字节）",
+                f"field name {shown!r} (column {i // 32 + 1}) is cut in the middle of a "
+                f"character (DBF field names hold 10 bytes; {enc.label} Chinese characters "
+                "take several)", file=src.display,
+                fix_zh="把字段名改短（UTF-8 不超过3个汉字），或改用 GeoPackage 导出",
+                fix_en="shorten the field names (at most 3 Chinese characters in UTF-8) or "
+                "export as GeoPackage") from None
 
 
 def _find(names: list[str], wanted: tuple[str, ...]) -> str | None:
