@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from jmgeo.ogc.tiles import regions_tile_provider_def, tile_provider_def
 from jmgeo.settings import PROJECT_ROOT
 from layers.policy import Access, Caller, visible_layers
 from spatial.crs import CRS84_URI, EPSG_URI, JIANGMEN_EXTENT, SUPPORTED_OUTPUT_CRS
@@ -64,7 +65,7 @@ def regions_resource() -> dict[str, Any]:
                       "labels": {"code": "区划代码", "name": "名称", "kind": "类别",
                                  "parent_code": "上级代码", "valid_from": "启用日期",
                                  "source": "来源"}},
-        }],
+        }, regions_tile_provider_def()],
     }
 
 
@@ -96,7 +97,7 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
         "keywords": keywords,
         "links": [],
         "extents": _extent(),
-        "providers": [provider],
+        "providers": [provider, tile_provider_def(layer, access)],
     }
 
 

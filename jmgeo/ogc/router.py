@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import config as ogc_config
+from jmgeo.ogc import tiles as ogc_tiles
 from jmgeo.ogc.provider import REQUEST_URL
 from jmgeo.settings import get_settings
 from layers.policy import Caller
@@ -193,12 +194,41 @@ async def tilematrixsets(request: Request) -> Response:
     return await execute(request, tiles_api.tilematrixsets)
 
 
+async def _tile_response(request: Request, func, *args) -> Response:
+    response = await execute(request, func, *args, skip_valid_check=True)
+    if response.status_code >= 400 and "vnd.mapbox" in response.headers.get("content-type", ""):
+        response.headers["Content-Type"] = "application/json"  # pygeoapi set the MVT type
+    return response
+
+
+async def collection_tiles(request: Request) -> Response:
+    return await execute(request, tiles_api.get_collection_tiles,
+                         request.path_params["collection_id"])
+
+
+async def collection_tiles_metadata(request: Request) -> Response:
+    return await _tile_response(request, ogc_tiles.tiles_metadata,
+                                request.path_params["collection_id"],
+                                request.path_params["tms_id"])
+
+
+async def collection_tile(request: Request) -> Response:
+    p = request.path_params
+    return await _tile_response(request, tiles_api.get_collection_tiles_data,
+                                p["collection_id"], p["tms_id"], p["z"], p["y"], p["x"])
+
+
+async def cgcs2000_tms(request: Request) -> Response:
+    return await execute(request, ogc_tiles.cgcs2000_tilematrixset)
+
+
 def routes() -> list[Route]:
     return [
         Route("/", landing),
         Route("/openapi", openapi),
         Route("/conformance", conformance),
         Route("/TileMatrixSets", tilematrixsets),
+        Route("/TileMatrixSets/CGCS2000Quad", cgcs2000_tms),
         Route("/TileMatrixSets/{tms_id}", tilematrixsets),
         Route("/collections", collections),
         Route("/collections/{collection_id}", collections),
@@ -206,4 +236,8 @@ def routes() -> list[Route]:
         Route("/collections/{collection_id}/schema", schema),
         Route("/collections/{collection_id}/items", items, methods=["GET", "POST"]),
         Route("/collections/{collection_id}/items/{item_id}", item),
+        Route("/collections/{collection_id}/tiles", collection_tiles),
+        Route("/collections/{collection_id}/tiles/{tms_id}", collection_tiles_metadata),
+        Route("/collections/{collection_id}/tiles/{tms_id}/metadata", collection_tiles_metadata),
+        Route("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", collection_tile),
     ]

@@ -1,0 +1,446 @@
+"""Vector tiles (OGC API Tiles, Mapbox Vector Tiles) from PostGIS, policy-aware.
+
+A pygeoapi tile provider (``type: tile``) like pygeoapi's own ``MVT-postgresql``, but:
+
+* tiles are built in one SQL statement with ``ST_AsMVTGeom``/``ST_AsMVT`` over the layer's
+  versioned table — no SQLAlchemy table reflection per request (pygeoapi builds a provider
+  per request), connections borrowed from ``jmgeo.db``'s pool;
+* the caller's access travels in ``provider_def['jmgeo']`` exactly as for the feature
+  provider (``jmgeo.ogc.provider``): only the visible fields become MVT properties, masked
+  fields are masked in SQL (``layers.masking``), rows are limited to the region scope with
+  the same ``EXISTS`` on ``public.region_part`` — the provider obeys, it never decides;
+* three tile matrix sets: ``WebMercatorQuad`` (web maps), ``WorldCRS84Quad`` and
+  ``CGCS2000Quad`` — the CGCS2000 geographic quad, identical in geometry to
+  WorldCRS84Quad (EPSG:4490 and CRS84 differ by centimetres; data are stored lon/lat)
+  with the EPSG:4490 CRS (authority axis order lat, lon). Its level ``z`` is 天地图's
+  ``c`` (经纬度投影) matrix level ``z + 1``. pygeoapi only knows the TMS files shipped in
+  its package, so ``/TileMatrixSets/CGCS2000Quad`` is answered by
+  :func:`cgcs2000_tilematrixset` (routed in ``jmgeo.ogc.router``);
+* tile coordinates outside the matrix (or not integers) answer 400 with the OGC
+  exception naming the parameter (``tileMatrix``, ``tileRow``, ``tileCol``,
+  ``tileMatrixSetId``); a tile with no features answers 204, as pygeoapi does.
+
+Simplification per zoom: ``ST_AsMVTGeom`` removes repeated points and simplifies at the
+tile's output resolution (1/4096 of the tile) before quantising, so a separate
+``ST_SimplifyPreserveTopology`` changes nothing in the output. For WebMercatorQuad the
+geometry is first reduced with ``ST_RemoveRepeatedPoints`` at half the output resolution
+in degrees, which saves reprojecting vertices that would collapse anyway (measured:
+see ``docs/benchmarks.md``/the report; tiles are byte-identical at z ≥ 12).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from http import HTTPStatus
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pygeoapi.models.provider.base import (
+    LinkType,
+    TileMatrixSetEnum,
+    TileMatrixSetEnumType,
+    TileSetMetadata,
+)
+from pygeoapi.provider.base import ProviderInvalidQueryError
+from pygeoapi.provider.base_mvt import BaseMVTProvider
+from pygeoapi.util import to_json, url_join
+
+from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc.provider import ProviderDatabaseUnavailable, split_table, table_columns
+from layers.masking import mask_expression
+from spatial.crs import CANONICAL_EPSG, EPSG_URI
+
+LOGGER = logging.getLogger(__name__)
+
+PROVIDER = "jmgeo.ogc.tiles.PolicyMVTProvider"
+MVT_FORMAT = {"name": "mvt", "mimetype": "application/vnd.mapbox-vector-tile"}
+EXTENT = 4096  # MVT tile extent (integer grid)
+BUFFER = 64  # tile buffer in grid units (lines/polygons crossing the edge render cleanly)
+MIN_ZOOM, MAX_ZOOM = 0, 22
+WEB_MERCATOR_HALF = 20037508.3427892
+
+# MVT attribute types PostGIS encodes natively; everything else is sent as text
+_NATIVE = {"smallint", "integer", "bigint", "real", "double precision", "boolean", "text",
+           "character varying", "character"}
+_AS_FLOAT = {"numeric"}
+_INTEGER_IDS = {"smallint", "integer", "bigint"}
+
+
+def _cgcs2000_quad() -> TileMatrixSetEnumType:
+    """WorldCRS84Quad's matrices with EPSG:4490 as CRS (lat, lon authority order)."""
+    crs84 = TileMatrixSetEnum.WORLDCRS84QUAD.value
+    matrices = []
+    for m in copy.deepcopy(crs84.tileMatrices):
+        lon, lat = m["pointOfOrigin"]
+        m["pointOfOrigin"] = [lat, lon]  # TMS 2.0: point of origin in CRS axis order
+        matrices.append(m)
+    return TileMatrixSetEnumType(
+        tileMatrixSet="CGCS2000Quad",
+        tileMatrixSetURI="urn:jmgeo:def:tilematrixset:CGCS2000Quad",
+        crs=EPSG_URI.format(code=CANONICAL_EPSG),
+        title="CGCS2000 geographic quad (EPSG:4490; = WorldCRS84Quad geometry, "
+              "天地图 c 矩阵级别 = z + 1)",
+        orderedAxes=["Lat", "Lon"],
+        wellKnownScaleSet=crs84.wellKnownScaleSet,
+        tileMatrices=matrices,
+    )
+
+
+CGCS2000_QUAD = _cgcs2000_quad()
+TILE_MATRIX_SETS: dict[str, TileMatrixSetEnumType] = {
+    "WebMercatorQuad": TileMatrixSetEnum.WEBMERCATORQUAD.value,
+    "WorldCRS84Quad": TileMatrixSetEnum.WORLDCRS84QUAD.value,
+    "CGCS2000Quad": CGCS2000_QUAD,
+}
+SCHEMES = list(TILE_MATRIX_SETS)
+
+
+class TileParameterError(ProviderInvalidQueryError):
+    """A tile coordinate or matrix set the tileset does not have: 400, naming it."""
+
+    ogc_exception_code = "InvalidParameterValue"
+
+
+def _tile_index(value, name: str, upper: int, lower: int = 0) -> int:
+    try:
+        idx = int(str(value))
+    except (TypeError, ValueError):
+        raise TileParameterError(
+            user_msg=f"参数 {name} 必须是整数 / {name} must be an integer: {value!r}") from None
+    if not lower <= idx < upper:
+        raise TileParameterError(
+            user_msg=f"参数 {name} 超出范围 {lower}..{upper - 1} / {name} out of range "
+                     f"{lower}..{upper - 1}: {idx}")
+    return idx
+
+
+def tile_bounds(tms: str, z: int, y: int, x: int) -> tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) of a tile, in degrees (CGCS2000 ≈ CRS84)."""
+    if tms == "WebMercatorQuad":
+        n = 2 ** z
+        lon0, lon1 = x / n * 360.0 - 180.0, (x + 1) / n * 360.0 - 180.0
+        lat1 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
+        lat0 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
+        return lon0, lat0, lon1, lat1
+    size = 180.0 / 2 ** z
+    lon0 = -180.0 + x * size
+    lat1 = 90.0 - y * size
+    return lon0, lat1 - size, lon0 + size, lat1
+
+
+class PolicyMVTProvider(BaseMVTProvider):
+    """pygeoapi MVT provider over one framework table, obeying the caller's access."""
+
+    def __init__(self, provider_def: dict):
+        provider_def = dict(provider_def)
+        provider_def.setdefault("format", MVT_FORMAT)
+        provider_def.setdefault("options", {})
+        provider_def["options"] = {"zoom": {"min": MIN_ZOOM, "max": MAX_ZOOM},
+                                   "schemes": SCHEMES, **(provider_def["options"] or {})}
+        super().__init__(provider_def)
+        data = provider_def["data"]
+        self.table: str = data["table"] if isinstance(data, dict) else data
+        self.static_where: str | None = data.get("where") if isinstance(data, dict) else None
+        self.id_field: str = provider_def.get("id_field", "fid")
+        self.geom_field: str = provider_def.get("geom_field", "geom")
+        access = provider_def.get("jmgeo", {}) or {}
+        self.layer_name: str = access.get("layer") or split_table(self.table)[1]
+        self.visible: list[str] | None = access.get("fields")
+        self.masks: dict[str, str] = access.get("masks", {}) or {}
+        self.region_scope: list[str] | None = access.get("regions")
+        self._fields: dict[str, dict] | None = None  # lazy: listings build us too
+
+    def __repr__(self) -> str:
+        return f"<PolicyMVTProvider> {self.table}"
+
+    # -- schema ---------------------------------------------------------------
+    def _columns(self) -> dict[str, str]:
+        try:
+            return table_columns(self.table)
+        except DatabaseUnavailable as exc:
+            raise ProviderDatabaseUnavailable() from exc
+
+    def property_columns(self) -> list[str]:
+        """Visible attribute columns in table order (the id, when integer, is the MVT id)."""
+        cols = [c for c in self._columns() if c != self.geom_field]
+        if self.visible is not None:
+            allowed = set(self.visible) | {self.id_field}
+            cols = [c for c in cols if c in allowed]
+        if self._integer_id():
+            cols = [c for c in cols if c != self.id_field]
+        return cols
+
+    def _integer_id(self) -> bool:
+        return self._columns().get(self.id_field, "").split("(")[0] in _INTEGER_IDS
+
+    def get_fields(self) -> dict[str, dict]:
+        if self._fields is None:
+            cols = self._columns()
+            fields = {}
+            for name in self.property_columns():
+                base = cols[name].split("(")[0]
+                if name in self.masks or base not in _NATIVE | _AS_FLOAT:
+                    kind = "string"
+                elif base in _INTEGER_IDS:
+                    kind = "integer"
+                elif base in ("real", "double precision") or base in _AS_FLOAT:
+                    kind = "number"
+                elif base == "boolean":
+                    kind = "boolean"
+                else:
+                    kind = "string"
+                fields[name] = {"type": kind}
+            self._fields = fields
+        return self._fields
+
+    @property
+    def fields(self) -> dict[str, dict]:
+        return self.get_fields()
+
+    def get_layer(self) -> str:
+        return self.layer_name
+
+    def get_tiling_schemes(self) -> list[TileMatrixSetEnumType]:
+        return [TILE_MATRIX_SETS[s] for s in self.schemes if s in TILE_MATRIX_SETS]
+
+    def get_tiles_service(self, baseurl=None, servicepath=None, dirpath=None,
+                          tile_type=None) -> dict:
+        self._service_url = servicepath
+        return self.get_tms_links()
+
+    # -- SQL ------------------------------------------------------------------
+    def _property_sql(self) -> list[sql.Composable]:
+        cols = self._columns()
+        out = []
+        for name in self.property_columns():
+            col = sql.SQL("t.{}").format(sql.Identifier(name))
+            base = cols[name].split("(")[0]
+            if name in self.masks:
+                expr = mask_expression(self.masks[name], col)
+            elif base in _NATIVE:
+                expr = col
+            elif base in _AS_FLOAT:
+                expr = sql.SQL("{}::double precision").format(col)
+            else:
+                expr = sql.SQL("{}::text").format(col)
+            out.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
+        return out
+
+    def tile_query(self, tms: str, z: int, y: int, x: int) -> tuple[sql.Composable, list]:
+        """The one statement that makes a tile (public for benchmarks and EXPLAIN)."""
+        geom = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
+        lon0, lat0, lon1, lat1 = tile_bounds(tms, z, y, x)
+        params: list[Any] = []
+        if tms == "WebMercatorQuad":
+            # drop vertices closer than half an output pixel before reprojecting them
+            px_deg = (lon1 - lon0) / EXTENT / 2
+            mvt_geom = sql.SQL(
+                "ST_AsMVTGeom(ST_Transform(ST_RemoveRepeatedPoints({g}, %s), 3857), "
+                "ST_TileEnvelope(%s::int, %s::int, %s::int), {e}, {b}, true)").format(
+                g=geom, e=sql.Literal(EXTENT), b=sql.Literal(BUFFER))
+            params += [px_deg, z, x, y]
+            # the filter box in degrees (lat margin computed on the mercator grid)
+            margin = BUFFER / EXTENT
+            n = 2 ** z
+            top = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y - margin) / n))))
+            bottom = math.degrees(math.atan(math.sinh(
+                math.pi * (1 - 2 * (y + 1 + margin) / n))))
+            dx = (lon1 - lon0) * margin
+            box = [max(lon0 - dx, -180.0), bottom, min(lon1 + dx, 180.0), top]
+        else:
+            mvt_geom = sql.SQL(
+                "ST_AsMVTGeom({g}, ST_MakeEnvelope(%s, %s, %s, %s, {srid}), {e}, {b}, true)"
+            ).format(g=geom, srid=sql.Literal(CANONICAL_EPSG), e=sql.Literal(EXTENT),
+                     b=sql.Literal(BUFFER))
+            params += [lon0, lat0, lon1, lat1]
+            d = (lon1 - lon0) * BUFFER / EXTENT
+            box = [lon0 - d, lat0 - d, lon1 + d, lat1 + d]
+        columns = [sql.SQL("{} AS mvt_geom").format(mvt_geom)]
+        id_name = None
+        if self._integer_id():
+            columns.append(sql.SQL("t.{} AS {}").format(sql.Identifier(self.id_field),
+                                                        sql.Identifier(self.id_field)))
+            id_name = self.id_field
+        columns += self._property_sql()
+        where = [sql.SQL("{g} && ST_MakeEnvelope(%s, %s, %s, %s, {srid})").format(
+            g=geom, srid=sql.Literal(CANONICAL_EPSG))]
+        params += box
+        if self.static_where:  # trusted: from our generated config, never a request
+            where.append(sql.SQL(self.static_where))
+        if self.region_scope is not None:
+            where.append(sql.SQL(
+                "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
+                "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
+            params.append(list(self.region_scope))
+        schema, name = split_table(self.table)
+        mvt_args = [sql.SQL("q"), sql.Placeholder(), sql.Literal(EXTENT),
+                    sql.Literal("mvt_geom")]
+        if id_name:
+            mvt_args.append(sql.Literal(id_name))
+        query = sql.SQL(
+            "SELECT ST_AsMVT({args}) AS mvt FROM (SELECT {cols} FROM {table} AS t "
+            "WHERE {where}) AS q WHERE q.mvt_geom IS NOT NULL").format(
+            args=sql.SQL(", ").join(mvt_args), cols=sql.SQL(", ").join(columns),
+            table=sql.Identifier(schema, name), where=sql.SQL(" AND ").join(where))
+        # the layer name placeholder comes first in the statement text
+        return query, [self.layer_name, *params]
+
+    # -- provider API ---------------------------------------------------------
+    def check_tile(self, tileset, z, y, x) -> tuple[str, int, int, int]:
+        if tileset not in TILE_MATRIX_SETS or tileset not in self.schemes:
+            raise TileParameterError(
+                user_msg=f"不支持的瓦片矩阵集 / unknown tileMatrixSetId: {tileset!r}; use one "
+                         f"of {', '.join(self.schemes)}")
+        tms = TILE_MATRIX_SETS[tileset]
+        zoom = self.options["zoom"]
+        top = min(int(zoom["max"]), len(tms.tileMatrices) - 1)
+        z = _tile_index(z, "tileMatrix", top + 1, int(zoom["min"]))
+        matrix = tms.tileMatrices[z]
+        y = _tile_index(y, "tileRow", int(matrix["matrixHeight"]))
+        x = _tile_index(x, "tileCol", int(matrix["matrixWidth"]))
+        return tileset, z, y, x
+
+    def get_tiles(self, layer=None, tileset=None, z=None, y=None, x=None,
+                  format_=None) -> bytes | None:
+        tileset, z, y, x = self.check_tile(tileset, z, y, x)
+        query, params = self.tile_query(tileset, z, y, x)
+        try:
+            with connection() as conn:
+                row = conn.execute(query, params).fetchone()
+        except DatabaseUnavailable as exc:
+            raise ProviderDatabaseUnavailable() from exc
+        except psycopg.errors.UndefinedTable as exc:  # a dropped version: like no data
+            LOGGER.warning("tile table missing: %s", exc)
+            return None
+        data = bytes(row["mvt"]) if row and row["mvt"] is not None else b""
+        return data or None  # pygeoapi answers 204 for an empty tile
+
+    # -- metadata -------------------------------------------------------------
+    def get_metadata(self, dataset, server_url, layer=None, tileset=None,
+                     metadata_format=None, title=None, description=None, keywords=None,
+                     **kwargs):
+        fmt = (metadata_format or "json").upper()
+        if fmt == "TILEJSON":
+            return self.get_vendor_metadata(dataset, server_url, layer, tileset, title,
+                                            description, keywords, **kwargs)
+        if fmt == "HTML":
+            return self.get_html_metadata(dataset, server_url, layer, tileset, title,
+                                          description, keywords, **kwargs)
+        return self.get_default_metadata(dataset, server_url, layer, tileset, title,
+                                         description, keywords, **kwargs)
+
+    def _tile_url(self, server_url: str, dataset: str, tileset: str) -> str:
+        return url_join(server_url, f"collections/{dataset}/tiles/{tileset}",
+                        "{tileMatrix}/{tileRow}/{tileCol}?f=mvt")
+
+    def get_html_metadata(self, dataset, server_url, layer, tileset, title, description,
+                          keywords, **kwargs) -> dict:
+        metadata_url = url_join(server_url, f"collections/{dataset}/tiles/{tileset}/metadata")
+        return {"id": dataset, "title": title, "tileset": tileset,
+                "collections_path": self._tile_url(server_url, dataset, tileset),
+                "json_url": f"{metadata_url}?f=json"}
+
+    def get_default_metadata(self, dataset, server_url, layer, tileset, title, description,
+                             keywords, **kwargs) -> dict:
+        tms = TILE_MATRIX_SETS.get(tileset) or TILE_MATRIX_SETS[self.schemes[0]]
+        content = TileSetMetadata(title=title, description=description, keywords=keywords,
+                                  crs=tms.crs, tileMatrixSetURI=tms.tileMatrixSetURI)
+        content.links = [
+            LinkType(href=url_join(server_url, "TileMatrixSets", tms.tileMatrixSet),
+                     rel="http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                     type="application/json",
+                     title=f"{tms.tileMatrixSet} tile matrix set definition"),
+            LinkType(href=self._tile_url(server_url, dataset, tms.tileMatrixSet), rel="item",
+                     type=MVT_FORMAT["mimetype"],
+                     title=f"{tms.tileMatrixSet} vector tiles for {layer}"),
+        ]
+        out = content.model_dump(exclude_none=True, by_alias=True)
+        out["layers"] = [{"id": self.layer_name, "dataType": "vector",
+                          "propertiesSchema": {"type": "object",
+                                               "properties": self.get_fields()}}]
+        return out
+
+    def get_vendor_metadata(self, dataset, server_url, layer, tileset, title, description,
+                            keywords, **kwargs) -> dict:
+        """TileJSON 3.0.0 (what MapLibre / OpenLayers read)."""
+        tms = TILE_MATRIX_SETS.get(tileset) or TILE_MATRIX_SETS[self.schemes[0]]
+        from spatial.crs import JIANGMEN_EXTENT
+
+        return {
+            "tilejson": "3.0.0",
+            "name": title or dataset,
+            "description": description,
+            "scheme": "xyz",
+            "tiles": [self._tile_url(server_url, dataset, tms.tileMatrixSet)
+                      .replace("{tileMatrix}", "{z}").replace("{tileRow}", "{y}")
+                      .replace("{tileCol}", "{x}")],
+            "minzoom": self.options["zoom"]["min"],
+            "maxzoom": self.options["zoom"]["max"],
+            "bounds": list(JIANGMEN_EXTENT),
+            "vector_layers": [{"id": self.layer_name, "fields": {
+                k: v["type"] for k, v in self.get_fields().items()}}],
+        }
+
+
+def tile_provider_def(layer: dict[str, Any], access) -> dict[str, Any]:
+    """The ``type: tile`` provider entry for one registry layer and the caller's access
+    (append it to the collection's ``providers``)."""
+    return {
+        "type": "tile",
+        "name": PROVIDER,
+        "data": {"table": layer["table_name"]},
+        "id_field": "fid",
+        "geom_field": "geom",
+        "options": {"zoom": {"min": MIN_ZOOM, "max": MAX_ZOOM}, "schemes": list(SCHEMES)},
+        "format": dict(MVT_FORMAT),
+        "jmgeo": {
+            "layer": layer["name"],
+            "fields": list(access.fields) if access.fields is not None else None,
+            "masks": dict(access.masks),
+            "regions": list(access.regions) if access.regions is not None else None,
+        },
+    }
+
+
+def regions_tile_provider_def() -> dict[str, Any]:
+    """The tile provider of the ``regions`` collection (open to everyone)."""
+    return {
+        "type": "tile",
+        "name": PROVIDER,
+        "data": {"table": "public.region",
+                 "where": "t.valid_to IS NULL AND t.geom IS NOT NULL"},
+        "id_field": "code",
+        "geom_field": "geom",
+        "options": {"zoom": {"min": MIN_ZOOM, "max": MAX_ZOOM}, "schemes": list(SCHEMES)},
+        "format": dict(MVT_FORMAT),
+        "jmgeo": {"layer": "regions",
+                  "fields": ["code", "name", "kind", "parent_code", "valid_from", "source"]},
+    }
+
+
+def cgcs2000_tilematrixset(api, request) -> tuple[dict, int, str]:
+    """``/TileMatrixSets/CGCS2000Quad`` in the shape of pygeoapi's ``tilematrixset``."""
+    headers = request.get_response_headers(**api.api_headers)
+    tms = CGCS2000_QUAD
+    body = {"title": tms.title, "crs": tms.crs, "id": tms.tileMatrixSet,
+            "uri": tms.tileMatrixSetURI, "orderedAxes": tms.orderedAxes,
+            "wellKnownScaleSet": tms.wellKnownScaleSet, "tileMatrices": tms.tileMatrices}
+    headers["Content-Type"] = "application/json"
+    return headers, HTTPStatus.OK, to_json(body, api.pretty_print)
+
+
+def tiles_metadata(api, request, dataset: str, tileset: str):
+    """pygeoapi's tileset metadata, with an unknown ``tileMatrixSetId`` answered 400
+    (pygeoapi would fail with a 500 inside the provider)."""
+    from pygeoapi.api import tiles as tiles_api
+
+    if tileset not in TILE_MATRIX_SETS and dataset in api.config["resources"]:
+        headers = request.get_response_headers(**api.api_headers)
+        return api.get_exception(
+            HTTPStatus.BAD_REQUEST, headers, "json", "InvalidParameterValue",
+            f"不支持的瓦片矩阵集 / unknown tileMatrixSetId: {tileset!r}; use one of "
+            f"{', '.join(SCHEMES)}")
+    return tiles_api.get_collection_tiles_metadata(api, request, dataset, tileset)
