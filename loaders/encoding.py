@@ -251,19 +251,22 @@ def decide_text_file(path: Path, display: str, option: str | None = None) -> Enc
     """Encoding of a delimited text file (CSV): the same evidence, by lines."""
     size = path.stat().st_size
     values: list[bytes] = []
+    header = b""
     with open(path, "rb") as fh:
         for start in sorted({0, max(size // 2 - SAMPLE_BYTES // 2, 0),
                              max(size - SAMPLE_BYTES, 0)}):
             fh.seek(start)
             block = fh.read(SAMPLE_BYTES)
             lines = block.split(b"\n")
-            if start == 0:
-                lines = lines[1:]  # the header names the columns; the data decides
+            if start == 0 and lines:
+                header = lines.pop(0)  # checked too, but last: the sample shown is data
             if start > 0:
                 lines = lines[1:]
             if start + SAMPLE_BYTES < size:
                 lines = lines[:-1]
             values += [ln for ln in lines if ln and not ln.isascii()]
-    if values and values[0].startswith(codecs.BOM_UTF8):
-        values[0] = values[0][3:]
+    if header.startswith(codecs.BOM_UTF8):
+        header = header[3:]
+    if header and not header.isascii():
+        values.append(header)
     return decide_bytes(values, display, option=option)

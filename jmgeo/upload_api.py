@@ -1,0 +1,118 @@
+"""``POST /layers/upload``: a department uploads a file (a zip, or one file) and it goes
+through exactly the code path of ``jmgeo load`` (:func:`loaders.pipeline.load`).
+
+The caller must be authenticated as a department and may load layers only for its own
+department. Refusals are JSON with a bilingual ``description``: 401 (not a department),
+403 (another department), 413 (too big), 422 (the file or options — the loader's one
+clear message, with its stable ``code``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from layers.models import SHARING_CLASSES
+from layers.policy import ANONYMOUS
+
+MAX_UPLOAD_BYTES = int(os.environ.get("JMGEO_UPLOAD_MAX_BYTES", str(4 * 1024 ** 3)))
+
+router = APIRouter(tags=["loaders"])
+
+
+def _error(status: int, code: str, description: str, **extra) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="jmgeo"'} if status == 401 else None
+    return JSONResponse({"code": code, "description": description, **extra},
+                        status_code=status, headers=headers)
+
+
+def _safe_name(name: str | None) -> str:
+    base = re.split(r"[\\/]", name or "")[-1].strip().lstrip(".")
+    base = re.sub(r"[\x00-\x1f]", "", base)
+    return base[:200] or "upload.bin"
+
+
+def _parse_sensitive(text: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        name, _, kind = item.partition("=")
+        out[name.strip()] = kind.strip()
+    return out
+
+
+@router.post("/layers/upload", summary="装载文件为部门图层 / load a file as a department layer",
+             responses={401: {"description": "not authenticated as a department"},
+                        403: {"description": "another department's layer"},
+                        413: {"description": "file too large"},
+                        422: {"description": "the file or an option cannot be loaded"}})
+async def upload_layer(
+    request: Request,
+    file: UploadFile = File(..., description="a .zip (Shapefile with its parts, …) or one "
+                            "file: .gpkg, .geojson, .csv, .kml, .tif"),
+    dept: str = Form(..., description="owner department code; must be the caller's"),
+    layer: str = Form(..., description="layer name (lowercase ascii)"),
+    theme: str = Form(...),
+    sharing: str = Form(..., description=" | ".join(SHARING_CLASSES)),
+    legal_basis: str | None = Form(None, description="法律依据 (required for not_shared)"),
+    src_crs: str | None = Form(None),
+    encoding: str | None = Form(None),
+    key: str | None = Form(None),
+    dry_run: bool = Form(False),
+    title: str | None = Form(None),
+    description: str | None = Form(None),
+    update_cycle: str = Form("other"),
+    source_layer: str | None = Form(None),
+    allow_outside: bool = Form(False),
+    strict: bool = Form(False),
+    force_2d: bool = Form(False),
+    swap_xy: bool = Form(False),
+    sensitive: str | None = Form(None, description="FIELD=KIND,FIELD=KIND …"),
+) -> JSONResponse:
+    """Same options and same checks as ``jmgeo load``; ``dry_run`` reports only."""
+    from loaders.errors import LoaderError
+    from loaders.pipeline import LoadOptions, load
+
+    caller = getattr(request.state, "caller", ANONYMOUS)
+    if not caller.is_department:
+        return _error(401, "Unauthorized", "需要以部门身份认证才能上传图层 / uploading a layer "
+                      "requires authenticating as a department (API key or token)")
+    if caller.dept_code != dept:
+        return _error(403, "Forbidden", f"只能为本部门（{caller.dept_code}）装载图层，不能为 {dept} "
+                      f"装载 / you may load layers only for your own department "
+                      f"({caller.dept_code}), not for {dept!r}")
+    tmp = Path(tempfile.mkdtemp(prefix="jmgeo-upload-"))
+    try:
+        name = _safe_name(file.filename)
+        target = tmp / name
+        size = 0
+        with open(target, "wb") as out:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    return _error(413, "PayloadTooLarge",
+                                  f"文件超过 {MAX_UPLOAD_BYTES / 1e9:.1f} GB 上限 / the upload "
+                                  f"exceeds the {MAX_UPLOAD_BYTES / 1e9:.1f} GB limit: use "
+                                  "`jmgeo load` on the server for bigger files")
+                out.write(chunk)
+        opts = LoadOptions(
+            dept=dept, layer=layer, theme=theme, sharing=sharing, legal_basis=legal_basis,
+            src_crs=src_crs or None, encoding=encoding or None, key=key or None,
+            dry_run=dry_run, title=title, description=description,
+            update_cycle=update_cycle, source_layer=source_layer or None,
+            allow_outside=allow_outside, strict=strict, force_2d=force_2d, swap_xy=swap_xy,
+            sensitive=_parse_sensitive(sensitive), loaded_by=f"api:{caller.name}")
+        try:
+            report = await run_in_threadpool(load, target, opts, display=name, progress=False)
+        except LoaderError as exc:
+            return _error(422, exc.code, exc.message, file=name)
+        return JSONResponse(report, status_code=200 if dry_run else 201)
+    finally:
+        await file.close()
+        shutil.rmtree(tmp, ignore_errors=True)
