@@ -574,10 +574,14 @@ def _check_against_catalog(conn, content: dict[str, Any], g: _Group, err) -> Non
     target = _existing(conn, content)
     if content.get("code"):
         row = cur.execute(
-            "SELECT e.id, e.name, d.code AS dept, d.name AS dept_name FROM catalog_entry e "
-            "JOIN department d ON d.id = e.provider_dept_id WHERE e.code = %s",
+            "SELECT e.id, e.name, e.status, d.code AS dept, d.name AS dept_name FROM "
+            "catalog_entry e JOIN department d ON d.id = e.provider_dept_id WHERE e.code = %s",
             (content["code"],)).fetchone()
-        if row and row["dept"] != content["provider_code"]:
+        if row and row["status"] == "retired":
+            err(g.rows["code"], "code", f"信息资源代码「{content['code']}」属于已撤销的信息资源"
+                f"「{row['name']}」，代码不能重复使用，请留空由平台编码",
+                "the code belongs to a retired resource and cannot be reused: leave it blank")
+        elif row and row["dept"] != content["provider_code"]:
             err(g.rows["code"], "code", f"信息资源代码「{content['code']}」已被"
                 f"{row['dept_name']}的「{row['name']}」使用",
                 "the code belongs to another department's resource")

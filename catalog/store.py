@@ -506,6 +506,10 @@ def save(conn, content: dict[str, Any], caller: Caller, *, entry_id: int | None 
             _record(conn, new_id, caller, action or "create", None, cols["status"],
                     changes={"code": content["code"]})
             return new_id, "created"
+        fields = {it["name"]: it.get("field") for it in old["items"]}
+        for it in content["items"]:  # a sheet or a form does not carry the column names
+            if it.get("field") is None:
+                it["field"] = fields.get(it["name"])
         changes = _diff(content_of(old), content)
         if layer:
             for k, v in layer.items():

@@ -17,7 +17,7 @@ SW = Caller(kind="department", dept_code="sw", name="sw-user")
 
 def content(name="不动产登记信息", **kw):
     c = {"class_code": "3", "item_code": "01", "item_name": "江门市国土资源局",
-         "category_code": "001", "category_name": "不动产登记", "name": name,
+         "category_code": "009", "category_name": "测试登记", "name": name,
          "provider_code": "gtzy", "abstract": "全市不动产登记簿信息", "format": "database",
          "sharing_type": "conditional", "sharing_condition": "仅用于行政审批",
          "sharing_method": "platform_api", "is_open": False, "update_cycle": "daily",
@@ -60,7 +60,7 @@ def test_validation_lists_every_problem():
 def test_lifecycle_review_history_and_codes(conn):
     eid = store.create(conn, content("生命周期测试"), GTZY)
     e = store.get_entry(conn, eid)
-    assert e["status"] == "draft" and e["code"].startswith("301001/")
+    assert e["status"] == "draft" and e["code"].startswith("301009/")
     eid2 = store.create(conn, content("生命周期测试二"), GTZY)
     seq1 = vocab.parse_code(e["code"])[1]
     assert vocab.parse_code(store.get_entry(conn, eid2)["code"])[1] == seq1 + 1
