@@ -155,7 +155,7 @@ class LocalCluster:
                 )
         log(f"starting PostgreSQL on 127.0.0.1:{port}")
         opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp "
-                "-c max_connections=200 -c shared_buffers=512MB -c fsync=on")
+                "-c max_connections=200 -c shared_buffers=512MB -c jit=off")
         res = self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.datadir / "server.log"),
                            "-o", opts)
         if res.returncode != 0:
