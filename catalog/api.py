@@ -125,7 +125,7 @@ def _label(v: vocab.Vocab, key: str | None) -> dict[str, str] | None:
 
 def serialize(e: dict[str, Any], caller: Caller) -> dict[str, Any]:
     owner_view = caller.kind in ("admin", "auditor") or (
-        caller.is_department and caller.dept_code == e["provider_code"])
+        caller.data_dept is not None and caller.data_dept == e["provider_code"])
     out = {
         "id": e["id"], "code": e["code"], "name": e["name"],
         "classification": {
@@ -216,7 +216,8 @@ def entry_history(request: Request, entry_id: int):
 
     def run(conn):
         e = store._entry_for(conn, entry_id, caller)
-        if not (caller.kind in ("admin", "auditor") or caller.dept_code == e["provider_code"]):
+        if not (caller.kind in ("admin", "auditor") or
+                (caller.data_dept is not None and caller.data_dept == e["provider_code"])):
             raise store.NotFound(f"信息资源 {entry_id} 不存在 / no catalog entry {entry_id}")
         return _json({"id": entry_id, "code": e["code"], "history": store.history(conn,
                                                                                   entry_id)})

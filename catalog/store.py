@@ -22,6 +22,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from catalog import search, vocab
+from layers import policy
 from layers.policy import Caller
 
 ENTRY_FIELDS = (
@@ -265,13 +266,18 @@ def content_of(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def visibility_sql(caller: Caller) -> tuple[str, list[Any]]:
-    """Which entries a caller may see in the catalog (metadata, never data):
-    the public open published entries, a department every published entry and all of
-    its own, the bureau and auditors everything."""
-    if caller.kind in ("admin", "auditor"):
+    """Which entries a caller may see in the catalog (metadata, never data).
+
+    Published entries follow ``layers.policy.listed`` — the one sharing rule: every
+    department sees every entry, anonymous callers and auditors only open ones. Beyond
+    that, a department sees its own entries in every state, and the bureau (admin), who
+    keeps the catalog and reviews it, sees all. :func:`visible` is the same rule for one
+    entry, asking the policy itself; a test holds the two together.
+    """
+    if caller.kind == "admin":
         return "TRUE", []
-    if caller.is_department:
-        return "(e.status = 'published' OR d.code = %s)", [caller.dept_code]
+    if caller.data_dept is not None:
+        return "(e.status = 'published' OR d.code = %s)", [caller.data_dept]
     return ("(e.status = 'published' AND e.is_open AND e.sharing_type = 'unconditional')", [])
 
 
@@ -532,16 +538,22 @@ def save(conn, content: dict[str, Any], caller: Caller, *, entry_id: int | None 
 # ------------------------------------------------------------------------- lifecycle
 
 def _may_edit(caller: Caller, entry: dict[str, Any]) -> bool:
-    return caller.kind == "admin" or (caller.is_department and
-                                      caller.dept_code == entry["provider_code"])
+    return caller.kind == "admin" or (caller.data_dept is not None and
+                                      caller.data_dept == entry["provider_code"])
 
 
 def visible(caller: Caller, entry: dict[str, Any]) -> bool:
-    if caller.kind in ("admin", "auditor"):
+    """May the caller see this entry (see :func:`visibility_sql`)?"""
+    if caller.kind == "admin":
         return True
-    if caller.is_department:
-        return entry["status"] == "published" or caller.dept_code == entry["provider_code"]
-    return entry["status"] == "published" and entry["sharing_class"] == "open"
+    if caller.data_dept is not None and caller.data_dept == entry["provider_code"]:
+        return True
+    if entry["status"] != "published":
+        return False
+    return policy.listed(caller, {"name": entry.get("layer_name") or entry["code"],
+                                  "sharing_class": entry["sharing_class"],
+                                  "owner_code": entry["provider_code"],
+                                  "sensitive_fields": {}})
 
 
 def _entry_for(conn, entry_id: int, caller: Caller) -> dict[str, Any]:
@@ -605,7 +617,7 @@ def transition(conn, entry_id: int, action: str, caller: Caller,
     with conn.transaction():
         _lock(conn, f"entry:{entry_id}")
         entry = _entry_for(conn, entry_id, caller)
-        owner = caller.is_department and caller.dept_code == entry["provider_code"]
+        owner = caller.data_dept is not None and caller.data_dept == entry["provider_code"]
         allowed = {"owner": owner or caller.kind == "admin", "admin": caller.kind == "admin",
                    "owner_or_admin": owner or caller.kind == "admin"}[who]
         if not allowed:

@@ -133,7 +133,8 @@ def test_filters_search_and_public_view(client, tmp_path):
     assert all(e["sharing_class"] == "open" for e in pub["entries"])
     dept = client.get("/catalog/entries?limit=100", headers=JT).json()
     assert {"不动产登记信息", "人防工程分布"} <= {e["name"] for e in dept["entries"]}
-    r = client.get("/catalog/entries", params={"sharing_type": "不予共享"}, headers=JT).json()
+    r = client.get("/catalog/entries", params={"sharing_type": "不予共享", "dept": "rf"},
+                   headers=JT).json()
     assert [e["name"] for e in r["entries"]] == ["人防工程分布"]
     r = client.get("/catalog/entries", params={"format": "矢量", "dept": "sw"},
                    headers=JT).json()

@@ -158,3 +158,36 @@ def test_ensure_synced_follows_registry_epoch(conn):
     _make_layer(conn, "cat_pipes", "供水管线（同步测试）", "unconditional", dept="sw")
     assert sync.ensure_synced(conn) is True
     assert store.get_entry(conn, layer_name="cat_pipes")["provider_code"] == "sw"
+
+
+def test_catalog_visibility_is_the_policy_rule(conn):
+    """SQL visibility (lists, search, records) == store.visible (one entry) ==
+    layers.policy.listed for published entries, for every caller × class × status."""
+    ids = {}
+    for cls, (st, is_open, cond) in {
+            "open": ("unconditional", True, None),
+            "unconditional": ("unconditional", False, None),
+            "conditional": ("conditional", False, "审批后共享"),
+            "not_shared": ("not_shared", False, "《保密法》")}.items():
+        for status in ("published", "draft"):
+            c = content(f"可见性{cls}{status}", sharing_type=st, is_open=is_open,
+                        sharing_condition=cond,
+                        items=[{"name": "编号", "data_type": "C", "length": "10",
+                                "sharing_type": st}])
+            eid, _ = store.save(conn, c, ADMIN, status=status)
+            ids[(cls, status)] = eid
+    callers = [ANONYMOUS, Caller(kind="auditor", name="aud"), SW, GTZY,
+               Caller(kind="admin", dept_code="wxtc", name="bureau")]
+    for caller in callers:
+        listed, _ = store.list_entries(conn, caller, q="可见性", limit=100)
+        by_sql = {r["id"] for r in listed}
+        for (cls, status), eid in ids.items():
+            e = store.get_entry(conn, eid)
+            assert (eid in by_sql) == store.visible(caller, e), (caller, cls, status)
+            if status == "published" and caller.kind != "admin" and caller != GTZY:
+                from layers.policy import listed as policy_listed
+
+                assert store.visible(caller, e) == policy_listed(
+                    caller, {"name": "x", "sharing_class": cls, "owner_code": "gtzy"})
+    assert {r["id"] for r in store.list_entries(conn, ANONYMOUS, q="可见性")[0]} == \
+        {ids[("open", "published")]}
