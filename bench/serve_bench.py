@@ -77,6 +77,8 @@ def prepare_database(dsn: str, parcels: Path) -> None:
             conn.execute(f"ALTER TABLE {TABLE} ALTER COLUMN fid TYPE bigint")
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"VACUUM ANALYZE {TABLE}")
+    with psycopg.connect(dsn, autocommit=True) as conn:  # measure the cold region index too
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}__rgn")
     sys.path.insert(0, str(REPO))
     from layers.departments import ensure_departments
     from layers.registry import publish
@@ -265,7 +267,9 @@ def scenarios(dsn: str) -> dict[str, dict[str, list[str]]]:
     }
 
 
-def region_stats_seconds(runs: int = 3) -> list[float]:
+def region_stats_seconds(runs: int = 4) -> list[float]:
+    """First call builds the layer version's region index (once per version); the rest
+    are what users see afterwards."""
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -313,8 +317,9 @@ def main() -> None:
                 if server == "ours":
                     secs = region_stats_seconds()
                     results["region stats, all parcels by county"] = {
-                        "ours": {"seconds": [round(s, 2) for s in secs],
-                                 "median": round(statistics.median(secs), 2)}}
+                        "ours": {"cold_seconds": round(secs[0], 2),
+                                 "seconds": [round(s, 2) for s in secs[1:]],
+                                 "median": round(statistics.median(secs[1:]), 2)}}
                     print("region stats seconds", secs, flush=True)
             finally:
                 stop(proc)
@@ -328,7 +333,8 @@ def main() -> None:
         print(f"| {name} | {o} | {tg or '–'} | {pg or '–'} | {ratio} |")
     stats = results.get("region stats, all parcels by county", {}).get("ours")
     if stats:
-        print(f"\nregion stats (1,000,000 parcels by county): median {stats['median']} s")
+        print(f"\nregion stats (1,000,000 parcels by county): median {stats['median']} s "
+              f"(first call, building the version's region index: {stats['cold_seconds']} s)")
     p1 = results.get("page 1", {}).get("ours", {}).get("rps")
     p1000 = results.get("page 1000", {}).get("ours", {}).get("rps")
     if p1 and p1000:
