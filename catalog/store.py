@@ -293,11 +293,26 @@ FILTERS = {  # API filter name → (column, vocabulary to read a Chinese label)
 
 def list_entries(conn, caller: Caller, *, q: str | None = None,
                  filters: dict[str, str | None] | None = None, open_only: bool = False,
-                 limit: int = 50, offset: int = 0,
-                 sort: str | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Entries the caller may see, filtered and (with ``q``) ranked; and the total."""
+                 limit: int = 50, offset: int = 0, sort: str | None = None,
+                 bbox: tuple[float, float, float, float] | None = None,
+                 published_between: tuple[Any, Any] | None = None,
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Entries the caller may see, filtered and (with ``q``) ranked; and the total.
+    ``bbox`` (lon/lat) keeps entries whose extent intersects it."""
     vis, args = visibility_sql(caller)
     where = [vis]
+    if bbox is not None:
+        where.append("e.extent IS NOT NULL AND e.extent[1] <= %s AND e.extent[3] >= %s "
+                     "AND e.extent[2] <= %s AND e.extent[4] >= %s")
+        args += [bbox[2], bbox[0], bbox[3], bbox[1]]
+    if published_between is not None:
+        lo, hi = published_between
+        if lo is not None:
+            where.append("e.publish_date >= %s")
+            args.append(lo)
+        if hi is not None:
+            where.append("e.publish_date <= %s")
+            args.append(hi)
     for key, value in (filters or {}).items():
         if value in (None, ""):
             continue
