@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from jmgeo.ogc.coverages import coverage_resource
 from jmgeo.ogc.tiles import regions_tile_provider_def, tile_provider_def
 from jmgeo.settings import PROJECT_ROOT
 from layers.policy import Access, Caller, visible_layers
@@ -106,9 +107,8 @@ def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, 
     resources: dict[str, Any] = {"regions": regions_resource()}
     accesses: dict[str, Access] = {}
     for layer, access in visible_layers(conn, caller):
-        if layer["kind"] != "vector":
-            continue  # rasters are published as coverages by their own provider
-        resources[layer["name"]] = layer_resource(layer, access)
+        build = layer_resource if layer["kind"] == "vector" else coverage_resource
+        resources[layer["name"]] = build(layer, access)
         accesses[layer["name"]] = access
     return resources, accesses
 

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import config as ogc_config
+from jmgeo.ogc import coverages as ogc_coverages
 from jmgeo.ogc import tiles as ogc_tiles
 from jmgeo.ogc.provider import REQUEST_URL
 from jmgeo.settings import get_settings
@@ -218,6 +219,11 @@ async def collection_tile(request: Request) -> Response:
                                 p["collection_id"], p["tms_id"], p["z"], p["y"], p["x"])
 
 
+async def coverage(request: Request) -> Response:
+    return await execute(request, ogc_coverages.get_collection_coverage,
+                         request.path_params["collection_id"], skip_valid_check=True)
+
+
 async def cgcs2000_tms(request: Request) -> Response:
     return await execute(request, ogc_tiles.cgcs2000_tilematrixset)
 
@@ -236,6 +242,7 @@ def routes() -> list[Route]:
         Route("/collections/{collection_id}/schema", schema),
         Route("/collections/{collection_id}/items", items, methods=["GET", "POST"]),
         Route("/collections/{collection_id}/items/{item_id}", item),
+        Route("/collections/{collection_id}/coverage", coverage),
         Route("/collections/{collection_id}/tiles", collection_tiles),
         Route("/collections/{collection_id}/tiles/{tms_id}", collection_tiles_metadata),
         Route("/collections/{collection_id}/tiles/{tms_id}/metadata", collection_tiles_metadata),
