@@ -504,6 +504,15 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("unchanged"):
         return (f"{report['source']['file']}: 内容未变，未生成新版本（当前第 {report['version']} 版）/ "
                 f"unchanged since version {report['version']}: no new version")
+    if report.get("target", {}).get("kind") == "raster":
+        t, r = report["target"], report["raster"]
+        return (f"{'试装载（未发布）/ DRY RUN — nothing published' if report['dry_run'] else '已发布 / published'}: "
+                f"{t['layer']} 第 {t['version']} 版 / version {t['version']} (raster COG "
+                f"{t['file']}, EPSG:4490)\n  来源 / source:     {report['source']['file']} "
+                f"({r['width']}×{r['height']}, {r['bands']} band(s) {r['dtype']}, nodata "
+                f"{r['nodata']})\n  坐标系 / CRS:      {report['crs']['crs']}\n  范围 / bbox:       "
+                f"{[round(v, 5) for v in report['bbox']]}\n  用时 / time:       "
+                f"{report['seconds']} s")
     c = report["counts"]
     q = report["quality"]
     t = report["target"]

@@ -518,3 +518,30 @@ def test_demo_layers_load_idempotently(dsn, tmp_path):
                             ).fetchone()[0]
     assert set(classes.values()) == {"open", "unconditional", "conditional", "not_shared"}
     assert sens == {"owner_name": "person_name", "phone": "phone"}
+
+
+def test_geotiff_becomes_a_cog_raster_layer(dsn, tmp_path, capsys):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    x0, y0 = 390_000.0, 2_500_000.0  # EPSG:4547, near 江门 city centre
+    dem = (np.arange(200 * 150, dtype="float32").reshape(150, 200) % 97) + 10
+    path = tmp_path / "dem.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=150, count=1,
+                       dtype="float32", crs="EPSG:4547", nodata=-9999,
+                       transform=from_origin(x0, y0, 30, 30)) as dst:
+        dst.write(dem, 1)
+    rc, out, err = cli(["load", str(path), "--dept", "gtzy", "--layer", "tload_dem",
+                        "--theme", "land", "--sharing", "open", "--no-progress"], capsys)
+    assert rc == 0, err
+    assert "raster COG" in out
+    with psycopg.connect(dsn) as conn:
+        kind, table = conn.execute(
+            "SELECT l.kind, v.table_name FROM layer l JOIN layer_version v ON "
+            "v.layer_id = l.id AND v.version = l.current_version WHERE l.name = 'tload_dem'"
+        ).fetchone()
+    assert kind == "raster"
+    with rasterio.open(table) as cog:
+        assert cog.crs.to_epsg() == 4490
+        assert cog.profile.get("tiled") or cog.block_shapes[0][0] == 512
+        assert 112.9 < (cog.bounds.left + cog.bounds.right) / 2 < 113.2
