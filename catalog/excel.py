@@ -423,8 +423,10 @@ def read_survey(path: str | Path, conn=None) -> ImportReport:
                     err(g.rows.get(key, g.top), key, p.zh, p.en)
         problems = problems or bad
         ident = (content.get("provider_code") or "", content.get("name") or "")
+        dup = False
         if all(ident):
             if ident in seen_names:
+                dup = True
                 err(g.rows["name"], "name",
                     f"信息资源名称「{ident[1]}」与第{seen_names[ident]}行重复",
                     f"duplicate resource name (row {seen_names[ident]})")
@@ -433,11 +435,12 @@ def read_survey(path: str | Path, conn=None) -> ImportReport:
         code = content.get("code")
         if code:
             if code in seen_codes:
+                dup = True
                 err(g.rows["code"], "code", f"信息资源代码「{code}」与第{seen_codes[code]}行重复",
                     f"duplicate resource code (row {seen_codes[code]})")
             else:
                 seen_codes[code] = g.rows["code"]
-        if conn is not None and not problems and all(ident):
+        if conn is not None and not problems and not dup and all(ident):
             _check_against_catalog(conn, content, g, err)
         report.entries.append(content)
     if not groups and not report.errors:
