@@ -108,8 +108,13 @@ def check_options(opts: LoadOptions, display: str) -> None:
                               fix_en=f"use one of {', '.join(MASK_KINDS)}")
 
 
+# bump when what the loader makes of the same file changes (types, names, repairs), so
+# ``skip_unchanged`` (the demo) reloads instead of keeping an outdated version
+LOADER_REVISION = 2
+
+
 def _content_hash(src: Source, opts: LoadOptions) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"jmgeo-loader-{LOADER_REVISION}".encode())
     for p in sorted(src.files, key=lambda p: p.suffix):
         h.update(p.suffix.lower().encode())
         with open(p, "rb") as fh:
