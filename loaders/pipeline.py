@@ -115,8 +115,8 @@ LOADER_REVISION = 2
 
 def _content_hash(src: Source, opts: LoadOptions) -> str:
     h = hashlib.sha256(f"jmgeo-loader-{LOADER_REVISION}".encode())
-    for p in sorted(src.files, key=lambda p: p.suffix):
-        h.update(p.suffix.lower().encode())
+    for p in sorted(src.files, key=lambda p: (p.suffix.lower(), p.name)):
+        h.update(p.suffix.lower().encode() + (p.name.encode() if src.path.is_dir() else b""))
         with open(p, "rb") as fh:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)

@@ -267,7 +267,7 @@ def open_source(given: str | Path, display: str | None = None) -> Iterator[Sourc
                 f"unsupported file type {path.suffix or '(no extension)'}", file=display,
                 fix_zh="提供 Shapefile、GeoPackage、GeoJSON、CSV、KML、FileGDB 或 GeoTIFF",
                 fix_en="supply a Shapefile, GeoPackage, GeoJSON, CSV, KML, FileGDB or GeoTIFF")
-        files = [path]
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         if fmt == "shapefile":
             files = check_shapefile(path, display)
         elif path.is_file() and path.stat().st_size == 0:

@@ -545,3 +545,80 @@ def test_geotiff_becomes_a_cog_raster_layer(dsn, tmp_path, capsys):
         assert cog.crs.to_epsg() == 4490
         assert cog.profile.get("tiled") or cog.block_shapes[0][0] == 512
         assert 112.9 < (cog.bounds.left + cog.bounds.right) / 2 < 113.2
+
+
+# -- more formats ---------------------------------------------------------------------------
+@pytest.mark.parametrize("driver,name", [("KML", "站点.kml"), ("OpenFileGDB", "水务.gdb"),
+                                         ("FlatGeobuf", "站点.fgb"), ("GPKG", "站点.gpkg")])
+def test_other_gdal_formats_load(driver, name, dsn, tmp_path):
+    lon, lat = points(8, 41)
+    path = tmp_path / "fmt" / name
+    crs = "EPSG:4326" if driver == "KML" else "EPSG:4490"
+    kw = {"layer": "stations"} if driver != "KML" else {}
+    write(path, shapely.points(lon, lat), {"name": np.array([f"站{i}" for i in range(8)])},
+          driver=driver, crs=crs, gtype="Point", **kw)
+    layer = "tload_fmt_" + driver.lower()
+    target = zip_dir(path, tmp_path / "fmt.zip", arcprefix=name + "/") if path.is_dir() \
+        else path
+    report = load(target, opts(layer), dsn=dsn, progress=False)
+    assert report["counts"]["loaded"] == 8
+    got = sorted(r[0] for r in rows(dsn, layer, "name"))
+    assert got == sorted(f"站{i}" for i in range(8))
+
+
+def test_csv_with_wkt_column(dsn, tmp_path):
+    lon, lat = points(5, 42)
+    p = tmp_path / "wkt.csv"
+    lines = ["id,wkt,名称"] + [f'{i},"POLYGON(({a} {b},{a + 0.001} {b},{a + 0.001} {b + 0.001},'
+                               f'{a} {b}))",地块{i}' for i, (a, b) in enumerate(zip(lon, lat,
+                                                                                 strict=True))]
+    p.write_text("\n".join(lines), encoding="utf-8")
+    report = load(p, opts("tload_wkt"), dsn=dsn, progress=False)
+    assert report["target"]["geometry_type"] == "MultiPolygon"
+    assert report["counts"]["loaded"] == 5
+
+
+def test_cpg_claiming_gbk_for_utf8_text_is_refused(dsn, tmp_path):
+    p = parcels_shp(tmp_path / "lie" / "宗地.shp", 10, encoding="UTF-8", cpg=False, crs=4490)
+    p.with_suffix(".cpg").write_text("GBK")
+    with pytest.raises(LoaderError) as exc:
+        load(p, opts("tload_cpglie"), dsn=dsn, progress=False)
+    assert exc.value.code == "wrong_encoding" and "UTF-8" in exc.value.en
+
+
+def test_progress_bar_on_stderr():
+    from loaders.progress import Progress
+
+    out = io.StringIO()
+    bar = Progress("装载 / loading x.shp", total=1000, stream=out, min_seconds=0)
+    bar.last = -10
+    bar.update(500)
+    bar.close()
+    text = out.getvalue()
+    assert "500/1,000" in text and "50%" in text and "features in" in text
+
+
+# -- the demo through the OGC API, per caller ----------------------------------------------------
+def test_demo_layers_are_listed_only_for_callers_allowed(dsn, app_client, tmp_path):
+    from layers.identity import create_key
+    from loaders.demo import load_demo_layers
+
+    load_demo_layers(dsn, log=lambda *_: None, out=tmp_path / "demo")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tokens = {d: create_key(conn, f"tload-demo-{d}", dept=d)["token"]
+                  for d in ("jt", "rf", "hb")}
+
+    def listed(token: str | None) -> set[str]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        r = app_client.get("/ogc/collections", params={"f": "json"}, headers=headers)
+        assert r.status_code == 200, r.text
+        return {c["id"] for c in r.json()["collections"]}
+
+    demo = {"land_parcels", "rivers", "reservoirs", "roads", "bus_stops", "civil_shelters"}
+    assert listed(None) & demo == {"rivers", "reservoirs", "bus_stops"}
+    assert listed(tokens["hb"]) & demo == {"rivers", "reservoirs", "bus_stops", "roads"}
+    assert listed(tokens["jt"]) & demo == {"rivers", "reservoirs", "bus_stops", "roads"}
+    assert listed(tokens["rf"]) & demo == {"rivers", "reservoirs", "bus_stops", "roads",
+                                           "civil_shelters"}
+    r = app_client.get("/ogc/collections/bus_stops/items", params={"f": "json", "limit": 5})
+    assert r.status_code == 200 and len(r.json()["features"]) == 5
