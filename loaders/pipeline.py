@@ -99,6 +99,13 @@ def check_options(opts: LoadOptions, display: str) -> None:
                           fix_en="use a lowercase word such as land, water, transport, "
                           "civil_defence")
     from layers.masking import MASK_KINDS
+    from layers.models import UPDATE_CYCLES
+
+    if opts.update_cycle not in UPDATE_CYCLES:
+        raise LoaderError("bad_option", f"更新周期无效：{opts.update_cycle!r}",
+                          f"invalid update cycle {opts.update_cycle!r}", file=display,
+                          fix_zh=f"可用：{', '.join(UPDATE_CYCLES)}",
+                          fix_en=f"use one of {', '.join(UPDATE_CYCLES)}")
 
     for f, kind in opts.sensitive.items():
         if kind not in MASK_KINDS:

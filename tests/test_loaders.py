@@ -622,3 +622,28 @@ def test_demo_layers_are_listed_only_for_callers_allowed(dsn, app_client, tmp_pa
                                            "civil_shelters"}
     r = app_client.get("/ogc/collections/bus_stops/items", params={"f": "json", "limit": 5})
     assert r.status_code == 200 and len(r.json()["features"]) == 5
+
+
+def test_zip_with_gbk_member_names_from_windows(dsn, tmp_path):
+    """Windows zip tools write GBK names without the UTF-8 flag: they must still read."""
+    src = parcels_shp(tmp_path / "win" / "宗地.shp", 6, crs=4490, encoding="UTF-8", cpg=True)
+    z = tmp_path / "windows.zip"
+    with zipfile.ZipFile(z, "w") as zf:  # ASCII placeholders of the same byte length
+        for part in src.parent.iterdir():
+            zf.write(part, "ABCD" + part.suffix)
+    raw = z.read_bytes().replace(b"ABCD.", "宗地".encode("gbk") + b".")
+    z.write_bytes(raw)
+    report = load(z, opts("tload_gbkzip"), dsn=dsn, progress=False)
+    assert report["source"]["file"] == "windows.zip!宗地.shp"
+    assert report["counts"]["loaded"] == 6
+
+
+def test_xian80_with_configured_parameters_is_not_approximate(dsn, tmp_path, monkeypatch):
+    p = parcels_shp(tmp_path / "x80" / "宗地.shp", 10, crs=2383)
+    report = load(p, opts("tload_xian80", dry_run=True), dsn=dsn, progress=False)
+    assert report["crs"]["approximate"] is True
+    assert any("JMGEO_XIAN80_TOWGS84" in w for w in report["warnings"])
+    monkeypatch.setenv("JMGEO_XIAN80_TOWGS84", "-10.2,95.3,54.1,0,0,0,0")
+    report = load(p, opts("tload_xian80", dry_run=True), dsn=dsn, progress=False)
+    assert report["crs"]["approximate"] is False
+    assert "towgs84" in report["crs"]["crs"]
