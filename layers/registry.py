@@ -14,6 +14,7 @@ English beside it.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -246,6 +247,9 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
     ``layer_fields`` are :func:`register_layer`'s keyword arguments (title, dept, theme,
     sharing_class, …). Runs inside the caller's transaction when there is one.
     """
+    # jsonb holds no NUL characters and only JSON types: normalise the report once
+    report = json.loads(json.dumps(report, ensure_ascii=False, default=str)
+                        .replace("\\u0000", ""))
     with conn.transaction():
         lock_layer(conn, layer)
         layer_id = register_layer(conn, name=layer, **layer_fields)

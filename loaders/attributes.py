@@ -234,6 +234,8 @@ def convert(plan: AttributePlan, batch: pa.Table | pa.RecordBatch, display: str,
                     fix_en="drop or shorten that field and export again; raise "
                     "JMGEO_MAX_FIELD_BYTES if such values are really intended")
             arr = _blank_to_null(arr)
+            if pc.any(pc.fill_null(pc.match_substring(arr, "\x00"), False)).as_py():
+                arr = pc.replace_substring(arr, "\x00", "")  # PostgreSQL text has no NUL
         if f.how.startswith("date:"):
             before = len(arr) - arr.null_count
             arr = pc.cast(pc.strptime(arr, format=f.how[5:], unit="s", error_is_null=True),

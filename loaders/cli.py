@@ -105,6 +105,10 @@ def _load(args: argparse.Namespace) -> int:
         report = load(args.file, opts, progress=not args.no_progress)
     except LoaderError as exc:
         raise UserError(str(exc)) from exc
+    except KeyboardInterrupt:
+        print("jmgeo: 装载已中断，数据库未改变 / load interrupted; the database is unchanged",
+              file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
     else:

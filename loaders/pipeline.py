@@ -161,6 +161,13 @@ class _CopyWriter:
             raise self.error
         self.q.put(chunk)
 
+    def abandon(self) -> None:
+        """Stop after an error elsewhere (the transaction is rolled back anyway)."""
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - the first error is the one to report
+            pass
+
     def close(self) -> None:
         self.q.put(None)
         self.thread.join()
@@ -436,12 +443,20 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         report["epoch"] = result["epoch"]
         report["seconds"] = round(time.monotonic() - t0, 2)
         return report
+    except psycopg.DataError as exc:
+        # a value PostgreSQL refuses (bad bytes, out of range …): name it, change nothing
+        if writer is not None:
+            writer.abandon()
+        detail = str(exc).strip().splitlines()[0]
+        context = (exc.diag.context or "").strip().splitlines()[0:1]
+        raise LoaderError(
+            "data_error", f"数据库拒收了一个属性值（{detail}；{' '.join(context)}）",
+            f"the database refused a value ({detail}; {' '.join(context)})", file=display,
+            fix_zh="修正该值或用 --encoding 指明正确编码后重试",
+            fix_en="correct that value (or the --encoding) and load again") from exc
     except BaseException:
         if writer is not None:
-            try:
-                writer.close()
-            except BaseException:  # noqa: BLE001 - the first error is the one to report
-                pass
+            writer.abandon()
         raise
     finally:
         close = getattr(reader.batches, "close", None)

@@ -647,3 +647,10 @@ def test_xian80_with_configured_parameters_is_not_approximate(dsn, tmp_path, mon
     report = load(p, opts("tload_xian80", dry_run=True), dsn=dsn, progress=False)
     assert report["crs"]["approximate"] is False
     assert "towgs84" in report["crs"]["crs"]
+
+
+def test_nul_bytes_in_text_are_dropped_not_fatal(dsn, tmp_path):
+    p = tmp_path / "nul.csv"
+    p.write_bytes("name,lon,lat\n甲\x00乙,113.0,22.5\n".encode())
+    load(p, opts("tload_nul"), dsn=dsn, progress=False)
+    assert rows(dsn, "tload_nul", "name") == [("甲乙",)]
