@@ -588,6 +588,12 @@ def _check_against_catalog(conn, content: dict[str, Any], g: _Group, err) -> Non
             err(g.rows["code"], "code", f"信息资源代码「{content['code']}」已被"
                 f"{row['dept_name']}的「{row['name']}」使用",
                 "the code belongs to another department's resource")
+        elif row and row["name"] != content["name"]:
+            err(g.rows["code"], "code", f"信息资源代码「{content['code']}」已用于本部门的"
+                f"「{row['name']}」，与本行的名称「{content['name']}」不符；新增资源请将代码留空，"
+                "更名请通过目录系统修改",
+                "the code already identifies another of the department's resources: leave "
+                "the code blank for a new resource; rename through the catalog API")
     row = cur.execute(
         "SELECT e.id, e.code FROM catalog_entry e JOIN department d ON d.id = "
         "e.provider_dept_id WHERE d.code = %s AND e.name = %s AND e.status <> 'retired'",

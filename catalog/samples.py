@@ -60,14 +60,14 @@ def sample_entries() -> list[dict[str, Any]]:
     """Eleven resources of four departments, in code order."""
     d = dt.date
     return [
-        _entry("103002/000001", "gtzy", "土地利用现状", (*SPATIAL, ("002", "国土资源")),
+        _entry("103011/000001", "gtzy", "土地利用现状", (*SPATIAL, ("011", "土地利用")),
                "全市土地利用现状调查成果（第三次全国国土调查），含地类图斑的地类、权属和面积，"
                "CGCS2000坐标系，比例尺1:10000。", "vector",
                [_it("地类编码", "C", "4"), _it("地类名称", "C", "60"),
                 _it("权属单位名称", "C", "100"), _it("图斑面积", "N", "15,2"),
                 _it("几何图形", "G")],
                "unconditional", cycle="yearly", published=d(2024, 3, 15)),
-        _entry("103002/000002", "gtzy", "地质灾害隐患点", (*SPATIAL, ("002", "国土资源")),
+        _entry("103012/000001", "gtzy", "地质灾害隐患点", (*SPATIAL, ("012", "地质灾害")),
                "全市在册地质灾害隐患点的位置、类型、规模和威胁对象，供防灾避险和公众查询。",
                "vector",
                [_it("隐患点编号", "C", "20"), _it("隐患点名称", "C", "100"),
@@ -75,20 +75,20 @@ def sample_entries() -> list[dict[str, Any]]:
                 _it("纬度", "F", "15")],
                "unconditional", is_open=True, open_condition="无", cycle="monthly",
                published=d(2024, 5, 8)),
-        _entry("103004/000001", "sw", "河道管理范围线", (*SPATIAL, ("004", "水利水务")),
+        _entry("103021/000001", "sw", "河道管理范围线", (*SPATIAL, ("021", "河道管理")),
                "全市主要河道（西江、潭江等）的管理范围线和保护范围线划定成果。", "vector",
                [_it("河道名称", "C", "50"), _it("河道等级", "C", "10"),
                 _it("岸别", "C", "4"), _it("批复文号", "C", "50"), _it("几何图形", "G")],
                "unconditional", cycle="yearly", published=d(2023, 11, 30)),
-        _entry("103004/000002", "sw", "城市供水管网", (*SPATIAL, ("004", "水利水务")),
+        _entry("103022/000001", "sw", "城市供水管网", (*SPATIAL, ("022", "供水设施")),
                "中心城区供水管网的管线走向、管径、材质和埋深，用于规划建设和应急抢修。",
                "vector",
                [_it("管线编号", "C", "24"), _it("管径", "I", "5"), _it("材质", "C", "20"),
                 _it("埋深", "N", "6,2"), _it("权属单位", "C", "100"), _it("几何图形", "G")],
                "conditional", condition="仅限城市规划建设、地下管线管理和应急抢修使用",
                method="platform_database", cycle="monthly", published=d(2024, 1, 20),
-               related=["103004/000001"]),
-        _entry("10300501/000001", "jt", "道路中心线", (*SPATIAL, ("005", "交通运输"),
+               related=["103021/000001"]),
+        _entry("10303101/000001", "jt", "道路中心线", (*SPATIAL, ("031", "道路交通"),
                                                     ("01", "道路")),
                "全市国道、省道、县道、乡道和城市道路的中心线，含道路编码、名称和技术等级。",
                "vector",
@@ -97,7 +97,7 @@ def sample_entries() -> list[dict[str, Any]]:
                 _it("几何图形", "G")],
                "unconditional", is_open=True, open_condition="注明数据来源", cycle="quarterly",
                published=d(2024, 4, 10)),
-        _entry("103007/000001", "rf", "人防工程分布", (*SPATIAL, ("007", "人民防空")),
+        _entry("103041/000001", "rf", "人防工程分布", (*SPATIAL, ("041", "人防工程")),
                "全市人民防空工程的位置、类型和防护等级。", "vector",
                [_it("工程编号", "C", "20"), _it("工程名称", "C", "100"),
                 _it("防护等级", "C", "10"), _it("几何图形", "G")],
@@ -123,7 +123,7 @@ def sample_entries() -> list[dict[str, Any]]:
                "electronic_file",
                [_it("年度", "C", "4"), _it("公报正文", "B")],
                "unconditional", method="platform_file", is_open=True, cycle="yearly",
-               published=d(2024, 7, 1), related=["103004/000001"]),
+               published=d(2024, 7, 1), related=["103021/000001"]),
         _entry("301001/000001", "gtzy", "不动产登记信息",
                ("3", ("01", "江门市国土资源局"), ("001", "不动产登记")),
                "不动产登记簿记载的不动产单元、权利人、权利类型和登记时间。", "database",
@@ -131,7 +131,7 @@ def sample_entries() -> list[dict[str, Any]]:
                 _it("证件号码", "C", "18", "not_shared"), _it("坐落", "C", "200"),
                 _it("登记时间", "T", "14")],
                "conditional", condition=CONDITION_APPROVAL, cycle="daily",
-               published=d(2024, 3, 1), related=["103002/000001"]),
+               published=d(2024, 3, 1), related=["103011/000001"]),
         _entry("304001/000001", "rf", "人防疏散基地名录",
                ("3", ("04", "江门市人民防空办公室"), ("001", "疏散基地")),
                "人口疏散基地的名称、地址、容纳人数和联系人。", "spreadsheet",
@@ -160,7 +160,7 @@ def write_broken_sample(path: str | Path) -> list[tuple[str, str]]:
     # tolerated noise
     road = by["道路中心线"]
     road["name"] = "　道路中心线 "
-    road["code"] = "１０３００５０１／０００００１"
+    road["code"] = "１０３０３１０１／０００００１"
     road["items"][1]["name"] = " 道路名称　"
     # planted errors (the cell is located after writing)
     by["土地利用现状"]["format"] = "矢量图"                        # vocabulary
@@ -183,7 +183,7 @@ def write_broken_sample(path: str | Path) -> list[tuple[str, str]]:
     code_dup = copy.deepcopy(by["人防工程分布"])
     code_dup["name"] = "人防指挥所"
     code_dup["sharing_condition"] = LEGAL_RF
-    code_dup["code"] = "103007/000001"                              # duplicate code
+    code_dup["code"] = "103041/000001"                              # duplicate code
     typo = copy.deepcopy(by["河道管理范围线"])
     typo["name"] = "水库坝址"
     typo["code"] = None

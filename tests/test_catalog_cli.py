@@ -23,7 +23,7 @@ def test_cli_template_import_export(database_url, tmp_path, capsys):
     assert main(["catalog", "import", str(sample), "--dry-run"]) == 0
     assert main(["catalog", "import", str(sample), "--publish"]) == 0
     out = capsys.readouterr().out
-    assert "10300501/000001" in out
+    assert "10303101/000001" in out
     assert main(["catalog", "import", str(sample)]) == 0
     assert "未变 11" in capsys.readouterr().out
     assert main(["catalog", "list", "-q", "道路"]) == 0

@@ -80,17 +80,17 @@ def test_sample_round_trips_import_export_unchanged(conn, tmp_path):
     with open(paths["catalog_csv"], encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     road = next(r for r in rows if r["信息资源名称"] == "道路中心线")
-    assert road["信息资源代码"] == "10300501/000001" and road["是否向社会开放"] == "是"
+    assert road["信息资源代码"] == "10303101/000001" and road["是否向社会开放"] == "是"
     with open(paths["items_csv"], encoding="utf-8-sig") as fh:
-        items = [r for r in csv.DictReader(fh) if r["信息资源代码"] == "10300501/000001"]
+        items = [r for r in csv.DictReader(fh) if r["信息资源代码"] == "10303101/000001"]
     assert [i["信息项名称"] for i in items][:2] == ["道路编码", "道路名称"]
     doc = json.loads(paths["dcat"].read_text(encoding="utf-8"))
     ds = {d["dct:identifier"]: d for d in doc["dcat:dataset"]}
-    assert ds["10300501/000001"]["dct:accessRights"]["@id"] == "jm:open"
+    assert ds["10303101/000001"]["dct:accessRights"]["@id"] == "jm:open"
     assert ds["301001/000001"]["dct:accessRights"]["@id"] == "jm:conditional"
-    assert ds["103007/000001"]["dct:accessRights"]["@id"] == "jm:not_shared"
-    assert "人民防空法" in ds["103007/000001"]["dct:accessRights"]["dct:description"]["@value"]
-    assert ds["103002/000001"]["dct:accessRights"]["@id"] == "jm:unconditional"
+    assert ds["103041/000001"]["dct:accessRights"]["@id"] == "jm:not_shared"
+    assert "人民防空法" in ds["103041/000001"]["dct:accessRights"]["dct:description"]["@value"]
+    assert ds["103011/000001"]["dct:accessRights"]["@id"] == "jm:unconditional"
 
 
 def test_broken_sample_reports_every_planted_error_by_cell(conn, tmp_path):
@@ -144,3 +144,28 @@ def test_repeated_cells_instead_of_merges_and_missing_column(conn, tmp_path):
     wb.save(tmp_path / "flat.xlsx")
     r = excel.read_survey(tmp_path / "flat.xlsx", conn)
     assert len(r.errors) == 1 and "更新周期" in r.errors[0].zh
+
+
+def test_import_against_the_catalog(conn, tmp_path):
+    """Codes and names are checked against entries already catalogued."""
+    samples_ = samples.sample_entries()
+    depts = exports.departments(conn)
+    excel.import_survey(conn, samples.write_sample(tmp_path / "s.xlsx"), BUREAU,
+                        status="published")
+    road = next(e for e in samples_ if e["name"] == "道路中心线")
+    other = dict(road, name="道路红线", provider_code="jt")  # same code, other name
+    theft = dict(road, name="道路中心线", provider_code="gh")  # another department
+    excel.write_survey(tmp_path / "c.xlsx", [other], depts)
+    r = excel.read_survey(tmp_path / "c.xlsx", conn)
+    assert [e.cell for e in r.errors] == ["调查表!G5"]
+    assert "已用于本部门的「道路中心线」" in r.errors[0].zh
+    excel.write_survey(tmp_path / "d.xlsx", [theft], depts)
+    r = excel.read_survey(tmp_path / "d.xlsx", conn)
+    assert [e.cell for e in r.errors] == ["调查表!G5"]
+    assert "江门市交通运输局" in r.errors[0].zh
+    # a new resource without a code gets one generated from its classification
+    new = dict(road, name="道路桥梁", code=None)
+    excel.write_survey(tmp_path / "n.xlsx", [new], depts)
+    rep = excel.import_survey(conn, tmp_path / "n.xlsx", BUREAU)
+    assert rep.outcomes[0][0].startswith("10303101/") and rep.outcomes[0][2] == "created"
+    assert excel.import_survey(conn, tmp_path / "n.xlsx", BUREAU).counts()["unchanged"] == 1

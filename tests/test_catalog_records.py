@@ -42,9 +42,9 @@ def test_provider_public_sees_open_entries_only(imported):
     assert fc["numberMatched"] == len(fc["features"]) > 0
     assert {f["properties"]["sharing_class"] for f in fc["features"]} == {"open"}
     assert "道路中心线" in {f["properties"]["title"] for f in fc["features"]}
-    rec = p.get("10300501-000001")
+    rec = p.get("10303101-000001")
     assert rec["properties"]["rights"].startswith("可社会公开")
-    assert rec["properties"]["themes"][0]["concepts"][0]["id"] == "10300501"
+    assert rec["properties"]["themes"][0]["concepts"][0]["id"] == "10303101"
     with pytest.raises(ProviderItemNotFoundError):
         p.get("301001-000001")  # conditional: absent for the public, as if never existed
     with pytest.raises(ProviderItemNotFoundError):
@@ -57,7 +57,7 @@ def test_provider_departments_see_every_published_entry(imported):
     fc = p.query(limit=100, q="道路")
     titles = [f["properties"]["title"] for f in fc["features"]]
     assert titles[0] == "道路中心线" and "道路运输经营许可证" in titles
-    rec = p.get("103007-000001")  # not shared: the entry and its legal basis, no data
+    rec = p.get("103041-000001")  # not shared: the entry and its legal basis, no data
     assert "人民防空法" in rec["properties"]["rights"]
     assert rec["links"] == []
     fc = p.query(properties=[("sharing_type", "有条件共享"), ("provider", "江门市水务局")])
