@@ -128,6 +128,8 @@ def layer_content(conn, layer: dict[str, Any],
                       "field": None})
     else:
         used: set[str] = set()
+        # attributes first, the geometry last, as catalogues list them
+        cols = sorted(cols, key=lambda c: c["udt_name"] in ("geometry", "geography"))
         for c in cols:
             if c["column_name"] == "fid":
                 continue
@@ -174,9 +176,15 @@ def layer_content(conn, layer: dict[str, Any],
         "code": base.get("code"),
         "items": items,
     }
+    same_version = (existing is not None and existing.get("layer_name") == layer["name"]
+                    and existing.get("layer_version") == layer.get("current_version")
+                    and existing.get("extent"))
+    if same_version:  # the extent scans the table: only once per version
+        extent = list(existing["extent"])
+    else:
+        extent = _extent(conn, layer["table_name"]) if cols else None
     extra = {"layer_name": layer["name"], "layer_version": layer.get("current_version"),
-             "data_updated_at": loaded,
-             "extent": _extent(conn, layer["table_name"]) if cols else None}
+             "data_updated_at": loaded, "extent": extent}
     return content, extra
 
 
@@ -204,9 +212,6 @@ def sync_layer(conn: psycopg.Connection, layer_name: str) -> dict[str, Any]:
             if row:
                 entry = store.get_entry(conn, row["id"])
         content, extra = layer_content(conn, layer, entry)
-        if entry is not None and entry.get("layer_name") == layer_name:
-            # extent and timestamps alone are not a catalog change worth a history row
-            pass
         entry_id, outcome = store.save(
             conn, content, SYNC_CALLER, entry_id=entry and entry["id"], status="published",
             action="sync", layer=extra)
