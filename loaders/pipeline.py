@@ -440,6 +440,7 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         conn.commit()
         lap("publish")
         report["published"] = True
+        catalog_sync(conn, opts.layer, report)
         report["epoch"] = result["epoch"]
         report["seconds"] = round(time.monotonic() - t0, 2)
         return report
@@ -465,6 +466,20 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         if bar:
             bar.close()
         conn.close()  # an uncommitted transaction is rolled back by the server
+
+
+def catalog_sync(conn: psycopg.Connection, layer: str, report: dict[str, Any]) -> None:
+    """Register the published layer in the catalog (政务信息资源目录). Best effort: the
+    layer is already published; catalog readers re-sync on the registry epoch anyway."""
+    try:
+        from catalog.sync import sync_layer
+
+        conn.autocommit = True
+        res = sync_layer(conn, layer)
+        report["catalog"] = {"code": res.get("code"), "outcome": res.get("outcome")}
+    except Exception as exc:  # noqa: BLE001 - never undo a published load for the catalog
+        report["warnings"].append(f"目录登记将稍后自动完成（{type(exc).__name__}）/ catalog "
+                                  f"registration deferred to the next sync ({exc})")
 
 
 def _refuse_outside(display: str, coords: np.ndarray, crs, opts: LoadOptions):
@@ -574,6 +589,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  修复 / repaired:   feature {r['feature']}: {r['problem']}")
     for w in report["warnings"]:
         lines.append(f"  注意 / warning:    {w}")
+    if report.get("catalog"):
+        lines.append(f"  目录 / catalog:    {report['catalog']['code']} "
+                     f"({report['catalog']['outcome']})")
     lines.append(f"  用时 / time:       {report['seconds']} s "
                  f"({report['features_per_second'] or 0:,} features/s)")
     return "\n".join(lines)

@@ -115,6 +115,9 @@ def load_raster(src: Source, opts, *, dsn: str) -> dict[str, Any]:
                 raise LoaderError("registry", zh, en, file=display) from exc
             conn.commit()
             report["published"] = True
+            from loaders.pipeline import catalog_sync
+
+            catalog_sync(conn, opts.layer, report)
             return report
         finally:
             conn.close()
