@@ -107,15 +107,48 @@ def ascii_column(name: str, index: int) -> str:
     elif raw in ZH_COLUMNS:
         col = ZH_COLUMNS[raw]
     else:
-        col = f"field_{index}"
-        for zh in sorted(ZH_COLUMNS, key=len, reverse=True):
-            if len(zh) > 1 and zh in raw:
-                col = ZH_COLUMNS[zh]
-                break
+        col = _translate(raw) or f"field_{index}"
     col = col[:60]
     if col in RESERVED_COLUMNS:
         col = f"{col}_src"
     return col
+
+
+_ZH_TOKENS = {**ZH_COLUMNS, "省": "province", "市": "city", "县": "county", "区": "district",
+              "镇": "town", "村": "village", "名": "name", "码": "code", "类": "class",
+              "数": "count", "量": "amount", "年": "year", "号": "no", "水": "water",
+              "路": "road", "河": "river", "站": "station", "人": "person", "水库": "reservoir",
+              "地级市": "prefecture", "楼": "building", "面积": "area"}
+_ZH_KEYS = sorted(_ZH_TOKENS, key=len, reverse=True)
+
+
+def _translate(raw: str) -> str:
+    """Greedy longest-match of known words: 市代码 → city_code, 行政区代码 → region_code."""
+    parts: list[str] = []
+    ascii_run = ""
+    i = 0
+    while i < len(raw):
+        for k in _ZH_KEYS:
+            if raw.startswith(k, i):
+                if ascii_run:
+                    parts.append(ascii_run.lower())
+                    ascii_run = ""
+                if not parts or parts[-1] != _ZH_TOKENS[k]:
+                    parts.append(_ZH_TOKENS[k])
+                i += len(k)
+                break
+        else:
+            ch = raw[i]
+            if ch.isascii() and ch.isalnum():
+                ascii_run += ch
+            elif ascii_run:
+                parts.append(ascii_run.lower())
+                ascii_run = ""
+            i += 1
+    if ascii_run:
+        parts.append(ascii_run.lower())
+    col = "_".join(parts)[:60]
+    return ("f_" + col) if col and col[0].isdigit() else col
 
 
 def _label(name: str) -> str:

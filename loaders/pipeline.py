@@ -117,7 +117,7 @@ def check_options(opts: LoadOptions, display: str) -> None:
 
 # bump when what the loader makes of the same file changes (types, names, repairs), so
 # ``skip_unchanged`` (the demo) reloads instead of keeping an outdated version
-LOADER_REVISION = 2
+LOADER_REVISION = 3
 
 
 def _content_hash(src: Source, opts: LoadOptions) -> str:
