@@ -191,3 +191,21 @@ def test_catalog_visibility_is_the_policy_rule(conn):
                     caller, {"name": "x", "sharing_class": cls, "owner_code": "gtzy"})
     assert {r["id"] for r in store.list_entries(conn, ANONYMOUS, q="可见性")[0]} == \
         {ids[("open", "published")]}
+
+
+def test_history_is_append_only(conn):
+    import psycopg as pg
+
+    eid = store.create(conn, content("历史不可改"), GTZY)
+    with pytest.raises(pg.errors.RaiseException):
+        conn.execute("UPDATE catalog_history SET actor = 'someone else' WHERE entry_id = %s",
+                     (eid,))
+
+
+def test_demo_catalog_is_idempotent(database_url):
+    from catalog.demo import load_demo_catalog
+
+    first = load_demo_catalog(database_url, log=lambda *_: None)
+    assert first["updated"] == 0
+    again = load_demo_catalog(database_url, log=lambda *_: None)
+    assert again == {"created": 0, "updated": 0, "unchanged": 11}

@@ -9,7 +9,7 @@ Create Date: 2026-11-27
   CHECKs: 有条件 needs its condition, 不予 its legal basis, 开放 only with 无条件.
   ``layer_name`` links a spatial layer's entry (kept in sync by ``catalog.sync``).
 - ``catalog_item``: the data items (信息项) with their own sharing type.
-- ``catalog_history``: every change, who and when (append-only by convention).
+- ``catalog_history``: every change, who and when (an UPDATE is refused by trigger).
 - ``catalog_state``: the registry epoch the catalog last synced layers at.
 - Search: a bigram ``tsvector`` (GIN) built by ``catalog.search`` and a pg_trgm GIN
   index on the search text for similarity and ILIKE.
@@ -141,6 +141,14 @@ def upgrade() -> None:
         sa.Column("changes", JSONB, nullable=False, server_default="{}"),
     )
     op.create_index("ix_catalog_history_entry_id", "catalog_history", ["entry_id", "at"])
+    # history is written once: an UPDATE is refused (rows go only with their entry)
+    op.execute("""
+        CREATE FUNCTION catalog_history_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'catalog_history is append-only';
+        END $$""")
+    op.execute("CREATE TRIGGER catalog_history_no_update BEFORE UPDATE ON catalog_history "
+               "FOR EACH ROW EXECUTE FUNCTION catalog_history_immutable()")
 
     op.create_table(
         "catalog_state",
@@ -155,4 +163,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("catalog_state", "catalog_history", "catalog_item", "catalog_entry"):
         op.drop_table(table)
+    op.execute("DROP FUNCTION IF EXISTS catalog_history_immutable()")
     # pg_trgm stays: other objects may use it, and keeping an extension is harmless
