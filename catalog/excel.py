@@ -198,6 +198,17 @@ def _find_sheet(wb, report: ImportReport):
     close = [n for n in names if SURVEY_SHEET in norm_key(n)]
     if len(close) == 1:
         return wb[close[0]]
+    # a renamed sheet ("Sheet1") that still carries the survey header is read, with a note
+    shaped = [n for n in names if n not in (LISTS_SHEET, NOTES_SHEET) and
+              _locate_header([list(r) for r in wb[n].iter_rows(max_row=15, values_only=True)])
+              is not None]
+    if len(shaped) == 1:
+        report.warnings.append(CellError(
+            shaped[0], None, None, None,
+            f"工作表名应为「{SURVEY_SHEET}」，已按含调查表表头的「{shaped[0]}」读取",
+            f"the sheet should be named {SURVEY_SHEET!r}; read {shaped[0]!r}, which has the "
+            "survey header"))
+        return wb[shaped[0]]
     report.errors.append(CellError(
         names[0] if names else "?", None, None, None,
         f"工作簿中没有名为「{SURVEY_SHEET}」的工作表（现有：{'、'.join(names)}），"

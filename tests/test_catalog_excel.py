@@ -120,6 +120,12 @@ def test_wrong_sheet_name_and_bad_file(tmp_path):
     wb.save(tmp_path / "w.xlsx")
     r = excel.read_survey(tmp_path / "w.xlsx")
     assert not r.ok and "Sheet1" in r.errors[0].zh and "调查表" in r.errors[0].zh
+    path = samples.write_sample(tmp_path / "renamed.xlsx")
+    wb = load_workbook(path)
+    wb["调查表"].title = "Sheet1"
+    wb.save(path)
+    r = excel.read_survey(path)
+    assert r.ok and len(r.entries) == 11 and "Sheet1" in r.warnings[0].zh
     (tmp_path / "x.xlsx").write_text("not a workbook")
     r = excel.read_survey(tmp_path / "x.xlsx")
     assert not r.ok and ".xlsx" in r.errors[0].zh
