@@ -541,10 +541,15 @@ def test_geotiff_becomes_a_cog_raster_layer(dsn, tmp_path, capsys):
             "v.layer_id = l.id AND v.version = l.current_version WHERE l.name = 'tload_dem'"
         ).fetchone()
     assert kind == "raster"
-    with rasterio.open(table) as cog:
-        assert cog.crs.to_epsg() == 4490
-        assert cog.profile.get("tiled") or cog.block_shapes[0][0] == 512
-        assert 112.9 < (cog.bounds.left + cog.bounds.right) / 2 < 113.2
+    try:
+        with rasterio.open(table) as cog:
+            assert cog.crs.to_epsg() == 4490
+            assert cog.profile.get("tiled") or cog.block_shapes[0][0] == 512
+            assert 112.9 < (cog.bounds.left + cog.bounds.right) / 2 < 113.2
+    finally:  # keep the shared session database free of a raster other tests don't expect
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM layer WHERE name = 'tload_dem'")
+        Path(table).unlink(missing_ok=True)
 
 
 # -- more formats ---------------------------------------------------------------------------
