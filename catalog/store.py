@@ -601,8 +601,6 @@ def edit(conn, entry_id: int, content: dict[str, Any], caller: Caller) -> str:
     if entry["status"] == "retired" or (entry["status"] != "draft" and caller.kind != "admin"):
         raise Conflict(f"「{vocab.STATUSES[entry['status']]}」状态的信息资源不能由部门修改，"
                        "请联系统筹局退回 / only drafts can be edited by the department")
-    if entry.get("layer_name") and caller.kind != "admin":
-        pass  # layer entries are refreshed by sync; manual edits of e.g. the abstract stay
     merged = {**content_of(entry), **content}
     if caller.kind != "admin":
         merged["provider_code"] = entry["provider_code"]
