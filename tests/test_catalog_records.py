@@ -135,3 +135,28 @@ def test_owslib_records_client(live_server, imported):
     res = w.collection_items("catalog", q="道路")
     assert res["features"][0]["properties"]["title"] == "道路中心线"
     assert {f["properties"]["sharing_class"] for f in res["features"]} == {"open"}
+
+
+def test_owslib_records_client_in_process(ogc_with_catalog, monkeypatch, database_url):
+    """OWSLib (a standard OGC API client) searching the catalog, routed in-process to the
+    real app — public and department audiences."""
+    import owslib.ogcapi as ogcapi
+    from owslib.ogcapi.records import Records
+
+    client = ogc_with_catalog
+
+    def http_get(url, headers=None, auth=None, params=None, **kw):
+        return client.get(url, headers=headers or {}, params=params or {})
+
+    monkeypatch.setattr(ogcapi, "http_get", http_get)
+    public = Records("http://testserver/ogc")
+    assert "catalog" in public.records()
+    res = public.collection_items("catalog", q="道路")
+    assert [f["properties"]["title"] for f in res["features"]] == ["道路中心线"]
+    dept = Records("http://testserver/ogc", headers=_dept_key(database_url, "sw"))
+    res = dept.collection_items("catalog", q="道路", limit=50)
+    titles = [f["properties"]["title"] for f in res["features"]]
+    assert titles[0] == "道路中心线" and "道路运输经营许可证" in titles
+    rec = dept.collection_item("catalog", "301001-000001")
+    assert rec["properties"]["sharing_type"] == "有条件共享" and rec["links"]
+    assert not any(lk.get("rel") == "item" for lk in rec["links"])  # no data link
