@@ -163,6 +163,8 @@ def serialize(e: dict[str, Any], caller: Caller) -> dict[str, Any]:
                          "by": e.get("reviewed_by"), "at": e.get("reviewed_at")}
     if e.get("rank") is not None and isinstance(e.get("rank"), float):
         out["rank"] = round(e["rank"], 4)
+    if e.get("match"):
+        out["match"] = e["match"]  # "fuzzy": no exact hit, a similar name
     return out
 
 

@@ -332,6 +332,7 @@ def list_entries(conn, caller: Caller, *, q: str | None = None,
     tsq = search.build_query(q) if q else None
     if q and tsq is None:
         return [], 0
+    base_where, base_args = list(where), list(args)
     if tsq is not None:
         qn = vocab.clean_text(q)
         where.append("e.search_vec @@ %s::tsquery")
@@ -353,6 +354,27 @@ def list_entries(conn, caller: Caller, *, q: str | None = None,
         f"JOIN department d ON d.id = e.provider_dept_id WHERE {sql_where} "
         f"ORDER BY {order} LIMIT %s OFFSET %s",
         [*rank_args, *args, limit, offset]).fetchall()
+    if tsq is not None and total == 0 and len(vocab.clean_text(q)) >= 3:
+        return _fuzzy(conn, vocab.clean_text(q), base_where, base_args, limit, offset)
+    return _finish(conn, rows), total
+
+
+def _fuzzy(conn, q: str, where: list[str], args: list[Any], limit: int,
+           offset: int) -> tuple[list[dict[str, Any]], int]:
+    """No exact hit: names similar by trigrams (a typo such as 道理中心线), marked
+    ``match = "fuzzy"``; uses the pg_trgm GIN index on the name."""
+    sql_where = " AND ".join([*where, "e.name %% %s"])
+    total = _cur(conn).execute(
+        "SELECT count(*) AS n FROM catalog_entry e JOIN department d "
+        f"ON d.id = e.provider_dept_id WHERE {sql_where}", [*args, q]).fetchone()["n"]
+    rows = _cur(conn).execute(
+        "SELECT e.*, d.code AS provider_code, d.name AS provider_name, "
+        "d.uscc AS provider_uscc, similarity(e.name, %s) AS rank FROM catalog_entry e "
+        f"JOIN department d ON d.id = e.provider_dept_id WHERE {sql_where} "
+        "ORDER BY rank DESC, e.code LIMIT %s OFFSET %s",
+        [q, *args, q, limit, offset]).fetchall()
+    for r in rows:
+        r["match"] = "fuzzy"
     return _finish(conn, rows), total
 
 

@@ -80,3 +80,6 @@ def test_ranking_on_ten_thousand_entries(db, ten_thousand):
         "EXPLAIN SELECT id FROM catalog_entry WHERE search_vec @@ %s::tsquery",
         (search.build_query("道路中心"),)))
     assert "ix_catalog_entry_search_vec" in plan, plan
+    # a typo finds the similar name (pg_trgm), marked fuzzy
+    rows, _ = store.list_entries(db, JT, q="道理中心线（搜索）")
+    assert rows and rows[0]["name"] == "道路中心线（搜索）" and rows[0]["match"] == "fuzzy"

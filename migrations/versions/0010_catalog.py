@@ -11,8 +11,8 @@ Create Date: 2026-11-27
 - ``catalog_item``: the data items (信息项) with their own sharing type.
 - ``catalog_history``: every change, who and when (an UPDATE is refused by trigger).
 - ``catalog_state``: the registry epoch the catalog last synced layers at.
-- Search: a bigram ``tsvector`` (GIN) built by ``catalog.search`` and a pg_trgm GIN
-  index on the search text for similarity and ILIKE.
+- Search: a bigram ``tsvector`` (GIN) built by ``catalog.search``; a pg_trgm GIN index
+  on the name answers the fuzzy fallback (similar names when nothing matches exactly).
 """
 
 import sqlalchemy as sa
@@ -105,8 +105,8 @@ def upgrade() -> None:
         op.create_index(f"ix_catalog_entry_{col}", "catalog_entry", [col])
     op.create_index("ix_catalog_entry_search_vec", "catalog_entry", ["search_vec"],
                     postgresql_using="gin")
-    op.execute("CREATE INDEX ix_catalog_entry_search_trgm ON catalog_entry "
-               "USING gin (search_text gin_trgm_ops)")
+    op.execute("CREATE INDEX ix_catalog_entry_name_trgm ON catalog_entry "
+               "USING gin (name gin_trgm_ops)")
 
     op.create_table(
         "catalog_item",
