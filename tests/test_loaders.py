@@ -659,3 +659,20 @@ def test_nul_bytes_in_text_are_dropped_not_fatal(dsn, tmp_path):
     p.write_bytes("name,lon,lat\n甲\x00乙,113.0,22.5\n".encode())
     load(p, opts("tload_nul"), dsn=dsn, progress=False)
     assert rows(dsn, "tload_nul", "name") == [("甲乙",)]
+
+
+def test_list_layers_and_json_report(dsn, tmp_path, capsys):
+    import json
+
+    p = tmp_path / "multi.gpkg"
+    lon, lat = points(4, 50)
+    write(p, shapely.points(lon, lat), {"name": np.array(list("abcd"))}, layer="wells")
+    write(p, squares(lon, lat), {"name": np.array(list("abcd"))}, layer="plots")
+    rc, out, _ = cli(["load", str(p), "--list-layers"], capsys)
+    assert rc == 0 and "wells\tPoint" in out and "plots\tPolygon" in out
+    rc, out, err = cli(["load", str(p), "--source-layer", "wells", "--dept", "gtzy",
+                        "--layer", "tload_json", "--theme", "land", "--sharing", "open",
+                        "--json", "--no-progress", "--dry-run"], capsys)
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["source"]["layer"] == "wells" and report["counts"]["loaded"] == 4
