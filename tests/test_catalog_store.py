@@ -209,3 +209,27 @@ def test_demo_catalog_is_idempotent(database_url):
     assert first["updated"] == 0
     again = load_demo_catalog(database_url, log=lambda *_: None)
     assert again == {"created": 0, "updated": 0, "unchanged": 11}
+
+
+def test_loader_registers_the_layer_in_the_catalog(conn, database_url, tmp_path):
+    """``jmgeo load`` publishes, then calls sync_layer: the entry is there at once."""
+    import json
+
+    from loaders.pipeline import LoadOptions, load
+
+    gj = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"名称": "江门大道", "等级": "主干路"},
+         "geometry": {"type": "LineString", "coordinates": [[113.05, 22.58], [113.09, 22.61]]}}]}
+    path = tmp_path / "roads.geojson"
+    path.write_text(json.dumps(gj, ensure_ascii=False), encoding="utf-8")
+    report = load(path, LoadOptions(dept="jt", layer="cat_loaded_roads", theme="transport",
+                                    sharing="open", title="城市道路（装载测试）",
+                                    update_cycle="monthly"),
+                  dsn=database_url, progress=False)
+    assert report["catalog"]["outcome"] == "created", report.get("warnings")
+    e = store.get_entry(conn, layer_name="cat_loaded_roads")
+    assert e["code"] == report["catalog"]["code"] and e["status"] == "published"
+    assert e["sharing_class"] == "open" and e["update_cycle"] == "monthly"
+    assert {i["name"] for i in e["items"]} >= {"名称", "等级", "几何图形"}
+    rows, _ = store.list_entries(conn, ANONYMOUS, q="道路")
+    assert "城市道路（装载测试）" in [r["name"] for r in rows]
