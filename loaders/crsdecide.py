@@ -90,8 +90,15 @@ def decide_crs(x: np.ndarray, y: np.ndarray, display: str, option: str | None,
         return CRSDecision(info, "option", reason, warnings)
     if declared:
         info = _resolve(declared, display, "文件（.prj）", "the file declares (.prj)")
+        warnings = _approx_warning(info)
+        if info.datum == "wgs84" and info.crs is not None and info.crs.is_geographic:
+            warnings.append(
+                "文件声明 WGS 84：国内网络地图导出的数据常常实为 GCJ-02（偏移约600米），如来自高德/腾讯请用 "
+                "--src-crs gcj02，来自百度用 --src-crs bd09 / the file declares WGS 84; data "
+                "exported from Chinese web maps often is GCJ-02 (about 600 m off here): if it "
+                "came from Amap/Tencent pass --src-crs gcj02, from Baidu --src-crs bd09")
         return CRSDecision(info, "file", f"文件声明 {info.label} / the file declares "
-                           f"{info.label}", _approx_warning(info))
+                           f"{info.label}", warnings)
     return infer_crs(x, y, display)
 
 

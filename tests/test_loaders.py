@@ -416,6 +416,7 @@ def test_realworld_gcj02_claiming_wgs84_loads_as_declared(dsn):
     report = load(d / "country.shp", opts("tload_rw_gcj", allow_outside=True, dry_run=True),
                   dsn=dsn, progress=False)
     assert report["crs"]["source"] == "file" and report["crs"]["kind"] == "crs"
+    assert any("gcj02" in w for w in report["warnings"])  # the hint, not a guess
     report = load(d / "country.shp", opts("tload_rw_gcj", allow_outside=True, dry_run=True,
                                           src_crs="gcj02"), dsn=dsn, progress=False)
     assert report["crs"]["kind"] == "gcj02"
