@@ -87,7 +87,7 @@ def assert_one_clear_line(err: str, filename: str) -> None:
 CORPUS = ["truncated_shp", "missing_dbf", "missing_shx", "missing_shp", "empty_geojson",
           "empty_shp", "wrong_encoding", "self_intersection", "mixed_types",
           "no_prj_ambiguous", "swapped_lonlat", "zip_traversal", "zip_bomb", "huge_field",
-          "3d"]
+          "3d", "measured"]
 
 
 @pytest.fixture(scope="module")

@@ -173,4 +173,35 @@ def corpus(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
     p = write(tmp / "z" / "三维.shp", g3, {"NAME": np.array([f"井{i}" for i in range(10)])},
               encoding="UTF-8", gtype="Point Z")
     out["3d"] = (p, [], "has_zm")
+
+    p = measured_shapefile(tmp / "m" / "量测.shp", *points(6, 5), np.arange(6.0))
+    out["measured"] = (p, [], "has_zm")
     return out
+
+
+def measured_shapefile(path: Path, lon, lat, m) -> Path:
+    """A PointM Shapefile (shape type 21), written byte by byte: GDAL writers via
+    pyogrio cannot make M geometries, but surveying software does."""
+    import struct
+
+    n = len(lon)
+    write(path, shapely.points(lon, lat), {"NAME": np.array([f"桩{i}" for i in range(n)])},
+          encoding="UTF-8", gtype="Point")
+    rec_len = 4 + 3 * 8
+    shp_len = 100 + n * (8 + rec_len)
+    bbox = struct.pack("<4d", min(lon), min(lat), max(lon), max(lat))
+    zm = struct.pack("<4d", 0, 0, float(min(m)), float(max(m)))
+
+    def header(length: int) -> bytes:
+        return (struct.pack(">7i", 9994, 0, 0, 0, 0, 0, length // 2) +
+                struct.pack("<2i", 1000, 21) + bbox + zm)
+
+    shp = bytearray(header(shp_len))
+    shx = bytearray(header(100 + 8 * n))
+    for i in range(n):
+        shx += struct.pack(">2i", len(shp) // 2, rec_len // 2)
+        shp += struct.pack(">2i", i + 1, rec_len // 2)
+        shp += struct.pack("<i3d", 21, float(lon[i]), float(lat[i]), float(m[i]))
+    path.write_bytes(bytes(shp))
+    path.with_suffix(".shx").write_bytes(bytes(shx))
+    return path
