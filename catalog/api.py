@@ -14,12 +14,12 @@ labels (``有条件共享``) and answered as both.
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,9 @@ class ReviewIn(BaseModel):
 class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     comment: str | None = None
+
+
+EntryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="entry id")]
 
 
 def caller_of(request: Request) -> Caller:
@@ -203,7 +206,7 @@ def list_entries(
 
 
 @router.get("/entries/{entry_id}", summary="one entry")
-def get_entry(request: Request, entry_id: int):
+def get_entry(request: Request, entry_id: EntryId):
     caller = caller_of(request)
 
     def run(conn):
@@ -213,7 +216,7 @@ def get_entry(request: Request, entry_id: int):
 
 
 @router.get("/entries/{entry_id}/history", summary="who changed the entry, and when")
-def entry_history(request: Request, entry_id: int):
+def entry_history(request: Request, entry_id: EntryId):
     caller = caller_of(request)
 
     def run(conn):
@@ -237,7 +240,7 @@ def create_entry(request: Request, body: EntryIn):
 
 
 @router.patch("/entries/{entry_id}", summary="edit a draft (the bureau: any entry)")
-def edit_entry(request: Request, entry_id: int, body: EntryIn):
+def edit_entry(request: Request, entry_id: EntryId, body: EntryIn):
     caller = caller_of(request)
 
     def run(conn):
@@ -255,22 +258,22 @@ def _transition(request: Request, entry_id: int, action: str, comment: str | Non
 
 
 @router.post("/entries/{entry_id}/submit", summary="submit a draft for the bureau's review")
-def submit_entry(request: Request, entry_id: int, body: CommentIn | None = None):
+def submit_entry(request: Request, entry_id: EntryId, body: CommentIn | None = None):
     return _transition(request, entry_id, "submit", body and body.comment)
 
 
 @router.post("/entries/{entry_id}/review", summary="the bureau approves or returns")
-def review_entry(request: Request, entry_id: int, body: ReviewIn):
+def review_entry(request: Request, entry_id: EntryId, body: ReviewIn):
     return _transition(request, entry_id, body.decision, body.reasons)
 
 
 @router.post("/entries/{entry_id}/publish", summary="the bureau publishes an approved entry")
-def publish_entry(request: Request, entry_id: int, body: CommentIn | None = None):
+def publish_entry(request: Request, entry_id: EntryId, body: CommentIn | None = None):
     return _transition(request, entry_id, "publish", body and body.comment)
 
 
 @router.post("/entries/{entry_id}/retire", summary="retire an entry (owner or bureau)")
-def retire_entry(request: Request, entry_id: int, body: CommentIn | None = None):
+def retire_entry(request: Request, entry_id: EntryId, body: CommentIn | None = None):
     return _transition(request, entry_id, "retire", body and body.comment)
 
 
@@ -308,7 +311,7 @@ async def import_sheet(request: Request, sheet: UploadFile = File(...),
                                       "survey sheets"))
     data = await sheet.read()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sheet.xlsx"
+        path = pathlib.Path(tmp) / "sheet.xlsx"
         path.write_bytes(data)
 
         def run(conn):

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
 
 def clean_text(value) -> str:
     """Free text: trim, ideographic spaces to spaces, runs of blanks to one space.
@@ -21,6 +23,7 @@ def clean_text(value) -> str:
     if value is None:
         return ""
     text = str(value).replace("\u3000", " ").replace("\xa0", " ").replace("\r\n", "\n")
+    text = CONTROL_RE.sub("", text)  # NUL and other control characters never belong
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.split("\n")]
     return "\n".join(line for line in lines if line).strip()
 

@@ -156,3 +156,17 @@ def test_filters_search_and_public_view(client, tmp_path):
     assert {d["dct:accessRights"]["@id"] for d in doc["dcat:dataset"]} == {"jm:open"}
     v = client.get("/catalog/vocabularies").json()
     assert v["sharing_type"]["values"]["conditional"] == "有条件共享"
+
+
+def test_hostile_input_is_a_client_error(client):
+    assert client.get("/catalog/entries/99999999999", headers=JT).status_code == 422
+    assert client.get("/catalog/entries/0", headers=JT).status_code == 422
+    r = client.post("/catalog/entries", json=dict(ENTRY, name="控制\x00字符\x07测试"),
+                    headers=GTZY)
+    assert r.status_code == 201 and r.json()["name"] == "控制字符测试"
+    for q in ("'", "\\", "%_", "a:*&|!", "（）", "x" * 2000, "道路' & '人口"):
+        r = client.get("/catalog/entries", params={"q": q}, headers=JT)
+        assert r.status_code == 200, (q, r.text)
+    r = client.get("/catalog/entries", params={"sort": "bogus", "limit": 5}, headers=JT)
+    assert r.status_code == 200
+    assert client.get("/catalog/entries", params={"limit": 0}).status_code == 422
