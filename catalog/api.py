@@ -180,7 +180,7 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
 @router.get("/entries", summary="search and filter the catalog")
 def list_entries(
     request: Request,
-    q: str | None = Query(None, description="中文检索, e.g. 道路"),
+    q: str | None = Query(None, max_length=200, description="中文检索, e.g. 道路"),
     class_code: str | None = Query(None, alias="class", description="类: 1, 2, 3"),
     dept: str | None = Query(None, description="provider department code"),
     sharing_type: str | None = Query(None, description="无条件共享 / 有条件共享 / 不予共享"),
