@@ -33,7 +33,6 @@ import shapely
 from psycopg import sql
 
 from layers import registry
-from layers.departments import ensure_departments  # noqa: F401 - re-exported for callers
 from loaders.attributes import AttributePlan, convert, plan_attributes
 from loaders.crsdecide import (
     decide_crs,
@@ -272,7 +271,7 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
             first_attrs, first_geoms = None, np.empty(0, dtype=object)
         first_geoms = as_geometries(first_geoms)
         sample = first_geoms[~(shapely.is_missing(first_geoms) | shapely.is_empty(first_geoms))]
-        if len(sample) == 0 and reader.total in (None, 0):
+        if first_attrs is None or (len(sample) == 0 and reader.total in (None, 0)):
             from loaders.readers import _empty
 
             raise _empty(src)
@@ -283,7 +282,8 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         crs = decide_crs(coords[:, 0], coords[:, 1], display, opts.src_crs,
                          reader.declared_crs)
         warnings += crs.warnings
-        plan = plan_attributes(reader.schema, first_attrs, set(), reader.text_inference)
+        schema = reader.schema if reader.schema is not None else first_attrs.schema
+        plan = plan_attributes(schema, first_attrs, set(), reader.text_inference)
         warnings += plan.warnings
         gopts = GeomOptions(crs=crs.input, display=display, strict=opts.strict,
                             force_2d=opts.force_2d, swap_xy=opts.swap_xy)

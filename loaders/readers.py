@@ -38,7 +38,7 @@ WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "wkt_geom
 class Reader:
     """What the pipeline needs to know before reading, and the batches."""
 
-    schema: pa.Schema                     # attribute columns only
+    schema: pa.Schema | None              # attribute columns (None: the first batch's)
     total: int | None                     # feature count when the format knows it
     declared_crs: str | None              # the file's CRS (WKT / EPSG:…), None when absent
     encoding: EncodingDecision
@@ -186,15 +186,8 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
         except Exception as exc:  # noqa: BLE001
             raise _gdal_error(src, exc) from exc
 
-    # the attribute schema without opening the stream twice: read a zero-row sample
-    try:
-        with pyogrio.open_arrow(src.path, batch_size=1, use_pyarrow=True, **kw) as (meta, rd):
-            gcol = meta.get("geometry_name") or "wkb_geometry"
-            fidcol = meta.get("fid_column")
-            schema = pa.schema([f for f in rd.schema if f.name not in (gcol, fidcol)])
-    except Exception as exc:  # noqa: BLE001
-        raise _gdal_error(src, exc) from exc
-    return Reader(schema=schema, total=total, declared_crs=declared, encoding=enc,
+    # the attribute schema comes with the first batch (opening big GeoJSON twice is slow)
+    return Reader(schema=None, total=total, declared_crs=declared, encoding=enc,
                   geometry_type=gtype, batches=prefetch(batches()), source_layer=layer)
 
 
