@@ -14,6 +14,7 @@ import io
 import os
 import queue
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +27,10 @@ import shapely
 from loaders.encoding import EncodingDecision, decide_dbf, decide_text_file
 from loaders.errors import LoaderError
 from loaders.source import Source
+
+# pyogrio warns that M is "converted"; the WKB keeps it and loaders.geometry refuses or
+# drops it with a proper message, so the warning would only be a second, confusing line
+warnings.filterwarnings("ignore", message=r"Measured \(M\) geometry types are not supported")
 
 BATCH_SIZE = int(os.environ.get("JMGEO_LOAD_BATCH", "50000"))
 LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x", "point_x", "xcoord", "x坐标",
