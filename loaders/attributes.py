@@ -229,6 +229,37 @@ def plan_attributes(schema: pa.Schema, first: pa.Table | None, skip: set[str],
     return AttributePlan(plans, warnings)
 
 
+def clean_text(table: pa.Table) -> tuple[pa.Table, int]:
+    """Make every string column valid UTF-8 (GDAL passes a DBF's bytes through as they are:
+    a character cut by the field width, or a stray byte, would break COPY). Invalid values
+    keep what decodes; the broken bytes become U+FFFD. Returns the table and how many
+    values were repaired (reported)."""
+    fixed = 0
+    for i, f in enumerate(table.schema):
+        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            continue
+        col = table.column(i)
+        try:
+            col.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        raw = pa.chunked_array([c.view(pa.binary() if pa.types.is_string(f.type)
+                                       else pa.large_binary()) for c in col.chunks])
+        values = []
+        for v in raw.to_pylist():
+            if v is None:
+                values.append(None)
+                continue
+            try:
+                values.append(v.decode("utf-8"))
+            except UnicodeDecodeError:
+                fixed += 1
+                values.append(v.decode("utf-8", errors="replace"))
+        table = table.set_column(i, f.name, pa.array(values, pa.string()))
+    return table, fixed
+
+
 def _blank_to_null(arr: pa.Array) -> pa.Array:
     trimmed = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), arr)

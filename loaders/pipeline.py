@@ -33,7 +33,7 @@ import shapely
 from psycopg import sql
 
 from layers import registry
-from loaders.attributes import AttributePlan, convert, plan_attributes
+from loaders.attributes import AttributePlan, clean_text, convert, plan_attributes
 from loaders.crsdecide import (
     decide_crs,
     outside_error,
@@ -269,6 +269,9 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
             first_attrs, first_geoms = next(batches)
         except StopIteration:
             first_attrs, first_geoms = None, np.empty(0, dtype=object)
+        text_fixed = 0
+        if first_attrs is not None:
+            first_attrs, text_fixed = clean_text(first_attrs)
         first_geoms = as_geometries(first_geoms)
         sample = first_geoms[~(shapely.is_missing(first_geoms) | shapely.is_empty(first_geoms))]
         if first_attrs is None or (len(sample) == 0 and reader.total in (None, 0)):
@@ -315,9 +318,13 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
         del first_attrs, first_geoms, sample
 
         def feed():
+            nonlocal text_fixed
             while pending:
                 yield pending.pop()
-            yield from batches
+            for attrs, geoms in batches:
+                attrs, n = clean_text(attrs)
+                text_fixed += n
+                yield attrs, geoms
 
         lap("prepare")
         for attrs, geoms in feed():
@@ -375,6 +382,11 @@ def _load_vector(src: Source, opts: LoadOptions, dsn: str, t0: float, show_progr
                 warnings.append(f"字段 {f.source} 有 {f.failed} 个值无法转换为 {f.pg_type}，已置空 / "
                                 f"{f.failed} values of {f.source} could not be read as "
                                 f"{f.pg_type} and were left empty")
+        if text_fixed:
+            warnings.append(f"{text_fixed} 个属性值含无效的 {reader.encoding.label} 字节（多为字段宽度截断了"
+                            f"汉字），无法解码的字节已替换为 � / {text_fixed} attribute values held "
+                            f"invalid {reader.encoding.label} bytes (mostly a character cut by "
+                            "the field width); the undecodable bytes became �")
         if stats.repaired:
             warnings.append(f"修复了 {stats.repaired} 个无效几何 / repaired {stats.repaired} "
                             "invalid geometries (listed in the report)")

@@ -677,3 +677,18 @@ def test_list_layers_and_json_report(dsn, tmp_path, capsys):
     assert rc == 0, err
     report = json.loads(out)
     assert report["source"]["layer"] == "wells" and report["counts"]["loaded"] == 4
+
+
+def test_character_cut_by_dbf_field_width_is_reported_not_fatal(dsn, tmp_path):
+    lon, lat = points(3, 60)
+    p = write(tmp_path / "cut" / "cut.shp", shapely.points(lon, lat),
+              {"NAME": np.array(["广东省江门市", "江门", "蓬江"])}, encoding="UTF-8")
+    dbf = bytearray(p.with_suffix(".dbf").read_bytes())
+    seg = "广东省江门市".encode()
+    i = dbf.find(seg)
+    dbf[i:i + len(seg)] = seg[:-2] + b"  "  # the last character cut after its first byte
+    p.with_suffix(".dbf").write_bytes(bytes(dbf))
+    report = load(p, opts("tload_cutchar"), dsn=dsn, progress=False)
+    assert report["encoding"]["encoding"] == "UTF-8"
+    assert any("cut by the field width" in w for w in report["warnings"])
+    assert rows(dsn, "tload_cutchar", "name")[0][0].startswith("广东省江门")
