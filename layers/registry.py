@@ -160,8 +160,11 @@ def create_data_table(conn: psycopg.Connection, layer: str, version: int,
 def finish_data_table(conn: psycopg.Connection, table: str, *, analyze: bool = True) -> None:
     """The GIST index on ``geom`` (built after a bulk COPY) and fresh statistics."""
     table = table.split(".", 1)[-1]
+    index = f"{table}_geom_gix"
+    if len(index) > 63:  # index names share the schema's namespace: keep them unique
+        index = f"{table[:45]}_{hashlib.md5(table.encode()).hexdigest()[:8]}_geom_gix"
     _q(conn, sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gist (geom)").format(
-        sql.Identifier(f"{table[:55]}_geom_gix"), qualified(table)))
+        sql.Identifier(index), qualified(table)))
     if analyze:
         _q(conn, sql.SQL("ANALYZE {}").format(qualified(table)))
 

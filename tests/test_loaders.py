@@ -692,3 +692,12 @@ def test_character_cut_by_dbf_field_width_is_reported_not_fatal(dsn, tmp_path):
     assert report["encoding"]["encoding"] == "UTF-8"
     assert any("cut by the field width" in w for w in report["warnings"])
     assert rows(dsn, "tload_cutchar", "name")[0][0].startswith("广东省江门")
+
+
+def test_longest_layer_name_keeps_versions_apart(dsn, tmp_path):
+    name = "tload_" + "x" * 57  # 63 characters, the maximum
+    p = parcels_shp(tmp_path / "long" / "宗地.shp", 5, crs=4490)
+    for version in (1, 2):
+        report = load(p, opts(name), dsn=dsn, progress=False)
+        assert report["target"]["version"] == version
+        assert len(report["target"]["table"].split(".")[1]) <= 63
