@@ -1,13 +1,14 @@
 """Raster layers as OGC API Coverages, through the sharing policy.
 
-Contract with the loader (``loaders/raster.py``) — defined here until the loader lands:
+Contract with the loader (``loaders/raster.py``):
 
 * a raster layer is a registry ``layer`` row with ``kind = 'raster'``;
-* each version's ``layer_version.table_name`` is ``'file:'`` followed by the path of a
-  Cloud-Optimized GeoTIFF in EPSG:4490 (x = longitude, north-up). A relative path is
-  relative to ``<var_dir>/rasters`` (``JMGEO_VAR_DIR``). A new load writes a new file —
-  files are never rewritten in place — so a rollback is the same pointer move as for
-  vector tables;
+* each version's ``layer_version.table_name`` is the path of a Cloud-Optimized GeoTIFF in
+  EPSG:4490 (x = longitude, north-up) — the loader writes the absolute path of
+  ``<var_dir>/rasters/<layer>_v<N>.tif``; a ``file:`` prefix is accepted too, and a
+  relative path is taken relative to ``<var_dir>/rasters``. A new load writes a new
+  file — files are never rewritten in place — so a rollback is the same pointer move as
+  for vector tables;
 * band descriptions (GDAL band description / ``DESCRIPTION`` tag) become the range
   field titles.
 

@@ -20,12 +20,28 @@ A pygeoapi tile provider (``type: tile``) like pygeoapi's own ``MVT-postgresql``
   exception naming the parameter (``tileMatrix``, ``tileRow``, ``tileCol``,
   ``tileMatrixSetId``); a tile with no features answers 204, as pygeoapi does.
 
-Simplification per zoom: ``ST_AsMVTGeom`` removes repeated points and simplifies at the
-tile's output resolution (1/4096 of the tile) before quantising, so a separate
-``ST_SimplifyPreserveTopology`` changes nothing in the output. For WebMercatorQuad the
-geometry is first reduced with ``ST_RemoveRepeatedPoints`` at half the output resolution
-in degrees, which saves reprojecting vertices that would collapse anyway (measured:
-see ``docs/benchmarks.md``/the report; tiles are byte-identical at z ≥ 12).
+Simplification per zoom: ``ST_Simplify(geom, tolerance, true)`` in EPSG:4490 with the
+tolerance half an output grid unit (tile width / 4096 / 2, in degrees) before reprojecting
+and ``ST_AsMVTGeom``. Measured on 3,000 dense polygons (2,000 vertices each), single
+connection, tiles/s and mean tile size:
+
+====  ==================  ==========================  ===========================
+zoom  ST_AsMVTGeom only   + ST_Simplify (chosen)      + ST_SimplifyPreserveTopology
+====  ==================  ==========================  ===========================
+8     1.7/s, 585 KiB      11/s, 174 KiB               0.3/s, 174 KiB
+10    5.0/s, 516 KiB      32/s, 70 KiB                1.1/s, 70 KiB
+12    24/s, 146 KiB       243/s, 11 KiB               10/s, 11 KiB
+14    269/s, 14 KiB       1268/s, 1.7 KiB             67/s, 1.6 KiB
+====  ==================  ==========================  ===========================
+
+(``ST_RemoveRepeatedPoints`` at the same tolerance: 35/s, 146 KiB at z12.)
+``ST_AsMVTGeom``'s own quantisation only drops points that land on the same grid cell,
+so it is no substitute. On the 1,000,000 simple parcels (5 vertices) the simplification
+costs about 2 %. The result is made valid by ``ST_AsMVTGeom``.
+
+One SQL trap, measured: filtering ``WHERE mvt_geom IS NOT NULL`` around the subquery
+makes PostgreSQL flatten it and evaluate ``ST_AsMVTGeom`` twice per row (1.7× slower);
+``ST_AsMVT`` skips NULL geometries itself, so there is no such filter.
 """
 
 from __future__ import annotations
@@ -233,15 +249,16 @@ class PolicyMVTProvider(BaseMVTProvider):
         """The one statement that makes a tile (public for benchmarks and EXPLAIN)."""
         geom = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
         lon0, lat0, lon1, lat1 = tile_bounds(tms, z, y, x)
+        # Douglas-Peucker at half an output grid unit, in degrees, before reprojecting
+        # (preserveCollapsed: small polygons stay visible); see the module docstring
+        tolerance = (lon1 - lon0) / EXTENT / 2
         params: list[Any] = []
         if tms == "WebMercatorQuad":
-            # drop vertices closer than half an output pixel before reprojecting them
-            px_deg = (lon1 - lon0) / EXTENT / 2
             mvt_geom = sql.SQL(
-                "ST_AsMVTGeom(ST_Transform(ST_RemoveRepeatedPoints({g}, %s), 3857), "
+                "ST_AsMVTGeom(ST_Transform(ST_Simplify({g}, %s, true), 3857), "
                 "ST_TileEnvelope(%s::int, %s::int, %s::int), {e}, {b}, true)").format(
                 g=geom, e=sql.Literal(EXTENT), b=sql.Literal(BUFFER))
-            params += [px_deg, z, x, y]
+            params += [tolerance, z, x, y]
             # the filter box in degrees (lat margin computed on the mercator grid)
             margin = BUFFER / EXTENT
             n = 2 ** z
@@ -252,10 +269,11 @@ class PolicyMVTProvider(BaseMVTProvider):
             box = [max(lon0 - dx, -180.0), bottom, min(lon1 + dx, 180.0), top]
         else:
             mvt_geom = sql.SQL(
-                "ST_AsMVTGeom({g}, ST_MakeEnvelope(%s, %s, %s, %s, {srid}), {e}, {b}, true)"
+                "ST_AsMVTGeom(ST_Simplify({g}, %s, true), "
+                "ST_MakeEnvelope(%s, %s, %s, %s, {srid}), {e}, {b}, true)"
             ).format(g=geom, srid=sql.Literal(CANONICAL_EPSG), e=sql.Literal(EXTENT),
                      b=sql.Literal(BUFFER))
-            params += [lon0, lat0, lon1, lat1]
+            params += [tolerance, lon0, lat0, lon1, lat1]
             d = (lon1 - lon0) * BUFFER / EXTENT
             box = [lon0 - d, lat0 - d, lon1 + d, lat1 + d]
         columns = [sql.SQL("{} AS mvt_geom").format(mvt_geom)]
@@ -282,10 +300,13 @@ class PolicyMVTProvider(BaseMVTProvider):
             mvt_args.append(sql.Literal(id_name))
         query = sql.SQL(
             "SELECT ST_AsMVT({args}) AS mvt FROM (SELECT {cols} FROM {table} AS t "
-            "WHERE {where}) AS q WHERE q.mvt_geom IS NOT NULL").format(
+            "WHERE {where}) AS q").format(
             args=sql.SQL(", ").join(mvt_args), cols=sql.SQL(", ").join(columns),
             table=sql.Identifier(schema, name), where=sql.SQL(" AND ").join(where))
-        # the layer name placeholder comes first in the statement text
+        # No "WHERE mvt_geom IS NOT NULL" outside: PostgreSQL flattens the subquery and
+        # would evaluate ST_AsMVTGeom twice per row (measured: 1.7x slower); ST_AsMVT
+        # skips rows whose geometry is NULL (clipped away) by itself.
+        # The layer name placeholder comes first in the statement text.
         return query, [self.layer_name, *params]
 
     # -- provider API ---------------------------------------------------------
