@@ -55,7 +55,10 @@ def world(database_url, tmp_path_factory):
         if not list_grants(conn, layer=COND):
             add_grant(conn, layer=COND, dept="gh", purpose="规划高程分析",
                       approved_by="测试审批人", regions=["440703"], notes="tcov")
-    return callers
+    yield callers
+    # the session database stays free of rasters other test modules don't expect
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM layer WHERE name = ANY(%s)", ([OPEN, COND],))
 
 
 def auth(caller) -> dict:
@@ -193,3 +196,36 @@ def test_coverage_access_is_audited(app_client, world, db):
                        headers=auth(world["limited_grant"]))
     assert r.status_code == 200, r.text
     assert count() == before + 1
+
+
+def test_loaded_geotiff_is_served(app_client, world, db, tmp_path, capsys):
+    """End to end with the loader: a GK-zone GeoTIFF → ``jmgeo load`` → COG → coverage."""
+    from pathlib import Path
+
+    from rasterio.transform import from_origin
+
+    from jmgeo.cli import main
+
+    dem = (np.arange(120 * 100, dtype="float32").reshape(100, 120) % 50) + 5
+    path = tmp_path / "dem.tif"
+    profile = dict(driver="GTiff", width=120, height=100, count=1, dtype="float32",
+                   crs="EPSG:4547", nodata=-9999, transform=from_origin(390_000, 2_500_000,
+                                                                        30, 30))
+    with MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(dem, 1)
+        path.write_bytes(mem.read())
+    assert main(["load", str(path), "--dept", "gtzy", "--layer", "tcov_loaded", "--theme",
+                 "land", "--sharing", "open", "--no-progress"]) == 0
+    capsys.readouterr()
+    table = db.execute("SELECT v.table_name FROM layer l JOIN layer_version v ON v.layer_id "
+                       "= l.id AND v.version = l.current_version WHERE l.name = "
+                       "'tcov_loaded'").fetchone()[0]
+    try:
+        r = app_client.get("/ogc/collections/tcov_loaded/coverage", params={"f": "json"})
+        assert r.status_code == 200, r.text
+        values = [v for v in r.json()["ranges"]["1"]["values"] if v is not None]
+        assert values and 5 <= min(values) and max(values) <= 55
+    finally:  # the session database stays free of rasters other tests don't expect
+        db.execute("DELETE FROM layer WHERE name = 'tcov_loaded'")
+        Path(table).unlink(missing_ok=True)
