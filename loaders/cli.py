@@ -184,12 +184,17 @@ def _history(args: argparse.Namespace) -> int:
         print(_jsonable([{k: v for k, v in r.items() if k != "report"} |
                          {"quality": (r["report"] or {}).get("quality")} for r in rows]))
         return 0
-    print(f"{'':2}{'ver':>4}  {'loaded at':<25} {'features':>10}  {'quality':>7}  source")
+    print(f"{'':2}{'ver':>4}  {'loaded at':<25} {'features':>10}  {'quality':>7}  "
+          f"{'key diff':<16} source")
     for r in rows:
-        q = ((r["report"] or {}).get("quality") or {}).get("score", "-")
+        rep = r["report"] or {}
+        q = (rep.get("quality") or {}).get("score", "-")
+        diff = (rep.get("key") or {}).get("diff") or {}
+        d = (f"+{diff['added']} -{diff['removed']} ~{diff['changed']}"
+             if "added" in diff else "")
         print(f"{'*' if r['current'] else ' ':2}{r['version']:>4}  "
               f"{r['loaded_at']:%Y-%m-%d %H:%M:%S%z}  {r['feature_count'] or 0:>10}  "
-              f"{q:>7}  {r['source_name'] or ''} ({r['loaded_by'] or '?'})")
+              f"{q:>7}  {d:<16} {r['source_name'] or ''} ({r['loaded_by'] or '?'})")
     return 0
 
 

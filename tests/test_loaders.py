@@ -319,7 +319,7 @@ def test_rollback_restores_the_previous_version_exactly(dsn, tmp_path, capsys):
     assert diff["against_version"] == 1 and diff["removed"] == 10
     assert len(rows(dsn, "tload_versions", "fid")) == 30
     rc, out, err = cli(["layer", "history", "tload_versions"], capsys)
-    assert rc == 0 and re.search(r"\*\s+2", out)
+    assert rc == 0 and re.search(r"\*\s+2", out) and "+0 -10 ~" in out
     epoch = counts(dsn)["epoch"]
     rc, out, err = cli(["layer", "rollback", "tload_versions", "--to", "1"], capsys)
     assert rc == 0, err
