@@ -22,6 +22,7 @@ from jmgeo.auth import AuthError, authenticate
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
+from jmgeo.upload_api import router as upload_router
 from layers import audit, policy
 from layers.audit_api import audit_router
 from spatial import regions
@@ -145,5 +146,6 @@ def create_app() -> FastAPI:
         return JSONResponse(feat, media_type="application/geo+json")
 
     app.include_router(audit_router)
+    app.include_router(upload_router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app
