@@ -508,7 +508,20 @@ def save(conn, content: dict[str, Any], caller: Caller, *, entry_id: int | None 
          status: str | None = None, action: str | None = None,
          layer: dict[str, Any] | None = None) -> tuple[int, str]:
     """Create (``entry_id`` None) or update an entry from validated content, in one
-    transaction; returns (id, what happened: created | updated | unchanged)."""
+    transaction; returns (id, what happened: created | updated | unchanged). A writer
+    racing this one for the same name or code gets :class:`Conflict`, not a crash."""
+    try:
+        return _save(conn, content, caller, entry_id=entry_id, status=status,
+                     action=action, layer=layer)
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict("信息资源名称或代码已被同时提交的另一条目占用，请重试 / the name or code "
+                       "was taken by a concurrent write: retry",
+                       [Problem("name", "名称或代码重复", "duplicate name or code")]) from exc
+
+
+def _save(conn, content: dict[str, Any], caller: Caller, *, entry_id: int | None,
+          status: str | None, action: str | None,
+          layer: dict[str, Any] | None) -> tuple[int, str]:
     content = normalise(content)
     problems = validate(conn, content)
     if problems:

@@ -233,3 +233,29 @@ def test_loader_registers_the_layer_in_the_catalog(conn, database_url, tmp_path)
     assert {i["name"] for i in e["items"]} >= {"名称", "等级", "几何图形"}
     rows, _ = store.list_entries(conn, ANONYMOUS, q="道路")
     assert "城市道路（装载测试）" in [r["name"] for r in rows]
+
+
+def test_concurrent_creates_of_one_name_conflict_cleanly(database_url):
+    import threading
+
+    import psycopg as pg
+
+    with pg.connect(database_url, autocommit=True) as c:
+        ensure_departments(c)
+    results = []
+    barrier = threading.Barrier(4, timeout=30)
+
+    def worker():
+        with pg.connect(database_url, autocommit=True) as c:
+            barrier.wait()
+            try:
+                results.append(store.create(c, content("并发创建"), GTZY))
+            except store.Conflict:
+                results.append("conflict")
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(map(str, results)).count("conflict") == 3
