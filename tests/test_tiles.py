@@ -192,6 +192,7 @@ def test_tilesets_listing_and_metadata(app_client, world):
     meta = app_client.get(f"/ogc/collections/{LAYER}/tiles/WebMercatorQuad/metadata?f=json")
     assert meta.status_code == 200, meta.text
     assert meta.json()["layers"][0]["id"] == LAYER
+    assert meta.json()["accessConstraints"] == "unclassified"  # an open layer
     tj = app_client.get(f"/ogc/collections/{LAYER}/tiles/WebMercatorQuad/metadata?f=tilejson")
     assert tj.status_code == 200, tj.text
     tj = tj.json()
@@ -276,6 +277,9 @@ def test_hidden_layer_answers_like_nonexistent(app_client, world, path, caller, 
 
 def test_non_open_tiles_are_audited_and_private(app_client, world, db):
     cond = layer_name("conditional")
+    meta = app_client.get(f"/ogc/collections/{cond}/tiles/WebMercatorQuad/metadata?f=json",
+                          headers=auth(world["limited_grant"]))
+    assert meta.json()["accessConstraints"] == "restricted"
     before = db.execute("SELECT count(*) FROM audit_log WHERE layer = %s AND action = "
                         "'ogc.tiles'", (cond,)).fetchone()[0]
     row, col = tile_of("WebMercatorQuad", 10, 113.08, 22.58)

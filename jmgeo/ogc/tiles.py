@@ -167,6 +167,7 @@ class PolicyMVTProvider(BaseMVTProvider):
         self.visible: list[str] | None = access.get("fields")
         self.masks: dict[str, str] = access.get("masks", {}) or {}
         self.region_scope: list[str] | None = access.get("regions")
+        self.sharing_class: str = access.get("sharing_class") or "open"
         self._fields: dict[str, dict] | None = None  # lazy: listings build us too
 
     def __repr__(self) -> str:
@@ -367,8 +368,10 @@ class PolicyMVTProvider(BaseMVTProvider):
     def get_default_metadata(self, dataset, server_url, layer, tileset, title, description,
                              keywords, **kwargs) -> dict:
         tms = TILE_MATRIX_SETS.get(tileset) or TILE_MATRIX_SETS[self.schemes[0]]
-        content = TileSetMetadata(title=title, description=description, keywords=keywords,
-                                  crs=tms.crs, tileMatrixSetURI=tms.tileMatrixSetURI)
+        content = TileSetMetadata(
+            title=title, description=description, keywords=keywords, crs=tms.crs,
+            tileMatrixSetURI=tms.tileMatrixSetURI,
+            accessConstraints="unclassified" if self.sharing_class == "open" else "restricted")
         content.links = [
             LinkType(href=url_join(server_url, "TileMatrixSets", tms.tileMatrixSet),
                      rel="http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
@@ -419,6 +422,7 @@ def tile_provider_def(layer: dict[str, Any], access) -> dict[str, Any]:
         "format": dict(MVT_FORMAT),
         "jmgeo": {
             "layer": layer["name"],
+            "sharing_class": access.sharing_class,
             "fields": list(access.fields) if access.fields is not None else None,
             "masks": dict(access.masks),
             "regions": list(access.regions) if access.regions is not None else None,
