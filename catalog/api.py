@@ -211,7 +211,7 @@ def get_entry(request: Request, entry_id: EntryId):
 
     def run(conn):
         sync.ensure_synced(conn)
-        return _json(serialize(store._entry_for(conn, entry_id, caller), caller))
+        return _json(serialize(store.entry_for(conn, entry_id, caller), caller))
     return _run(run)
 
 
@@ -220,7 +220,7 @@ def entry_history(request: Request, entry_id: EntryId):
     caller = caller_of(request)
 
     def run(conn):
-        e = store._entry_for(conn, entry_id, caller)
+        e = store.entry_for(conn, entry_id, caller)
         if not (caller.kind in ("admin", "auditor") or
                 (caller.data_dept is not None and caller.data_dept == e["provider_code"])):
             raise store.NotFound(f"信息资源 {entry_id} 不存在 / no catalog entry {entry_id}")

@@ -454,7 +454,7 @@ def _write_items(conn, entry_id: int, content: dict[str, Any]) -> None:
              for i, it in enumerate(content["items"])])
 
 
-def _record(conn, entry_id: int, caller: Caller, action: str, status_from: str | None,
+def record_history(conn, entry_id: int, caller: Caller, action: str, status_from: str | None,
             status_to: str | None, comment: str | None = None,
             changes: dict[str, Any] | None = None) -> None:
     conn.execute(
@@ -559,7 +559,7 @@ def _save(conn, content: dict[str, Any], caller: Caller, *, entry_id: int | None
                 [*cols.values(), vec]).fetchone()
             new_id = row["id"] if isinstance(row, dict) else row[0]
             _write_items(conn, new_id, content)
-            _record(conn, new_id, caller, action or "create", None, cols["status"],
+            record_history(conn, new_id, caller, action or "create", None, cols["status"],
                     changes={"code": content["code"]})
             return new_id, "created"
         fields = {it["name"]: it.get("field") for it in old["items"]}
@@ -580,7 +580,7 @@ def _save(conn, content: dict[str, Any], caller: Caller, *, entry_id: int | None
             "search_vec = %s::tsvector, updated_at = now() WHERE id = %s",
             [*cols.values(), vec, old["id"]])
         _write_items(conn, old["id"], content)
-        _record(conn, old["id"], caller, action or "edit", old["status"], new_status,
+        record_history(conn, old["id"], caller, action or "edit", old["status"], new_status,
                 changes=changes)
         return old["id"], "updated"
 
@@ -606,7 +606,7 @@ def visible(caller: Caller, entry: dict[str, Any]) -> bool:
                                   "sensitive_fields": {}})
 
 
-def _entry_for(conn, entry_id: int, caller: Caller) -> dict[str, Any]:
+def entry_for(conn, entry_id: int, caller: Caller) -> dict[str, Any]:
     entry = get_entry(conn, entry_id)
     if entry is None or not visible(caller, entry):
         raise NotFound(f"信息资源 {entry_id} 不存在 / no catalog entry {entry_id}")
@@ -630,7 +630,7 @@ def create(conn, content: dict[str, Any], caller: Caller) -> int:
 def edit(conn, entry_id: int, content: dict[str, Any], caller: Caller) -> str:
     """Edit a draft (the owner or the bureau); the bureau may also correct a submitted
     or published entry. Unchanged content records nothing."""
-    entry = _entry_for(conn, entry_id, caller)
+    entry = entry_for(conn, entry_id, caller)
     if not _may_edit(caller, entry):
         raise Forbidden("只能修改本部门的信息资源 / you may only edit your own entries")
     if entry["status"] == "retired" or (entry["status"] != "draft" and caller.kind != "admin"):
@@ -664,7 +664,7 @@ def transition(conn, entry_id: int, action: str, caller: Caller,
     sources, target, who = TRANSITIONS[action]
     with conn.transaction():
         _lock(conn, f"entry:{entry_id}")
-        entry = _entry_for(conn, entry_id, caller)
+        entry = entry_for(conn, entry_id, caller)
         owner = caller.data_dept is not None and caller.data_dept == entry["provider_code"]
         allowed = {"owner": owner or caller.kind == "admin", "admin": caller.kind == "admin",
                    "owner_or_admin": owner or caller.kind == "admin"}[who]
@@ -697,7 +697,7 @@ def transition(conn, entry_id: int, action: str, caller: Caller,
         conn.execute(f"UPDATE catalog_entry SET {assign}{extra}, updated_at = now(), "
                      "updated_by = %s WHERE id = %s",
                      [*sets.values(), actor_name(caller), entry_id])
-        _record(conn, entry_id, caller, action, entry["status"], target, comment)
+        record_history(conn, entry_id, caller, action, entry["status"], target, comment)
     return get_entry(conn, entry_id)
 
 

@@ -199,7 +199,7 @@ def sync_layer(conn: psycopg.Connection, layer_name: str) -> dict[str, Any]:
                 conn.execute("UPDATE catalog_entry SET status = 'retired', updated_at = now(), "
                              "updated_by = %s WHERE id = %s",
                              (SYNC_CALLER.name, entry["id"]))
-                store._record(conn, entry["id"], SYNC_CALLER, "retire", entry["status"],
+                store.record_history(conn, entry["id"], SYNC_CALLER, "retire", entry["status"],
                               "retired", "图层已删除 / the layer no longer exists")
                 return {"entry_id": entry["id"], "code": entry["code"], "outcome": "retired"}
             return {"entry_id": entry and entry["id"], "code": entry and entry["code"],
