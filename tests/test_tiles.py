@@ -299,3 +299,22 @@ def test_regions_collection_has_tiles(app_client, world):
     codes = {f["properties"]["code"] for f in feats}
     assert {"440703", "440781"} <= codes
     assert all(f["properties"]["name"] for f in feats)
+
+
+def test_features_per_tile_are_capped(world, database_url):
+    import psycopg
+
+    from jmgeo.ogc.tiles import PROVIDER, PolicyMVTProvider
+
+    cond = layer_name("conditional")
+    with psycopg.connect(database_url) as conn:
+        table = conn.execute(
+            "SELECT v.table_name FROM layer l JOIN layer_version v ON v.layer_id = l.id AND "
+            "v.version = l.current_version WHERE l.name = %s", (cond,)).fetchone()[0]
+    row, col = tile_of("WebMercatorQuad", 8, 113.08, 22.58)
+    for cap, n in ((None, 4), (3, 3)):
+        options = {"max_features": cap} if cap else {}
+        p = PolicyMVTProvider({"name": PROVIDER, "type": "tile", "data": {"table": table},
+                               "options": options, "jmgeo": {"layer": cond}})
+        tile = p.get_tiles(tileset="WebMercatorQuad", z=8, y=row, x=col)
+        assert len(decode(tile)[cond]["features"]) == n
