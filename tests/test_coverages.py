@@ -229,3 +229,12 @@ def test_loaded_geotiff_is_served(app_client, world, db, tmp_path, capsys):
     finally:  # the session database stays free of rasters other tests don't expect
         db.execute("DELETE FROM layer WHERE name = 'tcov_loaded'")
         Path(table).unlink(missing_ok=True)
+
+
+def test_band_selection_and_unknown_band(app_client, world):
+    r = app_client.get(f"/ogc/collections/{OPEN}/coverage",
+                       params={"f": "json", "properties": "1", "bbox": "112.9,22.3,112.95,22.35"})
+    assert r.status_code == 200 and list(r.json()["ranges"]) == ["1"]
+    r = app_client.get(f"/ogc/collections/{OPEN}/coverage",
+                       params={"f": "json", "properties": "7"})
+    assert r.status_code == 400

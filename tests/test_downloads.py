@@ -372,3 +372,16 @@ def test_shapefile_names_and_text_checks():
     gbk(batch)
     assert utf8.too_long and not utf8.unencodable  # 255 UTF-8 bytes
     assert gbk.unencodable and not gbk.too_long  # 170 GBK bytes
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "geojson"])
+def test_no_audit_row_no_data(client, world, monkeypatch, fmt):
+    import layers.audit
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit database down")
+
+    monkeypatch.setattr(layers.audit, "record_access", broken)
+    r = get(client, LAYER, world["unrelated"], format=fmt)
+    assert r.status_code == 503
+    assert r.json()["code"] == "ServiceUnavailable"
