@@ -17,6 +17,7 @@ from psycopg import sql
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Mount
 
+from catalog.api import router as catalog_router
 from jmgeo import __version__
 from jmgeo.auth import AuthError, authenticate
 from jmgeo.db import DatabaseUnavailable, connection
@@ -147,5 +148,6 @@ def create_app() -> FastAPI:
 
     app.include_router(audit_router)
     app.include_router(upload_router)
+    app.include_router(catalog_router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app

@@ -8,7 +8,6 @@ get a new version when their generated content changed).
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 
 import psycopg
@@ -16,16 +15,11 @@ import psycopg
 from jmgeo.settings import database_url
 
 
-def _optional(module: str, name: str):
-    """A demo step provided by another area, if that area is installed."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def load_demo(dsn: str | None = None, log=print) -> None:
+    from catalog.demo import load_demo_catalog
     from layers.departments import ensure_departments
+    from layers.identity import ensure_demo_identities
+    from loaders.demo import load_demo_layers
     from spatial.regions import load_framework
 
     dsn = dsn or database_url()
@@ -34,13 +28,11 @@ def load_demo(dsn: str | None = None, log=print) -> None:
     with psycopg.connect(dsn) as conn, conn.transaction():
         n = ensure_departments(conn)
     log(f"departments: {n} demo departments present")
-    load_layers = _optional("loaders.demo", "load_demo_layers")
-    if load_layers is not None:
-        load_layers(dsn, log=log)
-    identities = _optional("layers.identity", "ensure_demo_identities")
-    if identities is not None:
-        with psycopg.connect(dsn) as conn, conn.transaction():
-            identities(conn)
+    load_demo_layers(dsn, log=log)
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        keys = ensure_demo_identities(conn)
+    log(f"demo keys (demo only, try the access matrix by hand): {keys.get('file')}")
+    load_demo_catalog(dsn, log=log)
     log(f"demo ready in {time.monotonic() - t0:.1f} s")
 
 

@@ -67,23 +67,31 @@ def load_codes(conn: psycopg.Connection, rows: list[dict[str, str]],
 
 def load_boundaries(conn: psycopg.Connection, path: Path = BOUNDARIES) -> int:
     """Attach polygons (GeoJSON in EPSG:4490 lon/lat, property ``code``) to current regions
-    and rebuild the subdivided parts used for fast point/region queries."""
+    and, when any changed, rebuild the subdivided parts used for fast point/region queries
+    (reloading the same file changes nothing and keeps layers' region indexes)."""
     with open(path, encoding="utf-8") as fh:
         fc = json.load(fh)
-    n = 0
+    n = changed = 0
     with conn.cursor() as cur:
         for feat in fc["features"]:
             code = str(feat["properties"]["code"])
             source = feat["properties"].get("source")
-            cur.execute(
-                "UPDATE region SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
-                "ST_SetSRID(ST_GeomFromGeoJSON(%s), 4490)), 3)), "
-                "source = coalesce(%s, source) WHERE code = %s AND valid_to IS NULL",
-                (json.dumps(feat["geometry"]), source, code))
-            if cur.rowcount == 0:
+            cur.execute("SELECT 1 FROM region WHERE code = %s AND valid_to IS NULL", (code,))
+            if cur.fetchone() is None:
                 raise ValueError(f"{path}: 区划代码 {code} 不在代码表中 / region code {code} "
                                  "is not in the code table: load the codes first")
+            cur.execute(
+                "WITH g AS (SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid("
+                "ST_SetSRID(ST_GeomFromGeoJSON(%s), 4490)), 3)) AS geom) "
+                "UPDATE region r SET geom = g.geom, source = coalesce(%s, r.source) FROM g "
+                "WHERE r.code = %s AND r.valid_to IS NULL "
+                "AND (r.geom IS NULL OR NOT ST_OrderingEquals(r.geom, g.geom))",
+                (json.dumps(feat["geometry"]), source, code))
+            changed += cur.rowcount
             n += 1
+        cur.execute("SELECT count(*) FROM region_part")
+        if changed == 0 and cur.fetchone()[0] > 0:
+            return n
         cur.execute("DELETE FROM region_part")
         # every layer's cached region assignment is now stale
         cur.execute("SELECT format('DROP TABLE IF EXISTS %I.%I', schemaname, tablename) "

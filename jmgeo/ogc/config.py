@@ -104,7 +104,10 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
 
 def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, Access]]:
     """The collections this caller may see, and the access behind each one."""
-    resources: dict[str, Any] = {"regions": regions_resource()}
+    from catalog.records_provider import records_resource
+
+    resources: dict[str, Any] = {"regions": regions_resource(),
+                                 "catalog": records_resource(caller)}
     accesses: dict[str, Access] = {}
     for layer, access in visible_layers(conn, caller):
         build = layer_resource if layer["kind"] == "vector" else coverage_resource
