@@ -66,6 +66,7 @@ PROVIDER = "jmgeo.ogc.coverages.PolicyRasterProvider"
 NATIVE_FORMAT = {"name": "GTiff", "mimetype": "image/tiff"}
 FILE_PREFIX = "file:"
 MAX_JSON_CELLS = 1_000_000
+MAX_FILE_BYTES = 512 << 20  # whole-file answers
 MAX_CELLS = 64_000_000  # one subset read into memory (a whole file is streamed as stored)
 
 _props_cache: dict[tuple[str, float], tuple[dict, dict]] = {}
@@ -170,7 +171,13 @@ class PolicyRasterProvider(RasterioProvider):
                 raise ProviderInvalidQueryError(
                     user_msg=f"properties: 波段编号无效 / invalid band: {properties}") from exc
         if not shapes and not indexes and format_ != "json":
-            # whole file, unrestricted caller: the COG as stored
+            # whole file, unrestricted caller: the COG as stored (pygeoapi hands content
+            # over as bytes, so very large files are refused: ask for a bbox)
+            size = os.stat(self.data).st_size
+            if size > MAX_FILE_BYTES:
+                raise ProviderInvalidQueryError(
+                    user_msg=f"文件过大（{size >> 20} MiB），请用 bbox 取子集 / the coverage "
+                             f"is {size >> 20} MiB: ask for a subset with bbox")
             from pygeoapi.util import read_data
 
             return read_data(self.data)
