@@ -101,8 +101,10 @@ def _error(status: int, code: str, description: str) -> JSONResponse:
                         status_code=status)
 
 
-def _not_found(layer: str) -> JSONResponse:
-    return _error(404, "NotFound", f"图层不存在 / no such layer: {layer}")
+def _not_found() -> JSONResponse:
+    """The same answer for a layer that does not exist and one the caller may not have
+    (the requested name is not echoed: nothing in the body depends on the layer)."""
+    return _error(404, "NotFound", "图层不存在 / no such layer")
 
 
 # -- what to select -------------------------------------------------------------------
@@ -428,7 +430,7 @@ def download(layer: str, request: Request,
     with connection() as conn:
         found = access_for(conn, caller, layer)
         if found is None:
-            return _not_found(layer)
+            return _not_found()
         row, access = found
         if row["kind"] != "vector":
             return _error(400, "InvalidParameterValue",
