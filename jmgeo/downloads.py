@@ -49,6 +49,7 @@ import csv
 import io
 import json
 import logging
+import re
 import shutil
 import tempfile
 import uuid
@@ -71,6 +72,7 @@ from jmgeo.db import connection
 from jmgeo.ogc.provider import split_table, table_columns
 from layers.masking import mask_expression
 from layers.policy import Access, Caller, access_for
+from layers.registry import LAYER_NAME_RE
 
 LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ _INTS = {"smallint", "integer", "bigint"}
 _FLOATS = {"real", "double precision", "numeric"}
 _TEXT = {"text", "character varying", "character"}
 BOM = "\ufeff".encode()
+REGION_CODE_RE = re.compile(r"^[0-9]{6}([0-9]{3})?$")
 _GEOMETRY_TYPES = {"MULTIPOLYGON": "MultiPolygon", "MULTILINESTRING": "MultiLineString",
                    "MULTIPOINT": "MultiPoint", "POLYGON": "Polygon", "LINESTRING": "LineString",
                    "POINT": "Point"}
@@ -427,6 +430,8 @@ def download(layer: str, request: Request,
              region: str | None = Query(None, description="区划代码, e.g. 440781")):
     """Stream a whole layer, or the part of it in one region, as the caller may have it."""
     caller: Caller = request.state.caller
+    if not LAYER_NAME_RE.match(layer):  # no registry name looks otherwise (NUL bytes …)
+        return _not_found()
     with connection() as conn:
         found = access_for(conn, caller, layer)
         if found is None:
@@ -440,6 +445,10 @@ def download(layer: str, request: Request,
             return _error(400, "InvalidParameterValue",
                           f"format: 不支持的格式 {format!r} / unsupported format {format!r}; "
                           f"use one of {', '.join(FORMATS)}")
+        if region is not None and not REGION_CODE_RE.match(region):
+            return _error(400, "InvalidParameterValue",
+                          f"region: 区划代码应为6位或9位数字 / a region code has 6 or 9 digits: "
+                          f"{region[:20]!r}")
         if region is not None:
             known = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM public.region WHERE code = %s AND valid_to IS "

@@ -152,7 +152,15 @@ class PolicyRasterProvider(RasterioProvider):
             b = self._coverage_properties["bbox"]
             xs = subsets.get(xl, [b[0], b[2]])
             ys = subsets.get(yl, [b[1], b[3]])
-            window = shapely_box(float(xs[0]), float(ys[0]), float(xs[-1]), float(ys[-1]))
+            try:
+                window = shapely_box(float(xs[0]), float(ys[0]), float(xs[-1]),
+                                     float(ys[-1]))
+            except (TypeError, ValueError, IndexError) as exc:
+                raise ProviderInvalidQueryError(
+                    user_msg=f"subset: 坐标无效 / invalid subset: {subsets}") from exc
+        if window is not None and not all(map(math.isfinite, window.bounds)):
+            raise ProviderInvalidQueryError(
+                user_msg=f"bbox/subset: 坐标无效 / coordinates out of range: {bbox or subsets}")
         shapes = self._region_shapes()
         if self.region_scope is not None:
             if window is not None:
