@@ -23,8 +23,9 @@ Formats:
     of EPSG:4490), a ``.cpg`` naming the DBF encoding (``UTF-8``, or ``GBK`` for older
     desktop software) and ``fields.csv`` mapping each DBF field to its column and 中文
     label. DBF field names are at most 10 bytes: longer names are cut to 10 characters;
-    when that collides (case-insensitively) with another field, to 8 characters plus
-    ``_N`` (N = 1, 2, …). Text longer than 254 bytes is cut by the DBF format itself;
+    when that collides (case-insensitively) with another field or the reserved ``fid``,
+    cut further so that ``_N`` (N = 1, 2, …) fits: ``land_use_category_name`` →
+    ``land_use_c``, then ``land_use_category_code`` → ``land_use_1``. Text longer than 254 bytes is cut by the DBF format itself;
     characters GBK cannot represent (e.g. 𠮷, outside GB 2312/GBK) are left out by GDAL —
     the response then carries a ``Warning`` header saying so (use ``shp`` or ``gpkg``).
 ``csv``
