@@ -18,7 +18,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Mount
 
 from catalog.api import router as catalog_router
-from jmgeo import __version__
+from jmgeo import __version__, downloads
 from jmgeo.auth import AuthError, authenticate
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import router as ogc_router
@@ -149,5 +149,6 @@ def create_app() -> FastAPI:
     app.include_router(audit_router)
     app.include_router(upload_router)
     app.include_router(catalog_router)
+    app.include_router(downloads.router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app

@@ -264,8 +264,11 @@ class PostGISProvider(BaseProvider):
                 raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
             params.extend(tr.params)
         if regions:
-            params.append(regions)
+            # the regions' bounding box first: lets the planner use the layer's GIST index
+            params.extend([regions, regions])
             clauses.append(sql.SQL(
+                "{g} && (SELECT ST_SetSRID(ST_Extent(rb.geom)::geometry, 4490) FROM "
+                "public.region_part rb WHERE rb.code = ANY(%s)) AND "
                 "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
                 "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
         if self.region_scope is not None:
