@@ -264,11 +264,10 @@ class PostGISProvider(BaseProvider):
                 raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
             params.extend(tr.params)
         if regions:
-            # the regions' bounding box first: lets the planner use the layer's GIST index
-            params.extend([regions, regions])
+            # a semi-join probe per row in key order: the first page stops after `limit`
+            # hits (a bbox prefilter makes the planner sort every row in the box: 25x slower)
+            params.append(regions)
             clauses.append(sql.SQL(
-                "{g} && (SELECT ST_SetSRID(ST_Extent(rb.geom)::geometry, 4490) FROM "
-                "public.region_part rb WHERE rb.code = ANY(%s)) AND "
                 "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
                 "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
         if self.region_scope is not None:
