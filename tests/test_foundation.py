@@ -171,3 +171,12 @@ def test_projected_crs_output(app_client):
     first, second = _first_coord(r.json()["geometry"])
     # EPSG:4547's authority order is northing, easting (CM 114E, false easting 500 km)
     assert 2_400_000 < first < 2_600_000 and 350_000 < second < 500_000
+
+
+def test_tile_matrix_sets_list_cgcs2000(app_client):
+    body = app_client.get("/ogc/TileMatrixSets", params={"f": "json"}).json()
+    ids = [t["id"] for t in body["tileMatrixSets"]]
+    assert {"WebMercatorQuad", "WorldCRS84Quad", "CGCS2000Quad"} <= set(ids)
+    href = next(t for t in body["tileMatrixSets"] if t["id"] == "CGCS2000Quad")["links"][0]
+    r = app_client.get(href["href"].replace("http://testserver", ""))
+    assert r.status_code == 200 and r.json()["id"] == "CGCS2000Quad"

@@ -188,11 +188,27 @@ async def item(request: Request) -> Response:
                          request.path_params["collection_id"], request.path_params["item_id"])
 
 
+def _tilematrixsets(api: API, request: APIRequest):
+    """pygeoapi's list of tile matrix sets plus our CGCS2000Quad (pygeoapi only lists the
+    sets shipped in its package)."""
+    headers, status, content = tiles_api.tilematrixsets(api, request)
+    if status == HTTPStatus.OK and request.format != "html":
+        body = json.loads(content)
+        href = f"{api.base_url}/TileMatrixSets/CGCS2000Quad?f=json"
+        body["tileMatrixSets"].append({
+            "title": "CGCS2000 geographic quad (EPSG:4490)", "id": "CGCS2000Quad",
+            "uri": "urn:jmgeo:def:tilematrixset:CGCS2000Quad",
+            "links": [{"rel": "self", "type": "application/json", "href": href,
+                       "title": "The JSON representation of the CGCS2000Quad tile matrix set"}]})
+        content = json.dumps(body, ensure_ascii=False)
+    return headers, status, content
+
+
 async def tilematrixsets(request: Request) -> Response:
     tms = request.path_params.get("tms_id")
     if tms:
         return await execute(request, tiles_api.tilematrixset, tms)
-    return await execute(request, tiles_api.tilematrixsets)
+    return await execute(request, _tilematrixsets)
 
 
 async def _tile_response(request: Request, func, *args) -> Response:
