@@ -127,7 +127,31 @@ def _storage_lat_first() -> bool:
     return is_lat_first(get_crs(f"EPSG:{CANONICAL_EPSG}"))
 
 
-class PostGISProvider(BaseProvider):
+class AccessColumnsMixin:
+    """The columns of one framework table a caller may see, from the ``Access`` our ASGI
+    layer put in ``provider_def['jmgeo']`` — shared by the feature and the tile provider."""
+
+    table: str
+    geom_field: str
+    id_field: str
+    visible: list[str] | None
+
+    def _columns(self) -> dict[str, str]:
+        try:
+            return table_columns(self.table)
+        except DatabaseUnavailable as exc:
+            raise ProviderDatabaseUnavailable() from exc
+
+    def visible_columns(self) -> list[str]:
+        """The columns this caller may see, in table order (geometry excluded)."""
+        cols = [c for c in self._columns() if c != self.geom_field]
+        if self.visible is not None:
+            allowed = set(self.visible) | {self.id_field}
+            cols = [c for c in cols if c in allowed]
+        return cols
+
+
+class PostGISProvider(AccessColumnsMixin, BaseProvider):
     """pygeoapi feature provider over one framework table (see module docstring)."""
 
     def __init__(self, provider_def: dict):
@@ -150,19 +174,8 @@ class PostGISProvider(BaseProvider):
         self._fields = self.get_fields()
 
     # -- schema ---------------------------------------------------------------
-    def _columns(self) -> dict[str, str]:
-        try:
-            return table_columns(self.table)
-        except DatabaseUnavailable as exc:
-            raise ProviderDatabaseUnavailable() from exc
-
     def property_columns(self) -> list[str]:
-        """The columns this caller may see, in table order (geometry excluded)."""
-        cols = [c for c in self._columns() if c != self.geom_field]
-        if self.visible is not None:
-            allowed = set(self.visible) | {self.id_field}
-            cols = [c for c in cols if c in allowed]
-        return cols
+        return self.visible_columns()
 
     def get_fields(self) -> dict[str, dict[str, Any]]:
         cols = self._columns()

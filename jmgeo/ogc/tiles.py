@@ -65,7 +65,11 @@ from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.util import to_json, url_join
 
 from jmgeo.db import DatabaseUnavailable, connection
-from jmgeo.ogc.provider import ProviderDatabaseUnavailable, split_table, table_columns
+from jmgeo.ogc.provider import (
+    AccessColumnsMixin,
+    ProviderDatabaseUnavailable,
+    split_table,
+)
 from layers.masking import mask_expression
 from spatial.crs import CANONICAL_EPSG, EPSG_URI
 
@@ -150,7 +154,7 @@ def tile_bounds(tms: str, z: int, y: int, x: int) -> tuple[float, float, float, 
     return lon0, lat1 - size, lon0 + size, lat1
 
 
-class PolicyMVTProvider(BaseMVTProvider):
+class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
     """pygeoapi MVT provider over one framework table, obeying the caller's access."""
 
     def __init__(self, provider_def: dict):
@@ -178,18 +182,9 @@ class PolicyMVTProvider(BaseMVTProvider):
         return f"<PolicyMVTProvider> {self.table}"
 
     # -- schema ---------------------------------------------------------------
-    def _columns(self) -> dict[str, str]:
-        try:
-            return table_columns(self.table)
-        except DatabaseUnavailable as exc:
-            raise ProviderDatabaseUnavailable() from exc
-
     def property_columns(self) -> list[str]:
         """Visible attribute columns in table order (the id, when integer, is the MVT id)."""
-        cols = [c for c in self._columns() if c != self.geom_field]
-        if self.visible is not None:
-            allowed = set(self.visible) | {self.id_field}
-            cols = [c for c in cols if c in allowed]
+        cols = self.visible_columns()
         if self._integer_id():
             cols = [c for c in cols if c != self.id_field]
         return cols
