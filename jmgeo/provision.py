@@ -11,6 +11,7 @@ stopped and changes nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -41,9 +43,23 @@ class LocalCluster:
     def bindir(self) -> Path:
         return Path(f"/usr/lib/postgresql/{self.settings.pg_version}/bin")
 
-    @property
+    @cached_property
     def datadir(self) -> Path:
-        return self.settings.var_dir / "pgdata"
+        """``var/pgdata``, unless we run as root and the ``postgres`` user cannot reach the
+        project (a clone under /root, mode 0700): then the system's place for clusters,
+        ``/var/lib/postgresql/jmgeo-<hash of the project path>``."""
+        local = self.settings.var_dir / "pgdata"
+        if not self.is_root or (local / "PG_VERSION").exists() or self._owner_can_reach():
+            return local
+        digest = hashlib.sha1(str(self.settings.var_dir.resolve()).encode()).hexdigest()[:10]
+        return Path(f"/var/lib/postgresql/jmgeo-{digest}")
+
+    def _owner_can_reach(self) -> bool:
+        self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+        probe = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "test", "-x", str(self.settings.var_dir)],
+            capture_output=True)
+        return probe.returncode == 0
 
     @property
     def password_file(self) -> Path:
@@ -99,30 +115,15 @@ class LocalCluster:
     def running(self) -> bool:
         return self.datadir.exists() and self._pg_ctl("status").returncode == 0
 
-    def _check_owner_can_reach(self) -> None:
-        if not self.is_root:
-            return
-        probe = subprocess.run(
-            ["runuser", "-u", "postgres", "--", "test", "-x", str(self.settings.var_dir)],
-            capture_output=True,
-        )
-        if probe.returncode != 0:
-            raise ProvisionError(
-                f"用户 postgres 无法进入 {self.settings.var_dir} / the postgres user cannot reach "
-                f"{self.settings.var_dir}: make its parent folders world-executable (chmod o+x) "
-                "or set JMGEO_VAR_DIR to a folder it can reach."
-            )
-
     def init(self, log) -> None:
         if (self.datadir / "PG_VERSION").exists():
             return
         self.settings.var_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.settings.var_dir, 0o755)
-        self._check_owner_can_reach()
         password = secrets.token_urlsafe(18)
         self.password_file.write_text(password)
         os.chmod(self.password_file, 0o600)
-        self.datadir.mkdir(mode=0o700)
+        self.datadir.mkdir(mode=0o700, parents=True)
         pwfile = self.settings.var_dir / ".initdb-pw"
         pwfile.write_text(password)
         if self.is_root:
