@@ -18,6 +18,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -110,7 +111,7 @@ class LocalCluster:
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args])
-        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")
 
     def running(self) -> bool:
         return self.datadir.exists() and self._pg_ctl("status").returncode == 0
@@ -124,8 +125,10 @@ class LocalCluster:
         self.password_file.write_text(password)
         os.chmod(self.password_file, 0o600)
         self.datadir.mkdir(mode=0o700, parents=True)
-        pwfile = self.settings.var_dir / ".initdb-pw"
-        pwfile.write_text(password)
+        fd, tmp = tempfile.mkstemp(prefix="jmgeo-initdb-")  # readable by postgres, 0600
+        pwfile = Path(tmp)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password)
         if self.is_root:
             pg = pwd.getpwnam("postgres")
             os.chown(self.datadir, pg.pw_uid, pg.pw_gid)
@@ -137,7 +140,7 @@ class LocalCluster:
                 "--pwfile", str(pwfile), "--auth-local=scram-sha-256",
                 "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
             ]),
-            capture_output=True, text=True,
+            capture_output=True, text=True, cwd="/",
         )
         pwfile.unlink(missing_ok=True)
         if res.returncode != 0:
