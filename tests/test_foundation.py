@@ -180,3 +180,28 @@ def test_tile_matrix_sets_list_cgcs2000(app_client):
     href = next(t for t in body["tileMatrixSets"] if t["id"] == "CGCS2000Quad")["links"][0]
     r = app_client.get(href["href"].replace("http://testserver", ""))
     assert r.status_code == 200 and r.json()["id"] == "CGCS2000Quad"
+
+
+def test_region_in_cql2(app_client):
+    """`region` is a queryable of every layer, and REGION(code) a geometry in CQL2."""
+    base = "/ogc/collections/regions/items"
+    r = app_client.get(base, params={"f": "json", "filter": "region = '440781' AND kind <> 'city'",
+                                     "limit": 50})
+    assert r.status_code == 200, r.text
+    ids = {f["id"] for f in r.json()["features"]}
+    assert "440781" in ids and "440703" not in ids
+    r = app_client.get(base, params={
+        "f": "json", "filter": "S_WITHIN(geom, REGION('440700')) AND kind <> 'city'",
+        "limit": 50})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["features"]) >= 1
+    bad = app_client.get(base, params={"filter": "S_INTERSECTS(geom, REGION(1, 2))"})
+    assert bad.status_code == 400
+
+
+def test_region_parameter_declared_in_openapi_and_queryables(app_client):
+    oas = app_client.get("/ogc/openapi", params={"f": "json"}).json()
+    params = oas["paths"]["/collections/regions/items"]["get"]["parameters"]
+    assert {"region", "cursor"} <= {p.get("name") for p in params}
+    q = app_client.get("/ogc/collections/regions/queryables", params={"f": "json"}).json()
+    assert "region" in q["properties"]

@@ -127,3 +127,37 @@ def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
 def fingerprint(resources: dict[str, Any], base_url: str) -> str:
     blob = json.dumps([resources, base_url], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+REGION_PARAMETER = {
+    "name": "region", "in": "query", "required": False, "style": "form", "explode": False,
+    "description": "行政区划代码 / region codes (GB/T 2260 county or 9-digit town code, "
+                   "comma-separated): only features intersecting these regions. Also a "
+                   "CQL2 queryable (region = '440781') and a geometry (REGION('440781')).",
+    "schema": {"type": "string", "pattern": r"^\d{6}(\d{3})?(,\d{6}(\d{3})?)*$"},
+}
+CURSOR_PARAMETER = {
+    "name": "cursor", "in": "query", "required": False, "style": "form", "explode": False,
+    "description": "keyset paging position, as written in the `next` link (opaque)",
+    "schema": {"type": "string"},
+}
+REGION_QUERYABLE = {
+    "title": "行政区划 / region", "type": "string",
+    "description": "features intersecting the region with this code (= or IN only)",
+}
+
+
+def declare_extra_parameters(oas: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    """Add the parameters our feature provider understands (`region`, `cursor`) to the
+    items operation of every feature collection in a per-audience OpenAPI document."""
+    for name, res in resources.items():
+        if not any(p.get("name") == PROVIDER for p in res.get("providers", [])):
+            continue
+        op = oas.get("paths", {}).get(f"/collections/{name}/items", {}).get("get")
+        if op is None:
+            continue
+        names = {p.get("name") for p in op.setdefault("parameters", [])}
+        for param in (REGION_PARAMETER, CURSOR_PARAMETER):
+            if param["name"] not in names:
+                op["parameters"].append(dict(param))
+    return oas

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from psycopg import sql
 from pygeofilter import ast, values
 
+VIRTUAL_REGION = "region"  # a queryable every layer has: features intersecting a region
+
 
 class CQLError(ValueError):
     """The filter cannot be evaluated (unknown field, unsupported construct)."""
@@ -60,12 +62,27 @@ class CQLTranslator:
     """
 
     def __init__(self, resolve: Callable[[str], sql.Composable], geom: sql.Composable,
-                 srid: int = 4490, flip_literals: bool = True):
+                 srid: int = 4490, flip_literals: bool = True,
+                 region_filter: Callable[[list[str]], sql.Composable] | None = None):
         self.resolve = resolve
         self.geom = geom
         self.srid = srid
         self.flip = flip_literals
+        # the virtual queryable `region` (region = '440703', region IN (...)); the
+        # callable returns SQL with one %s for the list of codes
+        self.region_filter = region_filter
         self.params: list = []
+
+    def _is_region(self, node) -> bool:
+        return (self.region_filter is not None and isinstance(node, ast.Attribute)
+                and node.name == VIRTUAL_REGION)
+
+    def _region(self, codes: list, negate: bool = False) -> sql.Composable:
+        if not all(isinstance(c, str | int) for c in codes):
+            raise CQLError("region 只能与区划代码比较 / region compares with region codes only")
+        self.params.append([str(c) for c in codes])
+        clause = self.region_filter([str(c) for c in codes])
+        return sql.SQL("(NOT {})").format(clause) if negate else clause
 
     def __call__(self, node) -> sql.Composable:
         return self.node(node)
@@ -74,6 +91,13 @@ class CQLTranslator:
     def value(self, v) -> sql.Composable:
         if isinstance(v, ast.Attribute):
             return self.resolve(v.name)
+        if isinstance(v, ast.Function) and v.name.lower() == "region":
+            # REGION('440703'): the region's current boundary, e.g. in S_INTERSECTS
+            if len(v.arguments) != 1 or not isinstance(v.arguments[0], str | int):
+                raise CQLError("REGION() 需要一个区划代码 / REGION() takes one region code")
+            self.params.append(str(v.arguments[0]))
+            return sql.SQL("(SELECT r.geom FROM public.region r WHERE r.code = %s "
+                           "AND r.valid_to IS NULL)")
         if isinstance(v, ast.Node) and not isinstance(v, ast.Attribute):
             return self.expression(v)
         if isinstance(v, values.Geometry | values.Envelope):
@@ -108,6 +132,10 @@ class CQLTranslator:
                                                         (node.lhs, node.rhs)]))
         if t is ast.Not:
             return sql.SQL("(NOT {})").format(self.node(node.sub_node))
+        if t in (ast.Equal, ast.NotEqual) and self._is_region(node.lhs):
+            return self._region([node.rhs], negate=t is ast.NotEqual)
+        if t is ast.In and self._is_region(node.lhs):
+            return self._region(list(node.sub_nodes), negate=node.not_)
         if t in _COMPARISON:
             return sql.SQL("({} {} {})").format(self.value(node.lhs), sql.SQL(_COMPARISON[t]),
                                                 self.value(node.rhs))

@@ -40,7 +40,7 @@ from pygeoapi.provider.base import (
 )
 
 from jmgeo.db import DatabaseUnavailable, connection
-from jmgeo.ogc.cql import CQLError, CQLTranslator, attributes
+from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
 from layers.masking import mask_expression
 from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first
 
@@ -125,6 +125,16 @@ def _target(uri: str) -> tuple[int, bool, bool]:
 @lru_cache(maxsize=1)
 def _storage_lat_first() -> bool:
     return is_lat_first(get_crs(f"EPSG:{CANONICAL_EPSG}"))
+
+
+def region_exists(geom: sql.Composable) -> sql.Composable:
+    """Rows intersecting any of the regions in one bound list parameter (%s).
+
+    A semi-join probe per row in key order, so a first page stops after `limit` hits (a
+    bbox prefilter makes the planner sort every row in the box: measured 25x slower)."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
+        "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom)
 
 
 class AccessColumnsMixin:
@@ -260,8 +270,9 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                     col, sql.SQL(cols[name])))
             params.append(value)
         if filterq is not None:
+            virtual = {VIRTUAL_REGION} - set(self._fields)
             for name in set(attributes(filterq)):
-                if name not in (self.geom_field, "geometry"):
+                if name not in (self.geom_field, "geometry", *virtual):
                     self._column_sql(name)  # refuses hidden / unknown before any SQL
 
             def resolve(name: str) -> sql.Composable:
@@ -270,24 +281,20 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                 return self._column_sql(name)
 
             tr = CQLTranslator(resolve, geom, CANONICAL_EPSG,
-                               flip_literals=_storage_lat_first())
+                               flip_literals=_storage_lat_first(),
+                               region_filter=(lambda codes: region_exists(geom))
+                               if virtual else None)
             try:
                 clauses.append(tr(filterq))
             except CQLError as exc:
                 raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
             params.extend(tr.params)
         if regions:
-            # a semi-join probe per row in key order: the first page stops after `limit`
-            # hits (a bbox prefilter makes the planner sort every row in the box: 25x slower)
             params.append(regions)
-            clauses.append(sql.SQL(
-                "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
-                "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
-        if self.region_scope is not None:
+            clauses.append(region_exists(geom))
+        if self.region_scope is not None:  # the caller's grant: rows in its regions only
             params.append(list(self.region_scope))
-            clauses.append(sql.SQL(
-                "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
-                "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
+            clauses.append(region_exists(geom))
         if not clauses:
             return sql.SQL("")
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)

@@ -57,7 +57,8 @@ class AudienceCache:
                 self._apis.move_to_end(key)
                 return hit
         cfg = ogc_config.build_config(resources, base_url)
-        oas = get_oas(cfg, fail_on_invalid_collection=False)
+        oas = ogc_config.declare_extra_parameters(
+            get_oas(cfg, fail_on_invalid_collection=False), resources)
         api = API(cfg, oas)
         entry = (api, accesses)
         with self._lock:
@@ -165,9 +166,20 @@ async def collections(request: Request) -> Response:
                          request.path_params.get("collection_id"))
 
 
+def _queryables(api: API, request: APIRequest, dataset: str):
+    """pygeoapi's queryables plus the virtual `region` of our feature collections."""
+    headers, status, content = itemtypes_api.get_collection_queryables(api, request, dataset)
+    providers = api.config["resources"].get(dataset, {}).get("providers", [])
+    ours = any(p.get("name") == ogc_config.PROVIDER for p in providers)
+    if status == HTTPStatus.OK and ours and request.format != "html":
+        body = json.loads(content)
+        body.setdefault("properties", {}).setdefault("region", ogc_config.REGION_QUERYABLE)
+        content = json.dumps(body, ensure_ascii=False)
+    return headers, status, content
+
+
 async def queryables(request: Request) -> Response:
-    return await execute(request, itemtypes_api.get_collection_queryables,
-                         request.path_params["collection_id"])
+    return await execute(request, _queryables, request.path_params["collection_id"])
 
 
 async def schema(request: Request) -> Response:

@@ -68,6 +68,7 @@ from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc.provider import (
     AccessColumnsMixin,
     ProviderDatabaseUnavailable,
+    region_exists,
     split_table,
 )
 from layers.masking import mask_expression
@@ -289,9 +290,7 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
         if self.static_where:  # trusted: from our generated config, never a request
             where.append(sql.SQL(self.static_where))
         if self.region_scope is not None:
-            where.append(sql.SQL(
-                "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
-                "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom))
+            where.append(region_exists(geom))
             params.append(list(self.region_scope))
         schema, name = split_table(self.table)
         mvt_args = [sql.SQL("q"), sql.Placeholder(), sql.Literal(EXTENT),
