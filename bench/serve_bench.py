@@ -41,6 +41,10 @@ OUT = REPO / "bench" / "out"
 SHARED = REPO.parent / "shared"
 TIPG_PY = REPO / "bench" / ".venv-tipg" / "bin" / "python"
 LAYER, TABLE = "bench_parcels", "layer_data.bench_parcels_v1"
+# the same table as a conditional layer, read by a department through a grant limited to
+# two counties, with the right holder masked and every request audited: the policy on
+COND_LAYER = "bench_parcels_c"
+BENCH_TOKEN = "jmk_0be4c400_benchmark-only-token-not-a-secret-000000000"
 EXTENT = (112.0, 21.55, 113.25, 22.85)  # where make_parcels.py puts parcels
 PORTS = {"ours": 5201, "tipg": 5202, "pygeoapi": 5203}
 
@@ -91,6 +95,18 @@ def prepare_database(dsn: str, parcels: Path) -> None:
             publish(conn, layer=LAYER, version=1, table_name=TABLE, feature_count=n,
                     report={"source": str(parcels)}, title="基准测试地块 benchmark parcels",
                     dept="gtzy", theme="land", sharing_class="open")
+        if not conn.execute("SELECT 1 FROM layer WHERE name = %s", (COND_LAYER,)).fetchone():
+            from layers.grants import add_grant
+            from layers.identity import create_key
+
+            n = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+            publish(conn, layer=COND_LAYER, version=1, table_name=TABLE, feature_count=n,
+                    report={"source": str(parcels)}, title="基准测试地块（有条件）",
+                    dept="gtzy", theme="land", sharing_class="conditional",
+                    sensitive_fields={"qlr": "person_name"})
+            add_grant(conn, layer=COND_LAYER, dept="gh", purpose="基准测试 benchmark",
+                      approved_by="bench", regions=["440781", "440785"])
+            create_key(conn, "bench-gh", dept="gh", token=BENCH_TOKEN)
 
 
 def start(name: str, dsn: str, tmp: Path) -> subprocess.Popen:
@@ -171,6 +187,7 @@ local paths = {}
 local n = 0
 init = function(args)
   for line in io.lines(args[1]) do n = n + 1; paths[n] = line end
+  if args[2] then wrk.headers["X-API-Key"] = args[2] end
 end
 request = function()
   return wrk.format("GET", paths[math.random(n)])
@@ -178,13 +195,15 @@ end
 """
 
 
-def wrk(port: int, paths: list[str], duration: int, tmp: Path) -> dict:
+def wrk(port: int, paths: list[str], duration: int, tmp: Path,
+        key: str | None = None) -> dict:
     pfile = tmp / f"paths-{port}-{random.random()}.txt"
     pfile.write_text("\n".join(paths) + "\n")
     script = tmp / "random.lua"
     script.write_text(LUA_RANDOM_PATHS)
     res = subprocess.run(["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", "-s",
-                          str(script), f"http://127.0.0.1:{port}", "--", str(pfile)],
+                          str(script), f"http://127.0.0.1:{port}", "--", str(pfile),
+                          *([key] if key else [])],
                          capture_output=True, text=True, check=True)
     out = res.stdout
     rps = float(out.split("Requests/sec:")[1].split()[0])
@@ -243,6 +262,10 @@ def scenarios(dsn: str) -> dict[str, dict[str, list[str]]]:
             "pygeoapi": [f"/collections/parcels/items?f=json&limit=100&"
                          f"bbox={a:.5f},{b:.5f},{c:.5f},{d:.5f}" for a, b, c, d in boxes[:50]],
         },
+        "bbox 1 km, conditional layer via a grant (2 counties, masked, audited)": {
+            "ours": [f"/ogc/collections/{COND_LAYER}/items?f=json&limit=100&"
+                     f"bbox={a:.5f},{b:.5f},{c:.5f},{d:.5f}" for a, b, c, d in boxes],
+        },
         "items by region, limit 100": {
             # ours: the region polygon (region=); tipg has no regions: attribute filter on
             # the parcel's own region code column, the closest thing it can do
@@ -285,6 +308,7 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--parcels", type=Path, default=OUT / "parcels.shp")
     ap.add_argument("--skip", nargs="*", default=[], help="servers to skip")
+    ap.add_argument("--only", nargs="*", default=None, help="scenario names to run")
     a = ap.parse_args()
     for tool in ("wrk", "ogr2ogr"):
         if not shutil.which(tool):
@@ -298,6 +322,8 @@ def main() -> None:
     prepare_database(dsn, a.parcels)
     results: dict[str, dict[str, dict]] = {}
     plan = scenarios(dsn)
+    if a.only:
+        plan = {k: v for k, v in plan.items() if any(o in k for o in a.only)}
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         for server in ("ours", "tipg", "pygeoapi"):
@@ -309,12 +335,16 @@ def main() -> None:
                     paths = per_server.get(server)
                     if not paths:
                         continue
+                    key = BENCH_TOKEN if COND_LAYER in paths[0] else None
                     for p in paths[:3]:  # warm up every worker
-                        httpx.get(f"http://127.0.0.1:{PORTS[server]}{p}", timeout=120)
+                        r = httpx.get(f"http://127.0.0.1:{PORTS[server]}{p}", timeout=120,
+                                      headers={"X-API-Key": key} if key else {})
+                        r.raise_for_status()
                     dur = a.duration if server != "pygeoapi" else min(a.duration, 20)
-                    results.setdefault(name, {})[server] = wrk(PORTS[server], paths, dur, tmp)
+                    results.setdefault(name, {})[server] = wrk(PORTS[server], paths, dur, tmp,
+                                                               key)
                     print(f"{name:28s} {server:9s} {results[name][server]}", flush=True)
-                if server == "ours":
+                if server == "ours" and not a.only:
                     secs = region_stats_seconds()
                     results["region stats, all parcels by county"] = {
                         "ours": {"cold_seconds": round(secs[0], 2),
