@@ -126,11 +126,23 @@ def create_key(conn, principal: str, *, role: str = "department", dept: str | No
 
 
 def revoke_key(conn, key: int | str) -> dict[str, Any]:
-    """Revoke by id or prefix. Takes effect on every worker within the auth cache TTL."""
-    col = "id" if isinstance(key, int) or str(key).isdigit() else "prefix"
-    value = int(key) if col == "id" else str(key)
-    row = _q(conn, f"UPDATE api_key SET revoked_at = now() WHERE {col} = %s "
-                   "AND revoked_at IS NULL RETURNING id, prefix", (value,)).fetchone()
+    """Revoke by prefix (8 hex characters, as `key list` shows) or by id. Takes effect on
+    every worker within the auth cache TTL. A prefix may be all digits (12345678): it is
+    tried as a prefix first, then as an id."""
+    text = str(key)
+    attempts: list[tuple[str, Any]] = []
+    if not isinstance(key, int) and re.fullmatch(r"[0-9a-f]{8}", text):
+        attempts.append(("prefix", text))
+    if isinstance(key, int) or text.isdigit():
+        attempts.append(("id", int(text)))
+    if not attempts:
+        attempts.append(("prefix", text))
+    row = None
+    for col, value in attempts:
+        row = _q(conn, f"UPDATE api_key SET revoked_at = now() WHERE {col} = %s "
+                       "AND revoked_at IS NULL RETURNING id, prefix", (value,)).fetchone()
+        if row is not None:
+            break
     if row is None:
         raise IdentityError(f"密钥 {key} 不存在或已撤销 / no active key {key}: see "
                             "`jmgeo key list`")

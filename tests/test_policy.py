@@ -433,3 +433,13 @@ def test_grant_expiry_and_revocation_take_effect_without_restart(conn, client):
     assert client.get(url, headers=h).status_code == 200
     revoke_grant(conn, g, "test")
     assert client.get(url, headers=h).status_code == 404
+
+
+def test_revoke_by_all_digit_prefix(conn):
+    """A key prefix can be all digits (8 hex characters): revoking by it must work."""
+    from layers.identity import create_key, revoke_key
+
+    token = "jmk_12345678_" + "d" * 40
+    key = create_key(conn, "tp-digits", dept="sw", token=token)
+    row = revoke_key(conn, "12345678")
+    assert row["id"] == key["id"] and row["prefix"] == "12345678"
