@@ -77,17 +77,9 @@ MATRIX = list(itertools.product(CALLERS, CLASSES, WAYS))
 
 
 @pytest.fixture(scope="module")
-def client(database_url):
-    from fastapi.testclient import TestClient
-
-    from jmgeo import downloads
-    from jmgeo.app import create_app
-
-    app = create_app()
-    if not any(getattr(r, "path", "").startswith("/downloads") for r in app.routes):
-        app.include_router(downloads.router)
-    with TestClient(app) as c:
-        yield c
+def client(app_client):
+    """The app as mounted for users (downloads included)."""
+    return app_client
 
 
 @pytest.mark.parametrize(("caller", "cls", "way"), MATRIX,

@@ -1,45 +1,44 @@
 """The catalog API: lifecycle by role, visibility, filters, errors, upload, DCAT.
 
-The router is exercised in a minimal app whose middleware sets ``request.state.caller``
-from a test header, exactly as ``jmgeo.auth`` does for real keys.
+Exercised through the real app with real API keys (one per role / department).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import psycopg
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from catalog import samples
-from catalog.api import router
 from layers.departments import ensure_departments
-from layers.policy import Caller
+from layers.identity import create_key
+
+
+def _token(who: str) -> str:
+    return f"jmk_{hashlib.md5(who.encode()).hexdigest()[:8]}_catalog-api-test-{'x' * 24}"
+
+
+# caller → (principal, role, department) of the key the tests send
+PRINCIPALS = {"department:gtzy": ("tc-gtzy", "department", "gtzy"),
+              "department:sw": ("tc-sw", "department", "sw"),
+              "department:jt": ("tc-jt", "department", "jt"),
+              "admin:": ("tc-admin", "admin", "wxtc")}
 
 
 @pytest.fixture(scope="module")
-def client(database_url):
-    import psycopg
-
+def client(database_url, app_client):
     with psycopg.connect(database_url, autocommit=True) as conn:
         ensure_departments(conn)
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def who(request, call_next):
-        h = request.headers.get("x-test-caller", "")
-        kind, _, dept = h.partition(":")
-        request.state.caller = Caller(kind=kind or "anonymous", dept_code=dept or None,
-                                      name=h or "anonymous")
-        return await call_next(request)
-
-    app.include_router(router)
-    with TestClient(app) as c:
-        yield c
+        for who, (name, role, dept) in PRINCIPALS.items():
+            if not conn.execute("SELECT 1 FROM principal WHERE name = %s", (name,)).fetchone():
+                create_key(conn, name, role=role, dept=dept, token=_token(who))
+    return app_client
 
 
 def as_(who: str) -> dict[str, str]:
-    return {"x-test-caller": who}
+    """Headers for a caller: "" is anonymous, else a key of PRINCIPALS."""
+    return {"X-API-Key": _token(who)} if who else {}
 
 
 GTZY, SW, JT, ADMIN = as_("department:gtzy"), as_("department:sw"), as_("department:jt"), \
@@ -100,7 +99,7 @@ def test_lifecycle_by_role(client):
     h = client.get(f"/catalog/entries/{eid}/history", headers=GTZY).json()["history"]
     assert [x["action"] for x in h] == ["create", "edit", "submit", "return", "submit",
                                         "approve", "publish"]
-    assert {x["actor"] for x in h} == {"department:gtzy", "admin:"}
+    assert {x["actor"] for x in h} == {"tc-gtzy", "tc-admin"}  # the principals behind the keys
     assert client.get(f"/catalog/entries/{eid}/history", headers=SW).status_code == 404
 
 

@@ -72,23 +72,9 @@ def test_provider_departments_see_every_published_entry(imported):
 
 
 @pytest.fixture
-def ogc_with_catalog(monkeypatch, app_client, imported):
-    """The per-audience config with the catalog collection (until jmgeo.ogc.config adds
-    it itself, which makes this a no-op)."""
-    from jmgeo.ogc import config as ogc_config
-    from jmgeo.ogc import router as ogc_router
-
-    original = ogc_config.audience_resources
-
-    def with_catalog(conn, caller):
-        resources, accesses = original(conn, caller)
-        resources.setdefault("catalog", records_resource(caller))
-        return resources, accesses
-
-    monkeypatch.setattr(ogc_config, "audience_resources", with_catalog)
-    ogc_router.AUDIENCES.clear()
-    yield app_client
-    ogc_router.AUDIENCES.clear()
+def ogc_with_catalog(app_client, imported):
+    """The real app: jmgeo.ogc.config puts the catalog in every audience."""
+    return app_client
 
 
 def _dept_key(database_url: str, dept: str) -> dict[str, str]:
@@ -129,9 +115,7 @@ def test_owslib_records_client(live_server, imported):
     from owslib.ogcapi.records import Records
 
     w = Records(live_server + "/ogc")
-    if "catalog" not in w.records():
-        pytest.skip("the catalog collection is not yet in jmgeo.ogc.config's audiences "
-                    "(records_resource to be integrated)")
+    assert "catalog" in w.records()
     res = w.collection_items("catalog", q="道路")
     assert res["features"][0]["properties"]["title"] == "道路中心线"
     assert {f["properties"]["sharing_class"] for f in res["features"]} == {"open"}

@@ -443,17 +443,9 @@ def test_loaded_open_layer_is_served_by_ogc_api(dsn, tmp_path, app_client):
 
 
 @pytest.fixture(scope="module")
-def upload_client(database_url):
-    from fastapi.testclient import TestClient
-
-    from jmgeo.app import create_app
-    from jmgeo.upload_api import router
-
-    app = create_app()
-    if not any(getattr(r, "path", "") == "/layers/upload" for r in app.routes):
-        app.include_router(router)
-    with TestClient(app) as client:
-        yield client
+def upload_client(app_client):
+    """The app as mounted for users (POST /layers/upload included)."""
+    return app_client
 
 
 @pytest.fixture(scope="module")

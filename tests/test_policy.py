@@ -28,18 +28,9 @@ def conn(database_url):
 
 
 @pytest.fixture(scope="module")
-def client(database_url):
-    """The app with the audit router mounted (as jmgeo.app will)."""
-    from fastapi.testclient import TestClient
-
-    from jmgeo.app import create_app
-    from layers.audit_api import audit_router
-
-    app = create_app()
-    if not any(getattr(r, "path", "") == "/audit" for r in app.routes):
-        app.include_router(audit_router)
-    with TestClient(app) as c:
-        yield c
+def client(app_client):
+    """The app as mounted for users (GET /audit included)."""
+    return app_client
 
 
 def bilingual(msg: str) -> bool:
