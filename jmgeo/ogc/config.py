@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from jmgeo.ogc.coverages import coverage_resource
+from jmgeo.ogc.coverages import coverage_provider_def
 from jmgeo.ogc.tiles import regions_tile_provider_def, tile_provider_def
 from jmgeo.settings import PROJECT_ROOT
 from layers.policy import Access, Caller, visible_layers
@@ -70,11 +70,25 @@ def regions_resource() -> dict[str, Any]:
     }
 
 
-def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
-    """One registry layer as a pygeoapi collection, carrying the caller's access."""
+def collection(layer: dict[str, Any], access: Access, providers: list[dict[str, Any]],
+               bbox: list[float] | None = None, *extra_keywords: str) -> dict[str, Any]:
+    """The collection entry every registry layer gets, vector or raster."""
     theme = layer.get("theme") or ""
     keywords = [k for k in (theme, THEME_KEYWORDS.get(theme), layer.get("owner_name"),
-                            access.sharing_class) if k]
+                            access.sharing_class, *extra_keywords) if k]
+    return {
+        "type": "collection",
+        "title": layer["title"],
+        "description": layer.get("description") or layer["title"],
+        "keywords": keywords,
+        "links": [],
+        "extents": ({"spatial": {"bbox": bbox, "crs": CRS84_URI}} if bbox else _extent()),
+        "providers": providers,
+    }
+
+
+def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+    """One vector registry layer: features and vector tiles, carrying the caller's access."""
     provider: dict[str, Any] = {
         "type": "feature",
         "name": PROVIDER,
@@ -91,15 +105,13 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
             "labels": dict(layer.get("field_labels") or {}),
         },
     }
-    return {
-        "type": "collection",
-        "title": layer["title"],
-        "description": layer.get("description") or layer["title"],
-        "keywords": keywords,
-        "links": [],
-        "extents": _extent(),
-        "providers": [provider, tile_provider_def(layer, access)],
-    }
+    return collection(layer, access, [provider, tile_provider_def(layer, access)])
+
+
+def raster_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+    """One raster registry layer: an OGC API Coverages collection."""
+    provider, bbox = coverage_provider_def(layer, access)
+    return collection(layer, access, [provider], bbox, "raster")
 
 
 def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, Access]]:
@@ -110,7 +122,7 @@ def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, 
                                  "catalog": records_resource(caller)}
     accesses: dict[str, Access] = {}
     for layer, access in visible_layers(conn, caller):
-        build = layer_resource if layer["kind"] == "vector" else coverage_resource
+        build = layer_resource if layer["kind"] == "vector" else raster_resource
         resources[layer["name"]] = build(layer, access)
         accesses[layer["name"]] = access
     return resources, accesses

@@ -12,7 +12,7 @@ Contract with the loader (``loaders/raster.py``):
 * band descriptions (GDAL band description / ``DESCRIPTION`` tag) become the range
   field titles.
 
-Publishing: :func:`coverage_resource` turns (layer, access) into a pygeoapi collection
+Publishing: :func:`coverage_provider_def` (with ``jmgeo.ogc.config``) turns (layer, access) into a pygeoapi collection
 whose ``type: coverage`` provider is :class:`PolicyRasterProvider`, a thin subclass of
 pygeoapi's rasterio provider that
 
@@ -334,34 +334,24 @@ def _describe(path: str) -> tuple[dict, dict]:
     return props, fields
 
 
-def coverage_resource(layer: dict[str, Any], access) -> dict[str, Any]:
-    """One raster registry layer as a pygeoapi collection, carrying the caller's access."""
+def coverage_provider_def(layer: dict[str, Any], access) -> tuple[dict[str, Any], list[float]]:
+    """The coverage provider entry of a raster layer (carrying the caller's access) and the
+    raster's CRS84 bbox, for :func:`jmgeo.ogc.config.collection`."""
     path = raster_path(layer["table_name"])
     try:
         bbox = list(_describe(path)[0]["bbox"])
     except (OSError, rasterio.errors.RasterioIOError):
         bbox = list(JIANGMEN_EXTENT)
-    theme = layer.get("theme") or ""
-    keywords = [k for k in (theme, layer.get("owner_name"), access.sharing_class, "raster")
-                if k]
     return {
-        "type": "collection",
-        "title": layer["title"],
-        "description": layer.get("description") or layer["title"],
-        "keywords": keywords,
-        "links": [],
-        "extents": {"spatial": {"bbox": bbox, "crs": CRS84_URI}},
-        "providers": [{
-            "type": "coverage",
-            "name": PROVIDER,
-            "data": path,
-            "format": dict(NATIVE_FORMAT),
-            "jmgeo": {
-                "layer": layer["name"],
-                "regions": list(access.regions) if access.regions is not None else None,
-            },
-        }],
-    }
+        "type": "coverage",
+        "name": PROVIDER,
+        "data": path,
+        "format": dict(NATIVE_FORMAT),
+        "jmgeo": {
+            "layer": layer["name"],
+            "regions": list(access.regions) if access.regions is not None else None,
+        },
+    }, bbox
 
 
 def get_collection_coverage(api, request, dataset: str):
