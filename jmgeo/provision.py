@@ -147,21 +147,45 @@ class LocalCluster:
             shutil.rmtree(self.datadir, ignore_errors=True)
             raise ProvisionError(f"initdb 失败 / initdb failed:\n{res.stderr[-2000:]}")
 
+    @property
+    def port_file(self) -> Path:
+        return self.settings.var_dir / "pg_port"
+
+    @cached_property
+    def port(self) -> int:
+        """The cluster's port: JMGEO_PG_PORT when set, else the one this cluster was given
+        (var/pg_port), else the first free port from 55432 up — so a second clone on the
+        same machine gets its own port instead of an error."""
+        if "JMGEO_PG_PORT" in os.environ or self.settings.pg_port != 55432:
+            return self.settings.pg_port
+        if self.port_file.exists():
+            return int(self.port_file.read_text().strip())
+        pid_file = self.datadir / "postmaster.pid"  # a running cluster made before var/pg_port
+        try:
+            return int(pid_file.read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            pass
+        for port in range(self.settings.pg_port, self.settings.pg_port + 50):
+            if not _port_taken(port):
+                return port
+        return self.settings.pg_port
+
     def start(self, log) -> None:
         if self.running():
             return
-        port = self.settings.pg_port
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                raise ProvisionError(
-                    f"端口 {port} 已被占用 / port {port} is taken by another program: stop it, "
-                    "or choose another port with JMGEO_PG_PORT=NNNNN (the data stays in var/)."
-                )
+        port = self.port
+        if _port_taken(port):
+            raise ProvisionError(
+                f"端口 {port} 已被占用 / port {port} is taken by another program: stop it, "
+                "or choose another port with JMGEO_PG_PORT=NNNNN (the data stays in var/)."
+            )
         log(f"starting PostgreSQL on 127.0.0.1:{port}")
         opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp "
                 "-c max_connections=200 -c shared_buffers=512MB -c jit=off")
         res = self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.datadir / "server.log"),
                            "-o", opts)
+        if res.returncode == 0:
+            self.port_file.write_text(f"{port}\n")
         if res.returncode != 0:
             logtail = ""
             logfile = self.datadir / "server.log"
@@ -178,7 +202,12 @@ class LocalCluster:
     def dsn(self, dbname: str = "jmgeo") -> str:
         password = self.password_file.read_text().strip()
         return (f"postgresql://jmgeo:{quote(password, safe='')}@127.0.0.1:"
-                f"{self.settings.pg_port}/{dbname}")
+                f"{self.port}/{dbname}")
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_connect(dsn: str, seconds: float = 30) -> psycopg.Connection:
@@ -238,7 +267,7 @@ def ensure(settings: Settings, log=print) -> str:
     ensure_database_exists(dsn)
     settings.local_url_file.write_text(dsn + "\n")
     os.chmod(settings.local_url_file, 0o600)
-    log(f"local PostGIS ready: 127.0.0.1:{settings.pg_port} (DSN in {settings.local_url_file})")
+    log(f"local PostGIS ready: 127.0.0.1:{cluster.port} (DSN in {settings.local_url_file})")
     return dsn
 
 
@@ -250,5 +279,6 @@ def destroy(settings: Settings, log=print) -> None:
     cluster.stop()
     shutil.rmtree(cluster.datadir, ignore_errors=True)
     cluster.password_file.unlink(missing_ok=True)
+    cluster.port_file.unlink(missing_ok=True)
     settings.local_url_file.unlink(missing_ok=True)
     log(f"removed {cluster.datadir}")
