@@ -99,6 +99,7 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
         "crs": list(SUPPORTED_OUTPUT_CRS),
         "jmgeo": {
             "layer": layer["name"],
+            "version": layer["current_version"],
             "fields": list(access.fields) if access.fields is not None else None,
             "masks": dict(access.masks),
             "regions": list(access.regions) if access.regions is not None else None,

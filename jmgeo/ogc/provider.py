@@ -177,6 +177,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         self.region_scope: list[str] | None = access.get("regions")
         self.labels: dict[str, str] = access.get("labels", {}) or {}
         self.layer_name: str | None = access.get("layer")
+        self.version: int | None = access.get("version")  # of self.table; cursors pin it
         self.count_threshold = int(access.get("count_threshold", 200_000))
         # pygeoapi passes unknown query parameters through as `properties`, so `region`
         # and `cursor` reach us; anything else unknown is refused in `_split_properties`
@@ -329,8 +330,9 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                          f"code or no boundary for {', '.join(missing)}")
         return codes
 
-    def _cursor_table(self, token: str, conn) -> tuple[str, list]:
-        """Decode a keyset cursor: (the version table it pins, the last row's sort key)."""
+    def _cursor_table(self, token: str, conn) -> tuple[str, int, list]:
+        """Decode a keyset cursor: (the version table it pins, that version, the last
+        row's sort key)."""
         try:
             data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
             version, key = int(data["v"]), list(data["k"])
@@ -339,7 +341,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                 user_msg="参数 cursor 无效 / parameter cursor is malformed: "
                          "follow the `next` link as given") from exc
         if self.layer_name is None:
-            return self.table, key
+            return self.table, version, key
         row = conn.execute(
             "SELECT v.table_name FROM layer_version v JOIN layer l ON l.id = v.layer_id "
             "WHERE l.name = %s AND v.version = %s", (self.layer_name, version)).fetchone()
@@ -347,15 +349,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             raise ProviderInvalidQueryError(
                 user_msg="参数 cursor 已失效（版本已删除）/ parameter cursor refers to a version "
                          "that no longer exists: start again from the first page")
-        return row["table_name"], key
-
-    def _version_of(self, table: str, conn) -> int | None:
-        if self.layer_name is None:
-            return None
-        row = conn.execute(
-            "SELECT v.version FROM layer_version v JOIN layer l ON l.id = v.layer_id "
-            "WHERE l.name = %s AND v.table_name = %s", (self.layer_name, table)).fetchone()
-        return row["version"] if row else None
+        return row["table_name"], version, key
 
     def _next_link(self, version: int | None, key: list) -> dict | None:
         url = REQUEST_URL.get()
@@ -392,13 +386,13 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         try:
             with connection() as conn:
                 regions = self._regions(extra.get("region"), conn)
-                table, after = self.table, None
+                table, version, after = self.table, self.version, None
                 if extra.get("cursor"):
                     if not keyset:
                         raise ProviderInvalidQueryError(
                             user_msg="参数 cursor 不能与混合方向的 sortby 同用 / parameter "
                                      "cursor cannot be combined with mixed-direction sortby")
-                    table, after = self._cursor_table(extra["cursor"], conn)
+                    table, version, after = self._cursor_table(extra["cursor"], conn)
                     offset = 0
                 params: list = []
                 extra_clauses: list[sql.Composable] = []
@@ -434,7 +428,6 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                 matched = self._number_matched(conn, table, where, params, resulttype)
                 rows = ([] if resulttype == "hits" else
                         conn.execute(query, [*params, limit, offset]).fetchall())
-                version = self._version_of(table, conn) if rows else None
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc
         except (psycopg.errors.DataError, psycopg.errors.InvalidParameterValue) as exc:
