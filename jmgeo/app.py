@@ -112,6 +112,10 @@ def create_app() -> FastAPI:
             if found is None:  # hidden and absent layers answer alike
                 raise HTTPException(404, f"图层不存在 / unknown layer: {layer}")
             row, access = found
+            if row["kind"] != "vector":
+                raise HTTPException(400, f"参数 layer：栅格图层没有要素统计 / parameter layer: "
+                                         f"{layer} is a raster layer; statistics count "
+                                         "features of vector layers")
             group_sql = None
             if group_by is not None:
                 columns = table_columns(row["table_name"])

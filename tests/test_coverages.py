@@ -142,6 +142,12 @@ def test_malformed_bbox_is_400(app_client, world):
     assert "bbox" in r.json()["description"]
 
 
+def test_region_stats_of_a_raster_is_a_clear_400(app_client, world):
+    r = app_client.get("/regions/440700/stats", params={"layer": OPEN})
+    assert r.status_code == 400
+    assert "raster" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("caller", ["anonymous", "unrelated", "expired_grant"])
 def test_no_rights_answers_like_nonexistent(app_client, world, caller):
     h = auth(world[caller])
