@@ -175,6 +175,15 @@ def get_layer(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
         "JOIN department d ON d.id = l.owner_dept_id WHERE l.name = %s", (name,)).fetchone()
 
 
+def require_layer(conn: psycopg.Connection, name: str) -> dict[str, Any]:
+    """The layer's registry row, or a RegistryError that says how to find the right name."""
+    layer = get_layer(conn, name)
+    if layer is None:
+        raise RegistryError(f"图层 {name!r} 不存在 / no layer named {name!r}: see "
+                            "`jmgeo layer list`")
+    return layer
+
+
 def next_version(conn: psycopg.Connection, name: str) -> int:
     row = _q(conn,
         "SELECT coalesce(max(v.version), 0) FROM layer_version v JOIN layer l "
@@ -269,10 +278,7 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
 
 def history(conn: psycopg.Connection, name: str) -> list[dict[str, Any]]:
     """Every version of a layer, newest first, with which one is current."""
-    layer = get_layer(conn, name)
-    if layer is None:
-        raise RegistryError(f"图层 {name!r} 不存在 / no layer named {name!r}: see "
-                            "`jmgeo layer list`")
+    layer = require_layer(conn, name)
     rows = _qd(conn,
         "SELECT version, table_name, loaded_at, loaded_by, source_name, feature_count, "
         "status, report FROM layer_version WHERE layer_id = %s ORDER BY version DESC",
@@ -295,10 +301,7 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
     """Make an earlier (or later) kept version current again — one transaction."""
     with conn.transaction():
         lock_layer(conn, name)
-        layer = get_layer(conn, name)
-        if layer is None:
-            raise RegistryError(f"图层 {name!r} 不存在 / no layer named {name!r}: see "
-                                "`jmgeo layer list`")
+        layer = require_layer(conn, name)
         row = _q(conn,
             "SELECT table_name, to_regclass(table_name) IS NOT NULL FROM layer_version "
             "WHERE layer_id = %s AND version = %s", (layer["id"], to_version)).fetchone()

@@ -214,15 +214,12 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from jmgeo.cli import UserError
-    from layers.registry import RegistryError, get_layer, history
+    from layers.registry import RegistryError, history, require_layer
     from loaders.pipeline import format_report
 
     with _conn() as conn:
-        layer = get_layer(conn, args.name)
-        if layer is None:
-            raise UserError(f"图层 {args.name!r} 不存在 / no layer named {args.name!r}: see "
-                            "`jmgeo layer list`")
         try:
+            layer = require_layer(conn, args.name)
             versions = history(conn, args.name)
         except RegistryError as exc:
             raise UserError(str(exc)) from exc
