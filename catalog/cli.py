@@ -35,7 +35,7 @@ def _bureau(args: argparse.Namespace) -> Caller:
 
 
 def _user_error(exc: Exception):
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
 
     return UserError(str(exc))
 

@@ -24,15 +24,10 @@ import datetime as dt
 import logging
 from typing import Any
 
-from pygeoapi.provider.base import (
-    BaseProvider,
-    ProviderInvalidQueryError,
-    ProviderItemNotFoundError,
-)
-
 from catalog import store, sync, vocab
 from catalog.excel import classification_label
 from jmgeo.db import connection
+from jmgeo.ogc.compat import BaseProvider, ProviderInvalidQueryError, ProviderItemNotFoundError
 from layers.policy import Caller
 from spatial.crs import CRS84_URI, JIANGMEN_EXTENT
 

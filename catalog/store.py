@@ -22,6 +22,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from catalog import search, vocab
+from jmgeo.errors import UserError
 from layers import policy
 from layers.policy import Caller
 
@@ -49,7 +50,7 @@ ITEM_LABELS = {"name": "信息项名称", "data_type": "数据类型", "length":
                "sharing_type": "信息项共享类型", "field": "字段"}
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """A request the catalog refuses; ``errors`` lists every problem found."""
 
     status = 400

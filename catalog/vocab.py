@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from jmgeo.errors import UserError
+
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -150,7 +152,7 @@ CODE_RE = re.compile(r"^([123])(\d{2})(\d{3})(\d*)/(\d{6})$")
 PART_RE = re.compile(r"^(\d+)\s*(.*)$")
 
 
-class CodeError(ValueError):
+class CodeError(UserError, ValueError):
     pass
 
 

@@ -12,11 +12,10 @@ import os
 import sys
 from collections.abc import Callable
 
+from jmgeo.errors import UserError
 from jmgeo.settings import get_settings
 
-
-class UserError(Exception):
-    """An error caused by input the user can correct; printed without a traceback."""
+__all__ = ["UserError", "build_parser", "main"]
 
 
 def _db(sub: argparse._SubParsersAction) -> None:

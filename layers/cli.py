@@ -90,7 +90,7 @@ def _conn():
 
 
 def _when(value: str | None, what: str) -> datetime | None:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
 
     if not value:
         return None
@@ -136,7 +136,7 @@ def _cli_caller():
 
 def _run(fn):
     """Map the modules' own errors to the CLI's one-line UserError."""
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from layers.grants import GrantError
     from layers.identity import IdentityError
 

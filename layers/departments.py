@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from jmgeo.errors import UserError
+
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # no I, O, S, V, Z
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 ORG_CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-class InvalidUSCC(ValueError):
+class InvalidUSCC(UserError, ValueError):
     """A 统一社会信用代码 that fails its format or check characters."""
 
 

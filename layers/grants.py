@@ -24,10 +24,12 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from jmgeo.errors import UserError
+
 STATUSES = ("live", "future", "expired", "revoked")
 
 
-class GrantError(ValueError):
+class GrantError(UserError, ValueError):
     """A grant that cannot be created or revoked as asked; the message says how to fix it."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from jmgeo.errors import UserError
 from layers.departments import DEMO_DEPARTMENTS, InvalidUSCC, make_uscc, validate_uscc
 
 TOKEN_RE = re.compile(r"^jmk_([0-9a-f]{8})_([A-Za-z0-9_-]{32,64})$")
@@ -32,7 +33,7 @@ KINDS = ("user", "client")
 DEPT_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class IdentityError(ValueError):
+class IdentityError(UserError, ValueError):
     """A department, principal or key request that cannot be done as asked."""
 
 

@@ -21,12 +21,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from jmgeo.models import Base
 
 SHARING_CLASSES = ("open", "unconditional", "conditional", "not_shared")
+#: a registry entry is a *resource*: a vector layer, a raster layer, or a table (no
+#: geometry, one declared key column such as 统一社会信用代码)
+RESOURCE_KINDS = ("vector", "raster", "table")
 UPDATE_CYCLES = ("realtime", "daily", "weekly", "monthly", "quarterly", "halfyearly",
                  "yearly", "other")
 
 
 class Layer(Base):
-    """A department's thematic layer (专题图层) as registered in the framework."""
+    """A registry entry — a *resource*: a department's thematic layer (专题图层, vector or
+    raster) or a table (数据表: records without geometry, one key column). The SQL name
+    stays ``layer`` (URLs, grants and audit rows refer to it)."""
 
     __tablename__ = "layer"
     __table_args__ = (
@@ -36,7 +41,9 @@ class Layer(Base):
             name="not_shared_needs_legal_basis",
         ),
         CheckConstraint(f"update_cycle IN {UPDATE_CYCLES!r}", name="update_cycle"),
-        CheckConstraint("kind IN ('vector', 'raster')", name="kind"),
+        CheckConstraint(f"kind IN {RESOURCE_KINDS!r}", name="kind"),
+        CheckConstraint("kind <> 'table' OR (coalesce(btrim(key_field), '') <> '' "
+                        "AND geometry_type IS NULL)", name="table_has_key"),
         CheckConstraint("name ~ '^[a-z][a-z0-9_]{0,62}$'", name="name_identifier"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

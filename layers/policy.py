@@ -19,7 +19,16 @@ Roles (``Caller.kind``):
 * ``admin`` — the coordinating bureau (网信统筹局). It manages the registry and the grants
   (CLI), but for *data* it is exactly its own department: no layer, field or row it
   would not get as that department. Managing grants is not a grant.
-* ``auditor`` — reads the audit log (``GET /audit``); for data it is anonymous.
+* ``auditor`` — reads the audit log (``GET /audit``); for data it is anonymous. In the
+  catalog it sees every entry in every state (it supervises; it edits nothing).
+* ``system`` — the platform acting on its own behalf (registering a loaded layer in the
+  catalog, the demo, scheduled work), named after what it does (``system:layer-sync``).
+  For data it is anonymous; in the catalog it may write any department's entry, as the
+  bureau may. It is never authenticated from a request: no key has this role.
+
+The catalog (政务信息资源目录) is metadata, never data: :func:`catalog_filter` says which
+entries a caller may list, :func:`may_edit` who may change one, :func:`may_review` who
+reviews and publishes — the rule lives here, the catalog only applies it.
 
 Grants (``layers.grants``) exist only for conditional layers. A live grant is one not
 revoked whose ``[valid_from, valid_to)`` contains now. When a department holds several
@@ -35,7 +44,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-CALLER_KINDS = ("anonymous", "department", "admin", "auditor")
+CALLER_KINDS = ("anonymous", "department", "admin", "auditor", "system")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class Caller:
 
     @property
     def can_manage(self) -> bool:
+        """Manages the registry and grants (the bureau)."""
         return self.kind == "admin"
 
     @property
@@ -68,6 +78,71 @@ class Caller:
 
 
 ANONYMOUS = Caller()
+
+
+def system(task: str) -> Caller:
+    """The platform acting by itself for ``task`` (e.g. ``layer-sync``): see the roles."""
+    return Caller(kind="system", name=f"system:{task}")
+
+
+def owns(caller: Caller, owner_code: str | None) -> bool:
+    """Is the caller (as a department, or the bureau as its own department) the owner?"""
+    return caller.data_dept is not None and owner_code is not None and \
+        caller.data_dept == owner_code
+
+
+def may_edit(caller: Caller, owner_code: str | None) -> bool:
+    """THE owner-or-bureau check: may the caller change a record owned by ``owner_code``
+    (a catalog entry, a resource's metadata)? The owner department, the bureau (admin)
+    and the platform itself (system) may; nobody else."""
+    return caller.kind in ("admin", "system") or owns(caller, owner_code)
+
+
+def may_review(caller: Caller) -> bool:
+    """Review, return and publish catalog entries: the bureau's work (and the platform's,
+    for entries it keeps in sync with the registry)."""
+    return caller.kind in ("admin", "system")
+
+
+def sees_every_entry(caller: Caller) -> bool:
+    """The bureau, the platform and the auditor see catalog entries in every state."""
+    return caller.kind in ("admin", "system", "auditor")
+
+
+@dataclass(frozen=True)
+class SQLFilter:
+    """A boolean SQL condition and its parameters, for ``WHERE``."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+def catalog_filter(caller: Caller, *, status: str, owner: str, is_open: str,
+                   sharing_type: str) -> SQLFilter:
+    """Which catalog entries the caller may list, as SQL over the given column expressions.
+
+    Published entries follow :func:`listed` — every department sees every published entry
+    ("catalog entry only" in the table), anonymous callers only open ones (开放 and
+    无条件). A department also sees its own entries in every state; the bureau, the
+    platform and the auditor see all. :func:`entry_listed` is the same rule for one entry.
+    """
+    if sees_every_entry(caller):
+        return SQLFilter("TRUE")
+    if caller.data_dept is not None:
+        return SQLFilter(f"({status} = 'published' OR {owner} = %s)", (caller.data_dept,))
+    return SQLFilter(f"({status} = 'published' AND {is_open} AND "
+                     f"{sharing_type} = 'unconditional')")
+
+
+def entry_listed(caller: Caller, *, status: str, owner_code: str | None,
+                 sharing_class: str, name: str = "") -> bool:
+    """:func:`catalog_filter` for one entry (its sharing class as the registry spells it)."""
+    if sees_every_entry(caller) or owns(caller, owner_code):
+        return True
+    if status != "published":
+        return False
+    return listed(caller, {"name": name, "sharing_class": sharing_class,
+                           "owner_code": owner_code, "sensitive_fields": {}})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
-"""The layer registry (图层注册): layers, their versions, and the one function that
-creates per-layer data tables.
+"""The resource registry (资源注册): layers and tables, their versions, and the one
+function that creates per-resource data tables.
+
+A registry entry is a *resource* of one of :data:`layers.models.RESOURCE_KINDS`: a vector
+layer, a raster layer, or a table (no geometry; one declared key column). The SQL
+registry keeps the name ``layer`` (its URLs, grants and audit rows refer to it).
 
 Every published load is a *version*: its own table ``layer_data.<layer>_v<N>`` that is
 kept after newer versions arrive, so a rollback is one pointer move — exact and
@@ -25,7 +29,8 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
-from layers.models import SHARING_CLASSES, UPDATE_CYCLES
+from jmgeo.errors import UserError
+from layers.models import RESOURCE_KINDS, SHARING_CLASSES, UPDATE_CYCLES
 
 DATA_SCHEMA = "layer_data"
 SRID = 4490
@@ -38,7 +43,10 @@ PG_TYPES = ("text", "bigint", "integer", "double precision", "numeric", "boolean
             "timestamp", "timestamptz", "time", "jsonb", "bytea")
 
 
-class RegistryError(ValueError):
+KIND_ZH = {"vector": "矢量图层", "raster": "栅格图层", "table": "数据表"}
+
+
+class RegistryError(UserError, ValueError):
     """A registry rule was broken (bad name, unknown department, missing legal basis …)."""
 
 
@@ -117,17 +125,19 @@ def qualified(table: str) -> sql.Composable:
 
 
 def create_data_table(conn: psycopg.Connection, layer: str, version: int,
-                      geometry_type: str, columns: Sequence[Column], *,
+                      geometry_type: str | None, columns: Sequence[Column], *,
                       title: str | None = None, with_index: bool = True) -> str:
-    """Create ``layer_data.<layer>_v<N>`` — THE one place per-layer tables are made.
+    """Create ``layer_data.<resource>_v<N>`` — THE one place per-resource tables are made.
 
     ``fid bigint primary key``, ``geom geometry(<Multi type>, 4490)`` with a GIST index
     (``with_index=False`` defers the index to :func:`finish_data_table`, which is faster
     for bulk loads), then the attribute columns, each with its 中文 label as comment.
+    ``geometry_type=None`` makes a *table* resource: no ``geom`` column at all (its rows
+    are identified by the key column, indexed by :func:`index_key`).
     Returns the schema-qualified table name.
     """
     check_layer_name(layer)
-    if geometry_type not in GEOMETRY_TYPES:
+    if geometry_type is not None and geometry_type not in GEOMETRY_TYPES:
         raise RegistryError(f"几何类型无效：{geometry_type!r} / geometry type must be one of "
                             f"{GEOMETRY_TYPES}")
     seen = set(RESERVED_COLUMNS)
@@ -140,8 +150,10 @@ def create_data_table(conn: psycopg.Connection, layer: str, version: int,
         seen.add(col.name)
     table = table_name_for(layer, version)
     ident = qualified(table)
-    cols = [sql.SQL("fid bigint PRIMARY KEY"),
-            sql.SQL("geom geometry({}, {})").format(sql.SQL(geometry_type), sql.Literal(SRID))]
+    cols = [sql.SQL("fid bigint PRIMARY KEY")]
+    if geometry_type is not None:
+        cols.append(sql.SQL("geom geometry({}, {})").format(sql.SQL(geometry_type),
+                                                            sql.Literal(SRID)))
     cols += [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
              for c in columns]
     _q(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(DATA_SCHEMA)))
@@ -157,16 +169,42 @@ def create_data_table(conn: psycopg.Connection, layer: str, version: int,
     return f"{DATA_SCHEMA}.{table}"
 
 
-def finish_data_table(conn: psycopg.Connection, table: str, *, analyze: bool = True) -> None:
-    """The GIST index on ``geom`` (built after a bulk COPY) and fresh statistics."""
-    table = table.split(".", 1)[-1]
-    index = f"{table}_geom_gix"
+def _index_name(table: str, suffix: str) -> str:
+    index = f"{table}_{suffix}"
     if len(index) > 63:  # index names share the schema's namespace: keep them unique
-        index = f"{table[:45]}_{hashlib.md5(table.encode()).hexdigest()[:8]}_geom_gix"
-    _q(conn, sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gist (geom)").format(
-        sql.Identifier(index), qualified(table)))
+        index = f"{table[:45]}_{hashlib.md5(table.encode()).hexdigest()[:8]}_{suffix}"
+    return index
+
+
+def has_geometry(conn: psycopg.Connection, table: str) -> bool:
+    """Whether a data table has the ``geom`` column (layers do, tables do not)."""
+    row = _q(conn, "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                   "AND attname = 'geom' AND NOT attisdropped",
+             (f"{DATA_SCHEMA}.{table.split('.', 1)[-1]}",)).fetchone()
+    return row is not None
+
+
+def finish_data_table(conn: psycopg.Connection, table: str, *, analyze: bool = True) -> None:
+    """The GIST index on ``geom`` (built after a bulk COPY; none for a table resource)
+    and fresh statistics."""
+    table = table.split(".", 1)[-1]
+    if has_geometry(conn, table):
+        _q(conn, sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gist (geom)").format(
+            sql.Identifier(_index_name(table, "geom_gix")), qualified(table)))
     if analyze:
         _q(conn, sql.SQL("ANALYZE {}").format(qualified(table)))
+
+
+def index_key(conn: psycopg.Connection, table: str, column: str) -> None:
+    """A UNIQUE index on a table resource's declared key (the loader has already refused
+    duplicate and empty keys with the rows named; this keeps it so, and makes a lookup
+    by key — 联机查询 — one index probe)."""
+    if not COLUMN_NAME_RE.match(column):
+        raise RegistryError(f"键字段名无效：{column!r} / invalid key column name {column!r}")
+    table = table.split(".", 1)[-1]
+    _q(conn, sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        sql.Identifier(_index_name(table, "key_ux")), qualified(table),
+        sql.Identifier(column)))
 
 
 def get_layer(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
@@ -214,8 +252,18 @@ def register_layer(conn: psycopg.Connection, *, name: str, title: str, dept: str
         if mkind not in MASK_KINDS:
             raise RegistryError(f"敏感字段 {col} 的脱敏类型无效：{mkind!r} / sensitive field "
                                 f"{col!r}: mask kind must be one of {', '.join(MASK_KINDS)}")
+    if kind not in RESOURCE_KINDS:
+        raise RegistryError(f"资源类型无效：{kind!r} / resource kind must be one of "
+                            f"{', '.join(RESOURCE_KINDS)}")
+    if kind == "table" and not (key_field or "").strip():
+        raise RegistryError("数据表资源必须声明键字段（如 统一社会信用代码），请用 --key 提供 / a "
+                            "table resource needs its key column (e.g. the USCC): pass --key")
     dept_id = department_id(conn, dept)
     existing = get_layer(conn, name)
+    if existing is not None and (existing["kind"] == "table") != (kind == "table"):
+        raise RegistryError(
+            f"资源 {name} 是{KIND_ZH[existing['kind']]}，不能以{KIND_ZH[kind]}装入 / resource "
+            f"{name!r} is a {existing['kind']} resource, not a {kind}: choose another name")
     if existing is not None and existing["owner_dept_id"] != dept_id:
         raise RegistryError(
             f"图层 {name} 属于部门 {existing['owner_code']}，不能以部门 {dept} 的名义装载 / "

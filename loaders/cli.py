@@ -1,7 +1,7 @@
 """``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|show``.
 
 User errors (a bad file, a wrong option) print one bilingual line and exit 2
-(:class:`jmgeo.cli.UserError`); the report goes to stdout, progress to stderr.
+(:class:`jmgeo.errors.UserError`); the report goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_sensitive(items: list[str]) -> dict[str, str]:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
 
     out = {}
     for item in items:
@@ -82,7 +82,7 @@ def _parse_sensitive(items: list[str]) -> dict[str, str]:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from loaders.errors import LoaderError
     from loaders.pipeline import LoadOptions, format_report, load
 
@@ -126,7 +126,7 @@ def _whoami() -> str:
 
 
 def _list_file_layers(path: str) -> int:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from loaders.errors import LoaderError
     from loaders.readers import list_layers
     from loaders.source import open_source
@@ -172,7 +172,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from layers.registry import RegistryError, history
 
     try:
@@ -199,7 +199,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from layers.registry import RegistryError, rollback
 
     try:
@@ -213,7 +213,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from layers.registry import RegistryError, history, require_layer
     from loaders.pipeline import format_report
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jmgeo.errors import UserError
 
-class LoaderError(Exception):
+
+class LoaderError(UserError):
     """A file (or the options given with it) that cannot be loaded as it is.
 
     ``code`` is a stable machine-readable tag (e.g. ``missing_shp``) for the API and

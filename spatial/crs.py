@@ -39,6 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj.crs import BoundCRS
 from pyproj.crs.coordinate_operation import ToWGS84Transformation
 
+from jmgeo.errors import UserError
 from spatial import webcrs
 
 __all__ = [
@@ -138,7 +139,7 @@ _CRS84_FORMS = frozenset({
 })
 
 
-class CRSNotSupported(ValueError):
+class CRSNotSupported(UserError, ValueError):
     """A CRS name or code this platform cannot interpret (message: Chinese, then English)."""
 
 

@@ -192,7 +192,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
 
 def _cli_load(args: argparse.Namespace) -> None:
-    from jmgeo.cli import UserError
+    from jmgeo.errors import UserError
     from jmgeo.settings import database_url
 
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from pygeoapi.provider.base import ProviderInvalidQueryError, ProviderItemNotFoundError
 
 from catalog import excel, samples
 from catalog.records_provider import CatalogRecordsProvider, records_resource
+from jmgeo.ogc.compat import ProviderInvalidQueryError, ProviderItemNotFoundError
 from layers.departments import ensure_departments
 from layers.policy import ANONYMOUS, Caller
 

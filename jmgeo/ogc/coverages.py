@@ -43,12 +43,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from pygeoapi.provider.base import (
-    ProviderConnectionError,
-    ProviderInvalidQueryError,
-    ProviderNoDataError,
-)
-from pygeoapi.provider.rasterio_ import RasterioProvider, _get_parameter_metadata
 from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
 from rasterio.windows import Window, from_bounds
@@ -57,6 +51,16 @@ from shapely import from_geojson, intersection, unary_union
 from shapely.geometry import mapping
 
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc.compat import (
+    ProviderConnectionError,
+    ProviderInvalidQueryError,
+    ProviderNoDataError,
+    RasterioProvider,
+    _get_parameter_metadata,
+    coverages_api,
+    read_data,
+    validate_bbox,
+)
 from jmgeo.ogc.provider import ProviderDatabaseUnavailable
 from spatial.crs import CRS84_URI, JIANGMEN_EXTENT, CRSNotSupported, transform_bbox
 
@@ -186,8 +190,6 @@ class PolicyRasterProvider(RasterioProvider):
                 raise ProviderInvalidQueryError(
                     user_msg=f"文件过大（{size >> 20} MiB），请用 bbox 取子集 / the coverage "
                              f"is {size >> 20} MiB: ask for a subset with bbox")
-            from pygeoapi.util import read_data
-
             return read_data(self.data)
         with rasterio.open(self.data) as ds:
             self._data = ds
@@ -357,9 +359,6 @@ def coverage_provider_def(layer: dict[str, Any], access) -> tuple[dict[str, Any]
 def get_collection_coverage(api, request, dataset: str):
     """pygeoapi's coverage handler, with a malformed ``bbox`` answered 400 naming the
     parameter (pygeoapi answers 500). Same name, so the audit knows it hands out data."""
-    from pygeoapi.api import coverages as coverages_api
-    from pygeoapi.api import validate_bbox
-
     raw = request.params.get("bbox")
     if raw is not None and dataset in api.config["resources"]:
         try:

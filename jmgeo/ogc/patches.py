@@ -9,8 +9,7 @@ tests/test_foundation.py checks bbox behaviour end to end, so a change upstream 
 
 from __future__ import annotations
 
-import pygeoapi.api.itemtypes as itemtypes
-
+from jmgeo.ogc.compat import itemtypes_api as itemtypes
 from spatial.crs import transform_bbox
 
 _applied = False

@@ -32,14 +32,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import sql
-from pygeoapi.provider.base import (
+
+from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc.compat import (
     BaseProvider,
     ProviderGenericError,
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
-
-from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
 from layers.masking import mask_expression
 from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first

@@ -17,11 +17,6 @@ import threading
 from collections import OrderedDict
 from http import HTTPStatus
 
-import pygeoapi.api as core_api
-import pygeoapi.api.itemtypes as itemtypes_api
-import pygeoapi.api.tiles as tiles_api
-from pygeoapi.api import API, APIRequest, apply_gzip
-from pygeoapi.openapi import get_oas
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -30,6 +25,15 @@ from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import coverages as ogc_coverages
 from jmgeo.ogc import tiles as ogc_tiles
+from jmgeo.ogc.compat import (
+    API,
+    APIRequest,
+    apply_gzip,
+    core_api,
+    get_oas,
+    itemtypes_api,
+    tiles_api,
+)
 from jmgeo.ogc.provider import REQUEST_URL
 from jmgeo.settings import get_settings
 from layers.policy import Caller

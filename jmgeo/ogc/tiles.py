@@ -54,17 +54,19 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from pygeoapi.models.provider.base import (
+
+from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc.compat import (
+    BaseMVTProvider,
     LinkType,
+    ProviderInvalidQueryError,
     TileMatrixSetEnum,
     TileMatrixSetEnumType,
     TileSetMetadata,
+    tiles_api,
+    to_json,
+    url_join,
 )
-from pygeoapi.provider.base import ProviderInvalidQueryError
-from pygeoapi.provider.base_mvt import BaseMVTProvider
-from pygeoapi.util import to_json, url_join
-
-from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc.provider import (
     AccessColumnsMixin,
     ProviderDatabaseUnavailable,
@@ -459,8 +461,6 @@ def cgcs2000_tilematrixset(api, request) -> tuple[dict, int, str]:
 def tiles_metadata(api, request, dataset: str, tileset: str):
     """pygeoapi's tileset metadata, with an unknown ``tileMatrixSetId`` answered 400
     (pygeoapi would fail with a 500 inside the provider)."""
-    from pygeoapi.api import tiles as tiles_api
-
     if tileset not in TILE_MATRIX_SETS and dataset in api.config["resources"]:
         headers = request.get_response_headers(**api.api_headers)
         return api.get_exception(
