@@ -64,11 +64,12 @@ def layer_fields(conn, layer: str) -> list[str]:
 
 
 def _layer(conn, name: str) -> dict[str, Any]:
-    row = _q(conn, "SELECT l.id, l.name, l.sharing_class, d.code AS owner_code, "
+    row = _q(conn, "SELECT l.id, l.name, l.kind, l.sharing_class, d.code AS owner_code, "
                    "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
                    "WHERE l.name = %s", (name,)).fetchone()
     if row is None:
-        raise GrantError(f"图层 {name!r} 不存在 / no layer named {name!r}: see `jmgeo layer list`")
+        raise GrantError(f"资源 {name!r} 不存在 / no resource named {name!r}: see "
+                         "`jmgeo layer list`")
     return row
 
 
@@ -115,6 +116,12 @@ def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
                 f"are {', '.join(known)}")
         if not fields:
             raise GrantError("字段列表为空 / the field list is empty: omit --fields for all fields")
+    if regions is not None and lay["kind"] == "table":
+        # a table's rows have no geometry: a region scope could only ever mean "no rows"
+        raise GrantError(
+            f"{layer} 是数据表，没有几何，不能按区域授权：请去掉 --regions，或以字段限定 / "
+            f"{layer!r} is a table resource without geometry: its rows cannot be limited "
+            "by region — drop --regions (limit it by --fields instead)")
     if regions is not None:
         regions = list(dict.fromkeys(r.strip() for r in regions if r.strip()))
         with_polygons = {r["code"] for r in _q(conn,
