@@ -120,7 +120,7 @@ def test_docker_compose_matches_settings():
     from jmgeo.settings import Settings
 
     known = {f.validation_alias or f"JMGEO_{name.upper()}"
-             for name, f in Settings.model_fields.items()} | {"JMGEO_WORKERS"}
+             for name, f in Settings.model_fields.items()}
     assert set(app["environment"]) <= known, "compose sets variables the app does not read"
     assert "5000:5000" in app["ports"]
     assert Path(REPO / "Dockerfile").exists()
@@ -176,6 +176,7 @@ def test_database_down_answers_503(database_url):
                 body = json.loads(r.text)
                 assert "Traceback" not in r.text
                 assert "unavailable" in json.dumps(body)
+                assert body["code"] == "ServiceUnavailable" and " / " in body["description"]
     finally:
         os.environ["DATABASE_URL"] = old
         os.environ.pop("JMGEO_DB_POOL_TIMEOUT", None)
