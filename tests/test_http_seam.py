@@ -267,3 +267,25 @@ def test_record_ogc_refuses_an_unknown_action():
 
     with pytest.raises(ValueError, match="unknown OGC audit action"):
         record_ogc(None, {}, "itmes", None, 200, b"")
+
+
+# -- the upload limit is a setting ------------------------------------------------------
+
+def test_upload_limit_comes_from_settings(app_client, world, monkeypatch):
+    from jmgeo import settings
+
+    monkeypatch.setenv("JMGEO_UPLOAD_MAX_BYTES", "10")
+    settings.reset_settings()
+    try:
+        r = app_client.post("/layers/upload", headers=_key(world, "unrelated"),
+                            files={"file": ("a.csv", b"x" * 100)},
+                            data={"dept": "hb", "layer": "tseam_upload", "theme": "land",
+                                  "sharing": "open"})
+    finally:
+        settings.reset_settings()
+    assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
+    _chinese_first(r.json()["description"])
+    r = app_client.post("/layers/upload", files={"file": ("a.csv", b"x")},
+                        data={"dept": "hb", "layer": "tseam_upload", "theme": "land",
+                              "sharing": "open"})
+    assert r.status_code == 401 and r.json()["code"] == "Unauthorized"
