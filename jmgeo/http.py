@@ -29,9 +29,11 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jmgeo.auth import AuthError, authenticate_headers
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.errors import UserError, bilingual
 from layers.policy import ANONYMOUS, Access, Caller, access_for
@@ -283,10 +285,6 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from starlette.datastructures import Headers
-
-        from jmgeo.auth import AuthError, authenticate_headers
-
         try:
             caller = await authenticate_headers(Headers(scope=scope))
         except AuthError as exc:
