@@ -1,9 +1,11 @@
 """The ASGI app: platform APIs (health, regions, …) and pygeoapi mounted at /ogc.
 
-Every request is authenticated first (``jmgeo.auth``), the caller rides on
-``request.state.caller``, and everything that publishes data asks ``layers.policy``.
-Clients never see a traceback: database outages answer 503, anything else 500 with a
-short message, both as JSON.
+Every request is authenticated first (``jmgeo.http.AuthMiddleware``, pure ASGI, the key
+lookup off the event loop); routes take the caller from ``jmgeo.http.CallerDep`` and a
+resource they name from a ``jmgeo.http.visible_resource`` dependency, and everything that
+publishes data asks ``layers.policy``. Every error is the one envelope
+``{"code", "description"}`` (``jmgeo.http.install_error_envelope``); clients never see a
+traceback: database outages answer 503, anything else 500.
 """
 
 from __future__ import annotations
@@ -14,36 +16,20 @@ import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import sql
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Mount
 
-from catalog.api import router as catalog_router
 from jmgeo import __version__, downloads
-from jmgeo.auth import AuthError, authenticate
+from jmgeo.audit_api import audit_router
+from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.http import UNAVAILABLE, AuthMiddleware, envelope, install_error_envelope
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from jmgeo.upload_api import router as upload_router
 from layers import audit, policy
-from layers.audit_api import audit_router
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
-UNAVAILABLE = "数据库暂不可用，请稍后重试 / database temporarily unavailable, retry later"
-
-
-class AuthMiddleware(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next):
-        try:
-            request.state.caller = authenticate(request)
-            return await call_next(request)
-        except AuthError as exc:
-            return JSONResponse({"code": "Unauthorized", "description": str(exc)},
-                                status_code=401,
-                                headers={"WWW-Authenticate": 'Bearer realm="jmgeo"'})
-        except DatabaseUnavailable:
-            return JSONResponse({"code": "ServiceUnavailable", "description": UNAVAILABLE},
-                                status_code=503)
 
 
 def create_app() -> FastAPI:
@@ -56,18 +42,7 @@ def create_app() -> FastAPI:
         description="Regions, layer registry and sharing; OGC APIs under /ogc.",
     )
     app.add_middleware(AuthMiddleware)
-
-    @app.exception_handler(DatabaseUnavailable)
-    async def _db_down(request: Request, exc: DatabaseUnavailable):
-        return JSONResponse({"code": "ServiceUnavailable", "description": UNAVAILABLE},
-                            status_code=503)
-
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception):
-        LOGGER.exception("unhandled error on %s", request.url.path)
-        return JSONResponse({"code": "InternalError",
-                             "description": "内部错误，已记录 / internal error, logged"},
-                            status_code=500)
+    install_error_envelope(app)
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:
@@ -79,9 +54,8 @@ def create_app() -> FastAPI:
                     "postgis_lib_version() AS postgis, "
                     "(SELECT version_num FROM alembic_version) AS migration").fetchone()
         except (DatabaseUnavailable, psycopg.Error) as exc:
-            return JSONResponse({"status": "unavailable", "database": "down",
-                                 "detail": UNAVAILABLE, "error": type(exc).__name__},
-                                status_code=503)
+            return envelope(503, UNAVAILABLE, status="unavailable", database="down",
+                            error=type(exc).__name__)
         return JSONResponse({"status": "ok", "version": __version__, "database": "up",
                              "postgres": row["postgres"], "postgis": row["postgis"],
                              "migration": row["migration"]})

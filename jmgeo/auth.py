@@ -7,11 +7,14 @@ Credentials: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>`` (see
 * malformed, unknown, expired, revoked, or a disabled principal → ``AuthError`` (401);
 * a valid key → a ``Caller`` with the principal's role and department.
 
-Cost: one indexed query (``api_key.prefix`` is unique) per key per ``CACHE_TTL`` seconds.
+Cost: one indexed query (``api_key.prefix`` is unique) per key per ``CACHE_TTL`` seconds;
+the server (:func:`authenticate_headers`) runs that query in a worker thread, never on
+the event loop, and a request whose key state is cached hops no thread at all.
 The cache holds the stored hash and the key's state, never the token; the token is
 hashed and compared (``hmac.compare_digest``) on every request, and expiry is checked
-against the clock on every request. A revocation reaches this process at once (``forget``)
-and every other worker within ``CACHE_TTL`` (5 s) seconds.
+against the clock on every request. A revocation reaches this process at once (``forget``,
+which ``layers.identity.revoke_key`` calls through its revocation hook) and every other
+worker within ``CACHE_TTL`` (5 s) seconds.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from __future__ import annotations
 import hmac
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
 
+from layers import identity
 from layers.policy import ANONYMOUS, Caller
 
 CACHE_TTL = 5.0
@@ -38,10 +43,10 @@ class AuthError(Exception):
     """Missing, malformed, expired or revoked credentials: answered with 401."""
 
 
-def credentials(request: Request) -> str | None:
-    """The token the request carries, None when it carries none."""
-    auth = request.headers.get("authorization")
-    key = request.headers.get("x-api-key")
+def credentials(headers: Mapping[str, str]) -> str | None:
+    """The token the request's headers carry, None when they carry none."""
+    auth = headers.get("authorization")
+    key = headers.get("x-api-key")
     if auth is not None:
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -65,17 +70,26 @@ def forget(prefix: str | None = None) -> None:
             _cache.pop(prefix, None)
 
 
-def _lookup(prefix: str) -> dict | None:
-    now = time.monotonic()
+_MISS = object()
+
+
+def _cached(prefix: str):
+    """The cached key state of ``prefix`` (its row), or ``_MISS`` when it must be read
+    from the database."""
     with _lock:
         hit = _cache.get(prefix)
-    if hit is not None and now - hit[0] < CACHE_TTL:
+    if hit is not None and time.monotonic() - hit[0] < CACHE_TTL:
         return hit[1]
-    from jmgeo.db import connection
-    from layers.identity import lookup
+    return _MISS
 
+
+def _fetch(prefix: str) -> dict | None:
+    """Read the key state from the database (the one query) and cache it."""
+    from jmgeo.db import connection
+
+    now = time.monotonic()
     with connection() as conn:
-        row = lookup(conn, prefix)
+        row = identity.lookup(conn, prefix)
     if row is not None:  # unknown prefixes are not cached (nothing to revoke)
         with _lock:
             if len(_cache) >= _MAX_CACHE:
@@ -84,16 +98,23 @@ def _lookup(prefix: str) -> dict | None:
     return row
 
 
-def caller_for_token(token: str) -> Caller:
-    from layers.identity import hash_token, parse_token
+def _lookup(prefix: str) -> dict | None:
+    hit = _cached(prefix)
+    return _fetch(prefix) if hit is _MISS else hit
 
-    prefix = parse_token(token)
+
+def _prefix(token: str) -> str:
+    prefix = identity.parse_token(token)
     if prefix is None:
         raise AuthError(MALFORMED)
-    row = _lookup(prefix)
+    return prefix
+
+
+def _caller(token: str, row: dict | None) -> Caller:
+    """Check the token against the stored key state; the caller, or ``AuthError``."""
     # hash and compare even when the prefix is unknown: same work either way
     stored = row["key_hash"] if row else "0" * 64
-    ok = hmac.compare_digest(hash_token(token), stored)
+    ok = hmac.compare_digest(identity.hash_token(token), stored)
     if row is None or not ok:
         raise AuthError(INVALID)
     if row["revoked_at"] is not None or row["disabled_at"] is not None:
@@ -104,9 +125,31 @@ def caller_for_token(token: str) -> Caller:
                   key_id=row["id"])
 
 
-def authenticate(request: Request) -> Caller:
-    """Return the caller for this request (anonymous when no credentials are sent)."""
-    token = credentials(request)
+def caller_for_token(token: str) -> Caller:
+    """The caller a token stands for (blocking: may query the database)."""
+    return _caller(token, _lookup(_prefix(token)))
+
+
+def authenticate(headers: Mapping[str, str]) -> Caller:
+    """The caller for these request headers (anonymous when no credentials are sent);
+    blocking — the server uses :func:`authenticate_headers`."""
+    token = credentials(headers)
     if token is None:
         return ANONYMOUS
     return caller_for_token(token)
+
+
+async def authenticate_headers(headers: Mapping[str, str]) -> Caller:
+    """:func:`authenticate` for the event loop: a cache miss reads the key state in a
+    worker thread."""
+    token = credentials(headers)
+    if token is None:
+        return ANONYMOUS
+    prefix = _prefix(token)
+    row = _cached(prefix)
+    if row is _MISS:
+        row = await run_in_threadpool(_fetch, prefix)
+    return _caller(token, row)
+
+
+identity.on_revoke(forget)  # a key revoked in this process is forgotten at once

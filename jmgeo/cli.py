@@ -2,13 +2,12 @@
 
 Each area registers its own subcommands (``register(subparsers)``) so this file only
 lists them. Errors a person can fix are printed as one line (Chinese, then English)
-with exit status 2; nothing prints a traceback unless ``JMGEO_DEBUG=1``.
+with exit status 2; nothing prints a traceback unless ``JMGEO_DEBUG=1`` (settings.debug).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 
@@ -79,15 +78,16 @@ def _serve(sub: argparse._SubParsersAction) -> None:
     s = get_settings()
     p.add_argument("--host", default=s.host)
     p.add_argument("--port", type=int, default=s.port)
-    p.add_argument("--workers", type=int, default=int(os.environ.get("JMGEO_WORKERS", "1")))
+    p.add_argument("--workers", type=int, default=s.workers)
     p.set_defaults(func=_serve_run)
 
 
 def _serve_run(args: argparse.Namespace) -> None:
     import uvicorn
 
-    os.environ["JMGEO_HOST"] = args.host
-    os.environ["JMGEO_PORT"] = str(args.port)
+    from jmgeo.settings import export_for_workers
+
+    export_for_workers(host=args.host, port=args.port)  # the app's base URL in every worker
     print(f"Jiangmen spatial data platform on http://{args.host}:{args.port}  "
           f"(OGC APIs: http://{args.host}:{args.port}/ogc)")
     uvicorn.run("jmgeo.app:create_app", factory=True, host=args.host, port=args.port,
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jmgeo: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence for the CLI
-        if os.environ.get("JMGEO_DEBUG"):
+        if get_settings().debug:
             raise
         from jmgeo.db import DatabaseUnavailable
 

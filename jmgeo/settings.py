@@ -9,7 +9,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,18 @@ class Settings(BaseSettings):
     db_pool_timeout: float = 5.0
     db_pool_size: int = 16
     realworld_data: Path = PROJECT_ROOT.parent / "shared" / "data" / "realworld"
+    # -- the server and the CLI (`jmgeo serve`, POST /layers/upload) --
+    # uvicorn worker processes `jmgeo serve` starts (its --workers default)
+    workers: int = Field(default=1, ge=1)
+    # JMGEO_DEBUG=1: the CLI shows the traceback of an internal error
+    debug: bool = False
+    # the largest file POST /layers/upload accepts (bytes); bigger: `jmgeo load` on the server
+    upload_max_bytes: int = Field(default=4 * 1024 ** 3, ge=1)
+
+    @field_validator("debug", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value):
+        return False if value == "" else value  # JMGEO_DEBUG= (set but empty) means off
 
     @property
     def base_url(self) -> str:
@@ -68,6 +80,16 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget cached settings (tests switch DATABASE_URL between databases)."""
     get_settings.cache_clear()
+
+
+def export_for_workers(**values: object) -> None:
+    """Set settings as environment variables for processes started from this one (uvicorn's
+    workers build the app from a factory and read their settings afresh), and here too."""
+    for name, value in values.items():
+        if name not in Settings.model_fields:
+            raise KeyError(f"unknown setting {name!r}")
+        os.environ[f"JMGEO_{name.upper()}"] = str(value)
+    reset_settings()
 
 
 def database_url() -> str:

@@ -9,28 +9,25 @@ clear message, with its stable ``code``).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from jmgeo.http import AUTH_CHALLENGE, CallerDep, envelope
+from jmgeo.settings import get_settings
 from layers.models import SHARING_CLASSES
-from layers.policy import ANONYMOUS
-
-MAX_UPLOAD_BYTES = int(os.environ.get("JMGEO_UPLOAD_MAX_BYTES", str(4 * 1024 ** 3)))
 
 router = APIRouter(tags=["loaders"])
 
 
 def _error(status: int, code: str, description: str, **extra) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="jmgeo"'} if status == 401 else None
-    return JSONResponse({"code": code, "description": description, **extra},
-                        status_code=status, headers=headers)
+    return envelope(status, description, code, AUTH_CHALLENGE if status == 401 else None,
+                    **extra)
 
 
 def _safe_name(name: str | None) -> str:
@@ -53,7 +50,7 @@ def _parse_sensitive(text: str | None) -> dict[str, str]:
                         413: {"description": "file too large"},
                         422: {"description": "the file or an option cannot be loaded"}})
 async def upload_layer(
-    request: Request,
+    caller: CallerDep,
     file: UploadFile = File(..., description="a .zip (Shapefile with its parts, …) or one "
                             "file: .gpkg, .geojson, .csv, .kml, .tif"),
     dept: str = Form(..., description="owner department code; must be the caller's"),
@@ -79,7 +76,6 @@ async def upload_layer(
     from loaders.errors import LoaderError
     from loaders.pipeline import LoadOptions, load
 
-    caller = getattr(request.state, "caller", ANONYMOUS)
     if not caller.is_department:
         return _error(401, "Unauthorized", "需要以部门身份认证才能上传图层 / uploading a layer "
                       "requires authenticating as a department (API key or token)")
@@ -87,6 +83,7 @@ async def upload_layer(
         return _error(403, "Forbidden", f"只能为本部门（{caller.dept_code}）装载图层，不能为 {dept} "
                       f"装载 / you may load layers only for your own department "
                       f"({caller.dept_code}), not for {dept!r}")
+    max_bytes = get_settings().upload_max_bytes
     tmp = Path(tempfile.mkdtemp(prefix="jmgeo-upload-"))
     try:
         name = _safe_name(file.filename)
@@ -95,10 +92,10 @@ async def upload_layer(
         with open(target, "wb") as out:
             while chunk := await file.read(1 << 20):
                 size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
+                if size > max_bytes:
                     return _error(413, "PayloadTooLarge",
-                                  f"文件超过 {MAX_UPLOAD_BYTES / 1e9:.1f} GB 上限 / the upload "
-                                  f"exceeds the {MAX_UPLOAD_BYTES / 1e9:.1f} GB limit: use "
+                                  f"文件超过 {max_bytes / 1e9:.1f} GB 上限 / the upload "
+                                  f"exceeds the {max_bytes / 1e9:.1f} GB limit: use "
                                   "`jmgeo load` on the server for bigger files")
                 out.write(chunk)
         opts = LoadOptions(

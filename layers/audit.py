@@ -158,14 +158,9 @@ def record_access(caller, access, action: str, path: str, query: str = "",
                       rows=rows)
 
 
-# pygeoapi API functions that hand out data (as opposed to metadata). Adding a way out
-# served through jmgeo.ogc.router is one entry here.
-OGC_DATA_FUNCTIONS = {
-    "get_collection_items": "items",
-    "get_collection_item": "item",
-    "get_collection_tiles_data": "tiles",
-    "get_collection_coverage": "coverage",
-}
+# What an OGC route hands out, as it states it when it calls ``jmgeo.ogc.router.execute``
+# (``action=``): the audit records ``ogc.<action>``. Metadata routes state none.
+OGC_DATA_ACTIONS = ("items", "item", "tiles", "coverage")
 
 
 def _rows_from(action: str, status: int, content) -> int | None:
@@ -184,12 +179,18 @@ def _rows_from(action: str, status: int, content) -> int | None:
     return None
 
 
-def record_ogc(caller, accesses: dict, func, request, status: int, content) -> int | None:
-    """Called by ``jmgeo.ogc.router.execute`` after every pygeoapi call: records it when it
-    handed out (or tried to hand out) data of an audited layer; returns the audit id."""
-    action = OGC_DATA_FUNCTIONS.get(getattr(func, "__name__", ""))
+def record_ogc(caller, accesses: dict, action: str | None, request, status: int,
+               content) -> int | None:
+    """Called by ``jmgeo.ogc.router.execute`` after every pygeoapi call with the action
+    its route stated (``items``, ``item``, ``tiles``, ``coverage``; None for metadata):
+    records it when it handed out (or tried to hand out) data of an audited layer;
+    returns the audit id."""
+    if action is None:
+        return None
+    if action not in OGC_DATA_ACTIONS:
+        raise ValueError(f"unknown OGC audit action {action!r}")
     access = accesses.get(request.path_params.get("collection_id"))
-    if action is None or access is None or not access.audited:
+    if access is None or not access.audited:
         return None
     return record_access(caller, access, f"ogc.{action}", request.url.path, request.url.query,
                          rows=_rows_from(action, int(status), content), status=int(status),

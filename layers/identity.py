@@ -18,6 +18,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,19 @@ class IdentityError(UserError, ValueError):
 
 def _q(conn, query, params=None):
     return conn.cursor(row_factory=dict_row).execute(query, params)
+
+
+# called with the prefix of every key revoked in this process: the server's
+# authentication (``jmgeo.auth``) registers its cache's ``forget`` here, so a revocation
+# takes effect at once in this process; other processes see it within their cache TTL.
+# (This package sits below the server and does not import it.)
+_revocation_hooks: list[Callable[[str], None]] = []
+
+
+def on_revoke(hook: Callable[[str], None]) -> None:
+    """Call ``hook(prefix)`` after every key revoked in this process (idempotent)."""
+    if hook not in _revocation_hooks:
+        _revocation_hooks.append(hook)
 
 
 def hash_token(token: str) -> str:
@@ -127,8 +141,9 @@ def create_key(conn, principal: str, *, role: str = "department", dept: str | No
 
 
 def revoke_key(conn, key: int | str) -> dict[str, Any]:
-    """Revoke by prefix (8 hex characters, as `key list` shows) or by id. Takes effect on
-    every worker within the auth cache TTL. A prefix may be all digits (12345678): it is
+    """Revoke by prefix (8 hex characters, as `key list` shows) or by id. Takes effect at
+    once in this process (:func:`on_revoke`) and on every worker within the auth cache
+    TTL. A prefix may be all digits (12345678): it is
     tried as a prefix first, then as an id."""
     text = str(key)
     attempts: list[tuple[str, Any]] = []
@@ -147,9 +162,8 @@ def revoke_key(conn, key: int | str) -> dict[str, Any]:
     if row is None:
         raise IdentityError(f"密钥 {key} 不存在或已撤销 / no active key {key}: see "
                             "`jmgeo key list`")
-    from jmgeo.auth import forget
-
-    forget(row["prefix"])
+    for hook in _revocation_hooks:
+        hook(row["prefix"])
     return row
 
 

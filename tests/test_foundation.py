@@ -54,7 +54,8 @@ def test_region_tree_and_feature(app_client):
 def test_unknown_region_is_404(app_client):
     r = app_client.get("/regions/999999")
     assert r.status_code == 404
-    assert "unknown region code" in r.json()["detail"]
+    assert "unknown region code" in r.json()["description"]
+    assert r.json()["code"] == "NotFound"
 
 
 def test_health(app_client):

@@ -110,6 +110,34 @@ def test_cli_help_explains_itself():
         assert word in res.stdout
 
 
+def test_server_and_cli_settings_are_fields(monkeypatch):
+    """JMGEO_WORKERS, JMGEO_DEBUG and JMGEO_UPLOAD_MAX_BYTES are read in jmgeo.settings."""
+    from jmgeo import settings
+    from jmgeo.cli import build_parser
+
+    monkeypatch.setenv("JMGEO_WORKERS", "3")
+    monkeypatch.setenv("JMGEO_DEBUG", "")
+    monkeypatch.setenv("JMGEO_UPLOAD_MAX_BYTES", "1000")
+    settings.reset_settings()
+    try:
+        s = settings.get_settings()
+        assert (s.workers, s.debug, s.upload_max_bytes) == (3, False, 1000)
+        assert build_parser().parse_args(["serve"]).workers == 3
+        monkeypatch.setenv("JMGEO_DEBUG", "1")
+        settings.reset_settings()
+        assert settings.get_settings().debug is True
+        monkeypatch.setenv("JMGEO_HOST", "127.0.0.1")  # restored (unset) afterwards
+        monkeypatch.setenv("JMGEO_PORT", "5000")
+        monkeypatch.delenv("JMGEO_PUBLIC_URL", raising=False)
+        settings.export_for_workers(host="0.0.0.0", port=8123)
+        assert (os.environ["JMGEO_HOST"], os.environ["JMGEO_PORT"]) == ("0.0.0.0", "8123")
+        assert settings.get_settings().base_url == "http://0.0.0.0:8123"
+        with pytest.raises(KeyError):
+            settings.export_for_workers(hots="x")
+    finally:
+        settings.reset_settings()
+
+
 def test_docker_compose_matches_settings():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     app = compose["services"]["app"]
@@ -120,7 +148,7 @@ def test_docker_compose_matches_settings():
     from jmgeo.settings import Settings
 
     known = {f.validation_alias or f"JMGEO_{name.upper()}"
-             for name, f in Settings.model_fields.items()} | {"JMGEO_WORKERS"}
+             for name, f in Settings.model_fields.items()}
     assert set(app["environment"]) <= known, "compose sets variables the app does not read"
     assert "5000:5000" in app["ports"]
     assert Path(REPO / "Dockerfile").exists()
@@ -176,6 +204,7 @@ def test_database_down_answers_503(database_url):
                 body = json.loads(r.text)
                 assert "Traceback" not in r.text
                 assert "unavailable" in json.dumps(body)
+                assert body["code"] == "ServiceUnavailable" and " / " in body["description"]
     finally:
         os.environ["DATABASE_URL"] = old
         os.environ.pop("JMGEO_DB_POOL_TIMEOUT", None)

@@ -107,8 +107,11 @@ def _call(loop: asyncio.AbstractEventLoop, func, *args):
     return func(*args)
 
 
-async def execute(request: Request, func, *args, skip_valid_check: bool = False) -> Response:
-    """Run one pygeoapi API function for the caller's audience."""
+async def execute(request: Request, func, *args, skip_valid_check: bool = False,
+                  action: str | None = None) -> Response:
+    """Run one pygeoapi API function for the caller's audience. A route that hands out
+    data states what it is (``action``: one of ``layers.audit.OGC_DATA_ACTIONS``); the
+    audit records that, not which function ran."""
     from layers.audit import record_ogc
 
     caller: Caller = request.state.caller
@@ -128,7 +131,7 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False)
         headers, status, content = await loop.run_in_executor(
             None, ctx.run, _call, loop, func, api, api_request, *args)
         try:  # audit non-open data access; no audit row, no data
-            await loop.run_in_executor(None, record_ogc, caller, accesses, func, request,
+            await loop.run_in_executor(None, record_ogc, caller, accesses, action, request,
                                        status, content)
         except Exception:  # noqa: BLE001
             LOGGER.exception("audit write failed for %s", request.url.path)
@@ -195,13 +198,14 @@ async def items(request: Request) -> Response:
     cid = request.path_params["collection_id"]
     if request.method == "POST":  # CQL2 JSON in the body
         return await execute(request, itemtypes_api.get_collection_items, cid,
-                             skip_valid_check=True)
-    return await execute(request, itemtypes_api.get_collection_items, cid)
+                             skip_valid_check=True, action="items")
+    return await execute(request, itemtypes_api.get_collection_items, cid, action="items")
 
 
 async def item(request: Request) -> Response:
     return await execute(request, itemtypes_api.get_collection_item,
-                         request.path_params["collection_id"], request.path_params["item_id"])
+                         request.path_params["collection_id"], request.path_params["item_id"],
+                         action="item")
 
 
 def _tilematrixsets(api: API, request: APIRequest):
@@ -227,8 +231,9 @@ async def tilematrixsets(request: Request) -> Response:
     return await execute(request, _tilematrixsets)
 
 
-async def _tile_response(request: Request, func, *args) -> Response:
-    response = await execute(request, func, *args, skip_valid_check=True)
+async def _tile_response(request: Request, func, *args, action: str | None = None
+                         ) -> Response:
+    response = await execute(request, func, *args, skip_valid_check=True, action=action)
     if response.status_code >= 400 and "vnd.mapbox" in response.headers.get("content-type", ""):
         response.headers["Content-Type"] = "application/json"  # pygeoapi set the MVT type
     return response
@@ -248,12 +253,14 @@ async def collection_tiles_metadata(request: Request) -> Response:
 async def collection_tile(request: Request) -> Response:
     p = request.path_params
     return await _tile_response(request, tiles_api.get_collection_tiles_data,
-                                p["collection_id"], p["tms_id"], p["z"], p["y"], p["x"])
+                                p["collection_id"], p["tms_id"], p["z"], p["y"], p["x"],
+                                action="tiles")
 
 
 async def coverage(request: Request) -> Response:
     return await execute(request, ogc_coverages.get_collection_coverage,
-                         request.path_params["collection_id"], skip_valid_check=True)
+                         request.path_params["collection_id"], skip_valid_check=True,
+                         action="coverage")
 
 
 async def cgcs2000_tms(request: Request) -> Response:

@@ -1,11 +1,13 @@
-"""The catalog API: ``router`` (mounted by the app at ``/catalog``).
+"""The catalog API: ``router`` (mounted by the app at ``/catalog``), the HTTP side of
+``catalog.store``.
 
 Departments create, edit, submit and retire their own entries; the bureau
-(``caller.kind == "admin"``) reviews (approve, or return with reasons), publishes and
-may correct anything; everyone searches. What a caller sees is the catalog's rule
-(``catalog.store.visibility_sql``): the public the open published entries, a department
-every published entry's metadata and all of its own, the bureau and auditors all. An
-entry the caller may not see answers 404 exactly like one that does not exist.
+(``layers.policy.may_review``) reviews (approve, or return with reasons), publishes and
+may correct anything; everyone searches. What a caller sees is the policy's rule
+(``layers.policy.catalog_filter``, applied by ``catalog.store``): the public the open
+published entries, a department every published entry's metadata and all of its own,
+the bureau and auditors all (``sees_every_entry``). An entry the caller may not see
+answers 404 exactly like one that does not exist.
 
 Values of controlled vocabularies are accepted as keys (``conditional``) or Chinese
 labels (``有条件共享``) and answered as both.
@@ -20,12 +22,15 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from catalog import dcat, excel, store, sync, vocab
 from jmgeo.db import connection
-from layers.policy import ANONYMOUS, Caller
+from jmgeo.http import CallerDep, envelope
+from layers.policy import Caller, may_review, owns, sees_every_entry
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 
@@ -85,10 +90,6 @@ class CommentIn(BaseModel):
 EntryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="entry id")]
 
 
-def caller_of(request: Request) -> Caller:
-    return getattr(request.state, "caller", None) or ANONYMOUS
-
-
 def _content(body: EntryIn) -> dict[str, Any]:
     c = body.model_dump(exclude_unset=True)
     for f, vv in VOCAB_FIELDS.items():
@@ -110,8 +111,7 @@ def _content(body: EntryIn) -> dict[str, Any]:
 def _error(exc: store.CatalogError) -> JSONResponse:
     code = {400: "InvalidParameterValue", 403: "Forbidden", 404: "NotFound",
             409: "Conflict"}[exc.status]
-    return JSONResponse({"code": code, "description": str(exc),
-                         "errors": [p.as_dict() for p in exc.errors]}, status_code=exc.status)
+    return envelope(exc.status, str(exc), code, errors=[p.as_dict() for p in exc.errors])
 
 
 def _run(fn: Callable[[Any], Any]):
@@ -126,9 +126,13 @@ def _label(v: vocab.Vocab, key: str | None) -> dict[str, str] | None:
     return {"key": key, "label": v.label(key)} if key else None
 
 
+def owner_view(caller: Caller, entry: dict[str, Any]) -> bool:
+    """Does the caller see the entry's review state and history? Whoever sees every
+    entry (the bureau, the auditor) and the provider department."""
+    return sees_every_entry(caller) or owns(caller, entry["provider_code"])
+
+
 def serialize(e: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    owner_view = caller.kind in ("admin", "auditor") or (
-        caller.data_dept is not None and caller.data_dept == e["provider_code"])
     out = {
         "id": e["id"], "code": e["code"], "name": e["name"],
         "classification": {
@@ -161,7 +165,7 @@ def serialize(e: dict[str, Any], caller: Caller) -> dict[str, Any]:
                   if e.get("layer_name") else None),
         "updated_at": e.get("updated_at"),
     }
-    if owner_view:
+    if owner_view(caller, e):
         out["review"] = {"state": e.get("review_state"), "comment": e.get("review_comment"),
                          "by": e.get("reviewed_by"), "at": e.get("reviewed_at")}
     if e.get("rank") is not None and isinstance(e.get("rank"), float):
@@ -172,14 +176,12 @@ def serialize(e: dict[str, Any], caller: Caller) -> dict[str, Any]:
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
-    from fastapi.encoders import jsonable_encoder
-
     return JSONResponse(jsonable_encoder(data), status_code=status)
 
 
 @router.get("/entries", summary="search and filter the catalog")
 def list_entries(
-    request: Request,
+    caller: CallerDep,
     q: str | None = Query(None, max_length=200, description="中文检索, e.g. 道路"),
     class_code: str | None = Query(None, alias="class", description="类: 1, 2, 3"),
     dept: str | None = Query(None, description="provider department code"),
@@ -192,7 +194,6 @@ def list_entries(
     limit: int = Query(20, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ):
-    caller = caller_of(request)
 
     def run(conn):
         sync.ensure_synced(conn)
@@ -206,8 +207,7 @@ def list_entries(
 
 
 @router.get("/entries/{entry_id}", summary="one entry")
-def get_entry(request: Request, entry_id: EntryId):
-    caller = caller_of(request)
+def get_entry(caller: CallerDep, entry_id: EntryId):
 
     def run(conn):
         sync.ensure_synced(conn)
@@ -216,13 +216,10 @@ def get_entry(request: Request, entry_id: EntryId):
 
 
 @router.get("/entries/{entry_id}/history", summary="who changed the entry, and when")
-def entry_history(request: Request, entry_id: EntryId):
-    caller = caller_of(request)
-
+def entry_history(caller: CallerDep, entry_id: EntryId):
     def run(conn):
         e = store.entry_for(conn, entry_id, caller)
-        if not (caller.kind in ("admin", "auditor") or
-                (caller.data_dept is not None and caller.data_dept == e["provider_code"])):
+        if not owner_view(caller, e):
             raise store.NotFound(f"信息资源 {entry_id} 不存在 / no catalog entry {entry_id}")
         return _json({"id": entry_id, "code": e["code"], "history": store.history(conn,
                                                                                   entry_id)})
@@ -230,8 +227,7 @@ def entry_history(request: Request, entry_id: EntryId):
 
 
 @router.post("/entries", status_code=201, summary="draft a new entry")
-def create_entry(request: Request, body: EntryIn):
-    caller = caller_of(request)
+def create_entry(caller: CallerDep, body: EntryIn):
 
     def run(conn):
         eid = store.create(conn, _content(body), caller)
@@ -240,8 +236,7 @@ def create_entry(request: Request, body: EntryIn):
 
 
 @router.patch("/entries/{entry_id}", summary="edit a draft (the bureau: any entry)")
-def edit_entry(request: Request, entry_id: EntryId, body: EntryIn):
-    caller = caller_of(request)
+def edit_entry(caller: CallerDep, entry_id: EntryId, body: EntryIn):
 
     def run(conn):
         outcome = store.edit(conn, entry_id, _content(body), caller)
@@ -251,30 +246,29 @@ def edit_entry(request: Request, entry_id: EntryId, body: EntryIn):
     return _run(run)
 
 
-def _transition(request: Request, entry_id: int, action: str, comment: str | None):
-    caller = caller_of(request)
+def _transition(caller: Caller, entry_id: int, action: str, comment: str | None):
     return _run(lambda conn: _json(serialize(
         store.transition(conn, entry_id, action, caller, comment), caller)))
 
 
 @router.post("/entries/{entry_id}/submit", summary="submit a draft for the bureau's review")
-def submit_entry(request: Request, entry_id: EntryId, body: CommentIn | None = None):
-    return _transition(request, entry_id, "submit", body and body.comment)
+def submit_entry(caller: CallerDep, entry_id: EntryId, body: CommentIn | None = None):
+    return _transition(caller, entry_id, "submit", body and body.comment)
 
 
 @router.post("/entries/{entry_id}/review", summary="the bureau approves or returns")
-def review_entry(request: Request, entry_id: EntryId, body: ReviewIn):
-    return _transition(request, entry_id, body.decision, body.reasons)
+def review_entry(caller: CallerDep, entry_id: EntryId, body: ReviewIn):
+    return _transition(caller, entry_id, body.decision, body.reasons)
 
 
 @router.post("/entries/{entry_id}/publish", summary="the bureau publishes an approved entry")
-def publish_entry(request: Request, entry_id: EntryId, body: CommentIn | None = None):
-    return _transition(request, entry_id, "publish", body and body.comment)
+def publish_entry(caller: CallerDep, entry_id: EntryId, body: CommentIn | None = None):
+    return _transition(caller, entry_id, "publish", body and body.comment)
 
 
 @router.post("/entries/{entry_id}/retire", summary="retire an entry (owner or bureau)")
-def retire_entry(request: Request, entry_id: EntryId, body: CommentIn | None = None):
-    return _transition(request, entry_id, "retire", body and body.comment)
+def retire_entry(caller: CallerDep, entry_id: EntryId, body: CommentIn | None = None):
+    return _transition(caller, entry_id, "retire", body and body.comment)
 
 
 @router.get("/vocabularies", summary="the controlled vocabularies")
@@ -287,26 +281,22 @@ def vocabularies():
 
 
 @router.get("/dcat", summary="DCAT JSON-LD of the published entries the caller may see")
-def dcat_catalog(request: Request):
-    caller = caller_of(request)
+def dcat_catalog(request: Request, caller: CallerDep):
 
     def run(conn):
         sync.ensure_synced(conn)
         rows, _ = store.list_entries(conn, caller, filters={"status": "published"},
                                      limit=1_000_000)
         base = f"{request.url.scheme}://{request.url.netloc}"
-        from fastapi.encoders import jsonable_encoder
-
         return JSONResponse(jsonable_encoder(dcat.catalog_jsonld(rows, base)),
                             media_type="application/ld+json")
     return _run(run)
 
 
 @router.post("/import", summary="the bureau imports a survey sheet (xlsx), all or nothing")
-async def import_sheet(request: Request, sheet: UploadFile = File(...),
+async def import_sheet(caller: CallerDep, sheet: UploadFile = File(...),
                        publish: bool = Query(False)):
-    caller = caller_of(request)
-    if caller.kind != "admin":
+    if not may_review(caller):  # importing submits (or publishes) for review
         return _error(store.Forbidden("只有统筹局可以导入调查表 / only the bureau imports "
                                       "survey sheets"))
     data = await sheet.read()
@@ -319,12 +309,13 @@ async def import_sheet(request: Request, sheet: UploadFile = File(...),
                 report = excel.import_survey(conn, path, caller, status="published"
                                              if publish else "submitted")
             except excel.SheetError as exc:
-                return _json({"code": "InvalidParameterValue",
-                              "description": exc.report.text().splitlines()[0],
-                              "errors": [e.as_dict() for e in exc.report.errors],
-                              "warnings": [w.as_dict() for w in exc.report.warnings]}, 400)
+                return envelope(400, exc.report.text().splitlines()[0],
+                                errors=jsonable_encoder([e.as_dict() for e in
+                                                         exc.report.errors]),
+                                warnings=jsonable_encoder([w.as_dict() for w in
+                                                           exc.report.warnings]))
             return _json({"counts": report.counts(),
                           "entries": [{"code": c, "name": n, "outcome": o}
                                       for c, n, o in report.outcomes],
                           "warnings": [w.as_dict() for w in report.warnings]})
-        return _run(run)
+        return await run_in_threadpool(_run, run)  # the import is blocking database work

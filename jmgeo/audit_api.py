@@ -8,34 +8,39 @@ read the log that records them. Reading the log is itself recorded.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from jmgeo.db import connection
+from jmgeo.http import AUTH_CHALLENGE, CallerDep
 from layers import audit
+from layers.policy import Caller
 
 audit_router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-def _require_auditor(request: Request):
-    caller = getattr(request.state, "caller", None)
-    if caller is None or caller.kind == "anonymous":
+def require_auditor(caller: CallerDep) -> Caller:
+    """The caller, if it may read the audit log: 401 when anonymous, 403 otherwise."""
+    if caller.kind == "anonymous":
         raise HTTPException(401, "需要审计员凭据 / auditor credentials required",
-                            headers={"WWW-Authenticate": 'Bearer realm="jmgeo"'})
+                            headers=AUTH_CHALLENGE)
     if not caller.can_read_audit:
         raise HTTPException(403, "仅审计员可查看审计日志 / only the auditor role may read the "
                                  "audit log")
     return caller
 
 
+AuditorDep = Annotated[Caller, Depends(require_auditor)]
+
+
 @audit_router.get("")
-def audit_list(request: Request,
+def audit_list(request: Request, caller: AuditorDep,
                dept: str | None = Query(None, description="department code"),
                layer: str | None = Query(None, description="layer name"),
                since: datetime | None = Query(None, description="ISO 8601 time"),
                limit: int = Query(100, ge=1, le=1000)) -> dict:
     """Audit rows, newest first, filtered by department, layer and time."""
-    caller = _require_auditor(request)
     with connection() as conn:
         rows = audit.show(conn, dept=dept, layer=layer, since=since, limit=limit)
         audit.record(conn, action="audit_read", caller=caller,
@@ -45,9 +50,8 @@ def audit_list(request: Request,
 
 
 @audit_router.get("/verify")
-def audit_verify(request: Request) -> dict:
+def audit_verify(caller: AuditorDep) -> dict:
     """Walk the hash chain: ``intact`` or the first broken link."""
-    _require_auditor(request)
     with connection() as conn:
         broken = audit.verify(conn)
         head = audit.head(conn)

@@ -1,0 +1,297 @@
+"""The typed HTTP seam: who is calling, which resource, and one error envelope.
+
+Every platform route takes its caller from :data:`CallerDep` (what the authentication
+middleware put on the request) and a resource it names in its path or query from a
+``visible_resource`` dependency: the resource is resolved through
+``layers.policy.access_for`` *before the route runs*, and a resource the caller may not
+see answers exactly like one that does not exist — the standard 404 body, which never
+echoes the name. Routes therefore start with a typed :class:`VisibleResource` (registry
+row + :class:`~layers.policy.Access`) and never re-state the rule.
+
+Every error of every route has one shape, ``{"code": ..., "description": "中文 / English"}``
+(extra members such as ``errors`` may follow): FastAPI's validation errors (the
+parameter named, what is wrong, Chinese first), Starlette's HTTPException (unknown route
+404, 405), HTTPException raised by routes, :class:`jmgeo.errors.UserError` (400 with its
+message and ``code``), :class:`jmgeo.db.DatabaseUnavailable` (503) and anything else (500,
+logged, no traceback). The OGC routes under ``/ogc`` answer pygeoapi's own
+``{code, type, description}`` from ``jmgeo.ogc.router``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jmgeo.auth import AuthError, authenticate_headers
+from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.errors import UserError, bilingual
+from layers.policy import ANONYMOUS, Access, Caller, access_for
+from layers.registry import LAYER_NAME_RE
+
+LOGGER = logging.getLogger("jmgeo")
+
+NOT_FOUND = bilingual("资源不存在", "no such resource")
+UNAVAILABLE = bilingual("数据库暂不可用，请稍后重试", "database temporarily unavailable, retry later")
+INTERNAL = bilingual("内部错误，已记录", "internal error, logged")
+AUTH_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="jmgeo"'}
+
+# the envelope's code per status (OGC API spellings where OGC has one)
+CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden",
+         404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict",
+         413: "PayloadTooLarge", 415: "UnsupportedMediaType",
+         422: "InvalidParameterValue", 500: "InternalError", 503: "ServiceUnavailable"}
+# what an HTTPException raised without a message (Starlette's English phrase) says
+DEFAULT_DESCRIPTIONS = {
+    400: bilingual("请求无效", "bad request"),
+    401: bilingual("需要认证", "authentication required"),
+    403: bilingual("无权访问", "forbidden"),
+    404: NOT_FOUND,
+    405: bilingual("不支持该请求方法", "method not allowed (see the Allow header)"),
+    406: bilingual("无法提供所请求的格式", "the requested representation is not available"),
+    413: bilingual("请求体过大", "request body too large"),
+    415: bilingual("不支持的内容类型", "unsupported media type"),
+    500: INTERNAL,
+    503: UNAVAILABLE,
+}
+
+
+def envelope(status_code: int, description: str, code: str | None = None,
+             headers: Mapping[str, str] | None = None, /, **extra: Any) -> JSONResponse:
+    """THE error response of the platform routes: ``{"code", "description", …extra}``
+    (``extra`` members may be named anything, ``status`` too: the first four are
+    positional)."""
+    code = code or CODES.get(status_code) or HTTPStatus(status_code).phrase.replace(" ", "")
+    return JSONResponse({"code": code, "description": description, **extra},
+                        status_code=status_code, headers=dict(headers) if headers else None)
+
+
+# -- the caller ---------------------------------------------------------------------
+
+def current_caller(request: Request) -> Caller:
+    """The caller :class:`AuthMiddleware` authenticated. Anonymous — the least right —
+    if the middleware did not run (an app assembled without it fails closed)."""
+    return getattr(request.state, "caller", None) or ANONYMOUS
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+# -- a resource the caller may see ----------------------------------------------------
+
+@dataclass(frozen=True)
+class VisibleResource:
+    """A registry resource (vector layer, raster layer or table) with the caller's access:
+    what a route gets after the policy said yes."""
+
+    row: Mapping[str, Any]  # policy.LAYER_QUERY's columns (name, kind, table_name, …)
+    access: Access
+
+    @property
+    def name(self) -> str:
+        return self.row["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.row["kind"]
+
+    @property
+    def table_name(self) -> str:
+        return self.row["table_name"]
+
+
+class ResourceNotFound(StarletteHTTPException):
+    """Absent and hidden resources alike: the standard 404, the name not echoed."""
+
+    def __init__(self) -> None:
+        super().__init__(404, NOT_FOUND)
+
+
+def resolve_resource(caller: Caller, name: str) -> VisibleResource:
+    """The resource ``name`` as ``caller`` may have it, or :class:`ResourceNotFound`."""
+    if not LAYER_NAME_RE.match(name):  # no registry name looks otherwise (NUL bytes …)
+        raise ResourceNotFound()
+    with connection() as conn:
+        found = access_for(conn, caller, name)
+    if found is None:
+        raise ResourceNotFound()
+    row, access = found
+    return VisibleResource(row=row, access=access)
+
+
+def visible_resource(param: str = "layer", where: Literal["path", "query"] = "path",
+                     description: str = "resource (collection) name") -> Any:
+    """A dependency resolving the path or query parameter ``param`` to a
+    :class:`VisibleResource` before the route runs (404 otherwise). The parameter is
+    declared under its own name, so it is documented and validated like any other; a
+    sync dependency: FastAPI runs its registry query in a worker thread."""
+    spec = Path(description=description) if where == "path" else \
+        Query(..., description=description)
+
+    def dependency(caller: Caller, **values: str) -> VisibleResource:
+        return resolve_resource(caller, values[param])
+
+    dependency.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=CallerDep),
+        inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY,
+                          annotation=Annotated[str, spec])])
+    dependency.__name__ = f"visible_resource_{where}_{param}"
+    return Depends(dependency)
+
+
+LayerInPath = Annotated[VisibleResource, visible_resource("layer")]
+NameInPath = Annotated[VisibleResource, visible_resource("name")]
+LayerInQuery = Annotated[VisibleResource, visible_resource("layer", "query",
+                                                           "layer (collection) name")]
+
+
+# -- validation errors, in the envelope -------------------------------------------------
+
+def _zh_reason(err: Mapping[str, Any]) -> str:
+    """What is wrong, in Chinese, from a pydantic error (type + ctx)."""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "缺少必填项"
+    if kind.startswith("float_"):
+        return "应为数字"
+    if kind.startswith("int_"):
+        return "应为整数"
+    if kind.startswith("bool_"):
+        return "应为 true 或 false"
+    if kind.startswith("datetime_"):
+        return "应为 ISO 8601 时间，如 2025-01-31T08:00:00+08:00"
+    if kind.startswith("date_"):
+        return "应为日期，如 2025-01-31"
+    simple = {
+        "greater_than_equal": f"应不小于 {ctx.get('ge')}",
+        "less_than_equal": f"应不大于 {ctx.get('le')}",
+        "greater_than": f"应大于 {ctx.get('gt')}",
+        "less_than": f"应小于 {ctx.get('lt')}",
+        "string_too_long": f"长度不能超过 {ctx.get('max_length')} 个字符",
+        "string_too_short": f"长度不能少于 {ctx.get('min_length')} 个字符",
+        "too_long": f"最多 {ctx.get('max_length')} 项",
+        "too_short": f"至少 {ctx.get('min_length')} 项",
+        "literal_error": f"应为以下之一：{ctx.get('expected')}",
+        "enum": f"应为以下之一：{ctx.get('expected')}",
+        "extra_forbidden": "不是可接受的字段",
+        "json_invalid": "不是有效的 JSON",
+        "dict_type": "应为 JSON 对象",
+        "model_type": "应为 JSON 对象",
+        "model_attributes_type": "应为 JSON 对象",
+        "list_type": "应为列表",
+        "string_type": "应为文本",
+    }
+    return simple.get(kind, "取值无效")
+
+
+def _where(loc: tuple[Any, ...]) -> tuple[str, str, str]:
+    """(source, name, zh label) of an error location: ('query', 'lon', '参数')."""
+    source = str(loc[0]) if loc else "body"
+    rest = loc[1:] if loc and loc[0] in ("query", "path", "header", "cookie", "body") else loc
+    name = ""
+    for part in rest:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    if source == "body":
+        return source, name or "body", "字段" if name else "请求体"
+    return source, name, "参数"
+
+
+def validation_description(errors: list[Mapping[str, Any]]) -> tuple[str, list[dict]]:
+    """One bilingual line naming every wrong parameter (Chinese first), and the list."""
+    zh, en, items = [], [], []
+    for err in errors[:20]:
+        source, name, label = _where(tuple(err.get("loc") or ()))
+        en_label = "parameter" if source != "body" else ("field" if name != "body" else "")
+        reason_zh = _zh_reason(err)
+        reason_en = str(err.get("msg", "invalid value"))
+        zh.append(f"{label} {name}：{reason_zh}" if name != "body" else f"{label}{reason_zh}")
+        en.append(f"{en_label} {name}: {reason_en}".strip() if name != "body"
+                  else f"request body: {reason_en}")
+        items.append({"parameter": name, "in": source,
+                      "description": bilingual(zh[-1], en[-1])})
+    return bilingual("；".join(zh), "; ".join(en)), items
+
+
+# -- the handlers ---------------------------------------------------------------------
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    description, items = validation_description(list(exc.errors()))
+    return envelope(422, description, errors=items)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    detail = exc.detail
+    if isinstance(detail, Mapping):  # a route that already built {code, description}
+        return envelope(status, str(detail.get("description", "")), detail.get("code"),
+                        exc.headers)
+    if not isinstance(detail, str) or not detail or detail == HTTPStatus(status).phrase:
+        detail = DEFAULT_DESCRIPTIONS.get(status) or bilingual(
+            "请求失败", HTTPStatus(status).phrase.lower())
+    return envelope(status, detail, None, exc.headers)
+
+
+async def _user_error(request: Request, exc: UserError) -> JSONResponse:
+    # a 4xx the error names itself (catalog errors carry one); otherwise 400
+    status = getattr(exc, "status", 400)
+    status = status if isinstance(status, int) and 400 <= status < 500 else 400
+    return envelope(status, str(exc), getattr(exc, "code", None) or None)
+
+
+async def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    return envelope(503, UNAVAILABLE)
+
+
+async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    LOGGER.exception("unhandled error on %s", request.url.path)
+    return envelope(500, INTERNAL)
+
+
+def install_error_envelope(app: FastAPI) -> None:
+    """Register the handlers that give every route the one error envelope."""
+    handlers: dict[Any, Callable] = {RequestValidationError: _validation_error,
+                                     StarletteHTTPException: _http_error,
+                                     UserError: _user_error,
+                                     DatabaseUnavailable: _db_down,
+                                     Exception: _internal}
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+
+
+# -- authentication, as pure ASGI --------------------------------------------------------
+
+class AuthMiddleware:
+    """Authenticates every HTTP request before any route (platform or /ogc) runs and puts
+    the :class:`Caller` on ``request.state.caller``. Pure ASGI, not BaseHTTPMiddleware:
+    responses (streamed downloads) pass through untouched and context variables flow.
+    The key lookup — a database query on a cache miss — runs in a worker thread
+    (``jmgeo.auth.authenticate_headers``), never on the event loop."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            caller = await authenticate_headers(Headers(scope=scope))
+        except AuthError as exc:
+            await envelope(401, str(exc), None, AUTH_CHALLENGE)(scope, receive, send)
+            return
+        except DatabaseUnavailable:
+            await envelope(503, UNAVAILABLE)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
