@@ -117,7 +117,7 @@ def raster_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
 
 def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, Access]]:
     """The collections this caller may see, and the access behind each one."""
-    from catalog.records_provider import records_resource
+    from jmgeo.ogc.records import records_resource
 
     resources: dict[str, Any] = {"regions": regions_resource(),
                                  "catalog": records_resource(caller)}
