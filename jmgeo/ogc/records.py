@@ -26,7 +26,7 @@ import logging
 from typing import Any
 
 from catalog import store, sync, vocab
-from catalog.excel import classification_label
+from catalog.sheet_writers import classification_label
 from jmgeo.db import connection
 from jmgeo.ogc.compat import BaseProvider, ProviderInvalidQueryError, ProviderItemNotFoundError
 from layers.policy import Caller
