@@ -7,9 +7,8 @@ COPY spatial spatial
 COPY layers layers
 COPY loaders loaders
 COPY catalog catalog
-COPY migrations migrations
-# editable: migrations/ and alembic.ini are read from /app (package data such as
-# jmgeo/ogc/pygeoapi-config.yml and spatial/data/ comes with the packages)
+# package data (jmgeo/migrations, jmgeo/ogc/pygeoapi-config.yml, spatial/data) comes
+# with the packages; alembic.ini is for running `alembic` by hand from /app
 RUN pip install --no-cache-dir -e .
 ENV JMGEO_HOST=0.0.0.0 JMGEO_PORT=5000
 EXPOSE 5000

@@ -1,6 +1,7 @@
 """Package data is found with importlib.resources, so an installed (even zipped) package
-works as a source checkout does: the region code table and boundaries (spatial/data) and
-pygeoapi's static configuration (jmgeo/ogc/pygeoapi-config.yml)."""
+works as a source checkout does: the region code table and boundaries (spatial/data),
+pygeoapi's static configuration (jmgeo/ogc/pygeoapi-config.yml) and the migrations
+(jmgeo/migrations, for `jmgeo db upgrade`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_FILES = ["spatial/data/jiangmen_regions.csv", "spatial/data/jiangmen_boundaries.geojson",
-              "jmgeo/ogc/pygeoapi-config.yml"]
+              "jmgeo/ogc/pygeoapi-config.yml", "jmgeo/migrations/env.py",
+              "jmgeo/migrations/script.py.mako",
+              *sorted(p.relative_to(REPO).as_posix()
+                      for p in (REPO / "jmgeo/migrations/versions").glob("*.py"))]
 
 
 def test_pyproject_ships_the_data_files():
@@ -48,3 +52,20 @@ def test_data_is_read_from_a_zipped_package(tmp_path):
     n, first, boundaries, max_items = out.stdout.split()
     assert int(n) > 80 and first == "440700" and boundaries == "True"
     assert max_items == "10000"
+
+
+def test_migrations_need_no_alembic_ini():
+    """`jmgeo db upgrade` builds alembic's configuration in code, pointing at the
+    migrations inside the jmgeo package (an installed package has no alembic.ini)."""
+    from alembic.script import ScriptDirectory
+
+    import jmgeo
+    from jmgeo.cli import alembic_config
+
+    cfg = alembic_config()
+    assert cfg.config_file_name is None
+    script = ScriptDirectory.from_config(cfg)
+    assert Path(script.dir).resolve() == Path(jmgeo.__file__).resolve().parent / "migrations"
+    versions = sorted(p.stem.split("_")[0] for p in (REPO / "jmgeo/migrations/versions")
+                      .glob("*.py"))
+    assert script.get_current_head() == versions[-1]
