@@ -1,13 +1,14 @@
 # The platform image used by docker-compose.yml (PostGIS runs in its own container).
 FROM python:3.12-slim-bookworm
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini pygeoapi-config.yml ./
+COPY pyproject.toml README.md alembic.ini ./
 COPY jmgeo jmgeo
 COPY spatial spatial
 COPY layers layers
 COPY loaders loaders
-COPY migrations migrations
-# editable: migrations/, alembic.ini and pygeoapi-config.yml are read from /app
+COPY catalog catalog
+# package data (jmgeo/migrations, jmgeo/ogc/pygeoapi-config.yml, spatial/data) comes
+# with the packages; alembic.ini is for running `alembic` by hand from /app
 RUN pip install --no-cache-dir -e .
 ENV JMGEO_HOST=0.0.0.0 JMGEO_PORT=5000
 EXPOSE 5000

@@ -8,10 +8,15 @@ the bureau reviews, publishes and exports the summary sheet (汇总表, 附件2)
 catalog and DCAT. Spatial layers register themselves (``catalog.sync``).
 
 - ``catalog.vocab``   controlled vocabularies, normalisation, resource codes
-- ``catalog.store``   the SQL for the catalog tables: write, lifecycle, history, search
+- ``catalog.store``   one import for ``catalog.content`` (an entry's content, the national
+  rules, errors), ``catalog.entries`` (the SQL: read, search, write, history) and
+  ``catalog.lifecycle`` (draft → published → retired, who may move it: the policy's answer)
 - ``catalog.sync``    spatial layers → catalog entries
-- ``catalog.excel``   survey sheet template / import / export, summary sheet, CSV
+- ``catalog.excel``   one import for ``catalog.sheet`` (the survey sheet's columns),
+  ``catalog.survey_import`` / ``survey_rows`` (reading a sheet) and
+  ``catalog.sheet_writers`` (template, survey sheet, summary sheet, catalog, CSV)
 - ``catalog.dcat``    DCAT JSON-LD for machines
 - ``catalog.api``     the FastAPI router; ``catalog.cli`` the ``jmgeo catalog`` commands
-- ``catalog.records_provider``  OGC API Records through pygeoapi, under the policy
+- OGC API Records through pygeoapi, under the policy: ``jmgeo.ogc.records`` (the server
+  package: it is a pygeoapi provider)
 """

@@ -13,9 +13,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from catalog import excel, samples, sync
-from layers.policy import Caller
+from layers import policy
 
-DEMO_CALLER = Caller(kind="admin", name="demo")
+DEMO_CALLER = policy.system("demo")
 
 
 def load_demo_catalog(dsn: str, log=print) -> dict[str, int]:

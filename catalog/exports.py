@@ -11,9 +11,10 @@ from typing import Any
 from psycopg.rows import tuple_row
 
 from catalog import dcat, excel, store
+from layers import policy
 from layers.policy import Caller
 
-BUREAU = Caller(kind="admin", name="export")
+EXPORTER = policy.system("catalog-export")  # the platform writing the published files
 FILES = {
     "survey": "调查表.xlsx",
     "summary": "汇总表.xlsx",
@@ -25,7 +26,7 @@ FILES = {
 
 
 def select(conn, *, status: str = "published", dept: str | None = None,
-           caller: Caller = BUREAU) -> list[dict[str, Any]]:
+           caller: Caller = EXPORTER) -> list[dict[str, Any]]:
     """Entries to export, in code order: ``published`` only, or ``all`` but retired."""
     filters = {"dept": dept}
     if status != "all":

@@ -23,9 +23,9 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from catalog import store, vocab
-from layers.policy import Caller
+from layers import policy
 
-SYNC_CALLER = Caller(kind="admin", name="system:layer-sync")
+SYNC_CALLER = policy.system("layer-sync")  # the platform registering its own layers
 CONDITION_DEFAULT = "经提供方审批同意后共享，限于申请所述用途使用 / shared on the owner's approval, " \
                     "for the stated purpose only"
 THEME_CATEGORIES = {  # layer theme → 目 under 1 基础 / 03 自然资源和空间地理

@@ -54,11 +54,17 @@ def _db_destroy(args: argparse.Namespace) -> None:
 
 
 def alembic_config():
+    """Alembic's configuration, built here rather than read from alembic.ini: the
+    migrations are package data of jmgeo (jmgeo/migrations), so an installed package
+    runs ``jmgeo db upgrade`` as a source checkout does."""
+    from importlib import resources
+
     from alembic.config import Config
 
-    from jmgeo.settings import PROJECT_ROOT
-
-    return Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("jmgeo") / "migrations"))
+    cfg.set_main_option("path_separator", "os")
+    return cfg
 
 
 def _alembic(action: str, revision: str | None) -> None:

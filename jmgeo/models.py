@@ -1,7 +1,7 @@
 """Shared SQLAlchemy metadata and the platform-wide tables (departments, audit).
 
 Table models live beside the code that owns them: regions in ``spatial.models``,
-the layer registry in ``layers.models``. Alembic migrations in ``migrations/`` are the
+the layer registry in ``layers.models``. Alembic migrations in ``jmgeo/migrations/`` are the
 schema's source of truth; these models mirror them for queries.
 """
 

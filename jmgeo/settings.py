@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     def _empty_is_off(cls, value):
         return False if value == "" else value  # JMGEO_DEBUG= (set but empty) means off
 
+    # local datum shifts from the surveying bureau, "dx,dy,dz[,rx,ry,rz,s]" (PROJ
+    # +towgs84): Xian 1980 / Beijing 1954 input is exact with them, approximate without
+    # (read by spatial.inputcrs.load_local_datum_params)
+    xian80_towgs84: str | None = None
+    beijing54_towgs84: str | None = None
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

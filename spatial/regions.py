@@ -14,13 +14,16 @@ import argparse
 import csv
 import json
 from datetime import date
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+# package data (importlib.resources: a source checkout and an installed wheel alike)
+DATA_DIR: Traversable = resources.files("spatial") / "data"
 CODES_CSV = DATA_DIR / "jiangmen_regions.csv"
 BOUNDARIES = DATA_DIR / "jiangmen_boundaries.geojson"
 CODE_TABLE_VALID_FROM = date(2023, 6, 30)  # the release's cut-off date
@@ -29,10 +32,10 @@ COUNTY_KINDS = ("district", "county_city")
 SUBDIVIDE_VERTICES = 64
 
 
-def read_codes(path: Path = CODES_CSV) -> list[dict[str, str]]:
+def read_codes(path: Path | Traversable = CODES_CSV) -> list[dict[str, str]]:
     """Read and check the code table; every problem names the row and the fix."""
     rows = []
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"code", "name", "kind", "parent_code"} - set(reader.fieldnames or [])
         if missing:
@@ -65,11 +68,11 @@ def load_codes(conn: psycopg.Connection, rows: list[dict[str, str]],
     return len(rows)
 
 
-def load_boundaries(conn: psycopg.Connection, path: Path = BOUNDARIES) -> int:
+def load_boundaries(conn: psycopg.Connection, path: Path | Traversable = BOUNDARIES) -> int:
     """Attach polygons (GeoJSON in EPSG:4490 lon/lat, property ``code``) to current regions
     and, when any changed, rebuild the subdivided parts used for fast point/region queries
     (reloading the same file changes nothing and keeps layers' region indexes)."""
-    with open(path, encoding="utf-8") as fh:
+    with path.open(encoding="utf-8") as fh:
         fc = json.load(fh)
     n = changed = 0
     with conn.cursor() as cur:
@@ -113,7 +116,7 @@ def load_framework(dsn: str | None = None, log=lambda *a: None) -> dict[str, int
 
     with psycopg.connect(dsn or database_url()) as conn, conn.transaction():
         codes = load_codes(conn, read_codes())
-        polys = load_boundaries(conn) if BOUNDARIES.exists() else 0
+        polys = load_boundaries(conn) if BOUNDARIES.is_file() else 0
     log(f"regions: {codes} codes, {polys} polygons")
     return {"codes": codes, "polygons": polys}
 
@@ -199,7 +202,7 @@ def _cli_load(args: argparse.Namespace) -> None:
         rows = read_codes(args.codes)
         with psycopg.connect(database_url()) as conn, conn.transaction():
             n = load_codes(conn, rows)
-            m = load_boundaries(conn, args.boundaries) if args.boundaries.exists() else 0
+            m = load_boundaries(conn, args.boundaries) if args.boundaries.is_file() else 0
     except (ValueError, OSError) as exc:
         raise UserError(str(exc)) from exc
     print(f"regions: {n} codes, {m} polygons")

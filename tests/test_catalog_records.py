@@ -7,8 +7,8 @@ import psycopg
 import pytest
 
 from catalog import excel, samples
-from catalog.records_provider import CatalogRecordsProvider, records_resource
 from jmgeo.ogc.compat import ProviderInvalidQueryError, ProviderItemNotFoundError
+from jmgeo.ogc.records import CatalogRecordsProvider, records_resource
 from layers.departments import ensure_departments
 from layers.policy import ANONYMOUS, Caller
 
@@ -30,10 +30,40 @@ def provider(caller: Caller) -> CatalogRecordsProvider:
 
 
 def test_resource_carries_the_audience():
-    assert records_resource(ANONYMOUS)["providers"][0]["jmgeo"] == {"visibility": "open"}
-    assert records_resource(Caller(kind="auditor"))["providers"][0]["jmgeo"] == \
-        {"visibility": "open"}
-    assert records_resource(JT)["providers"][0]["jmgeo"] == {"visibility": "published"}
+    """The provider definition carries the caller's role and department (what the
+    policy's catalog filter reads) — no name or key, so callers alike share it."""
+    assert records_resource(ANONYMOUS)["providers"][0]["jmgeo"] == \
+        {"caller": {"kind": "anonymous", "dept_code": None}}
+    assert records_resource(Caller(kind="auditor", name="aud"))["providers"][0]["jmgeo"] == \
+        {"caller": {"kind": "auditor", "dept_code": None}}
+    assert records_resource(JT)["providers"][0]["jmgeo"] == \
+        {"caller": {"kind": "department", "dept_code": "jt"}}
+    assert records_resource(Caller(kind="department", dept_code="jt", name="other key")) \
+        == records_resource(JT)
+
+
+def test_provider_filters_with_the_callers_own_policy_filter(imported):
+    """Records are the published entries among those the policy lets *this* caller list:
+    an auditor (who supervises the catalog) sees every published entry, as the bureau."""
+    from layers import policy
+
+    with psycopg.connect(imported, autocommit=True,
+                         row_factory=psycopg.rows.dict_row) as conn:
+        from catalog import store
+
+        for caller in (ANONYMOUS, JT, BUREAU, Caller(kind="auditor", name="aud")):
+            rows, _ = store.list_entries(conn, caller, filters={"status": "published"},
+                                         limit=1000)
+            want = {r["code"].replace("/", "-") for r in rows}
+            fc = provider(caller).query(limit=1000)
+            assert {f["id"] for f in fc["features"]} == want, caller
+            assert fc["numberMatched"] == len(want)
+            for r in rows:
+                assert policy.entry_listed(caller, status=r["status"],
+                                           owner_code=r["provider_code"],
+                                           sharing_class=r["sharing_class"])
+    auditor = provider(Caller(kind="auditor", name="aud"))
+    assert auditor.get("301001-000001")["properties"]["sharing_type"] == "有条件共享"
 
 
 def test_provider_public_sees_open_entries_only(imported):

@@ -242,11 +242,23 @@ def test_local_datum_params_make_legacy_exact(monkeypatch):
     assert metres(*shifted, *ref.transform(400000.0, 2500000.0)) < 0.01
 
 
-def test_local_datum_params_validation():
-    assert C.load_local_datum_params({"JMGEO_BEIJING54_TOWGS84": "1 2 3"})["beijing54"].towgs84 == (1, 2, 3)
-    assert C.load_local_datum_params({}) == {}
+def test_local_datum_params_validation(monkeypatch):
+    from jmgeo.settings import Settings
+
+    def params(**kw):
+        return C.load_local_datum_params(Settings(**{"xian80_towgs84": None,
+                                                     "beijing54_towgs84": None, **kw}))
+
+    assert params(beijing54_towgs84="1 2 3")["beijing54"].towgs84 == (1, 2, 3)
+    assert params() == {}
+    assert params(xian80_towgs84="  ") == {}
     with pytest.raises(ValueError, match="3 or 7"):
-        C.load_local_datum_params({"JMGEO_XIAN80_TOWGS84": "1,2"})
+        params(xian80_towgs84="1,2")
+    # the settings read the environment (JMGEO_ prefix), afresh when none are given
+    monkeypatch.setenv("JMGEO_BEIJING54_TOWGS84", "4,5,6")
+    monkeypatch.delenv("JMGEO_XIAN80_TOWGS84", raising=False)
+    assert C.load_local_datum_params() == {"beijing54": C.LocalDatumParams("beijing54",
+                                                                           (4, 5, 6))}
     with pytest.raises(ValueError, match="cannot parse"):
         C.LocalDatumParams.parse("xian80", "a,b,c")
 

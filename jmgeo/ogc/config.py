@@ -13,13 +13,13 @@ import copy
 import hashlib
 import json
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import yaml
 
 from jmgeo.ogc.coverages import coverage_provider_def
 from jmgeo.ogc.tiles import regions_tile_provider_def, tile_provider_def
-from jmgeo.settings import PROJECT_ROOT
 from layers.policy import Access, Caller, visible_layers
 from spatial.crs import CRS84_URI, EPSG_URI, JIANGMEN_EXTENT, SUPPORTED_OUTPUT_CRS
 
@@ -29,10 +29,15 @@ THEME_KEYWORDS = {"land": "国土", "water": "水务", "transport": "交通", "c
                   "planning": "规划", "environment": "环保", "framework": "地理空间框架"}
 
 
+STATIC_CONFIG = "pygeoapi-config.yml"  # package data of jmgeo.ogc, beside this module
+
+
 @lru_cache
 def static_config() -> dict[str, Any]:
-    with open(PROJECT_ROOT / "pygeoapi-config.yml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    """The static part of pygeoapi's configuration (server, metadata), read as package
+    data so an installed wheel finds it as a source checkout does."""
+    text = resources.files("jmgeo.ogc").joinpath(STATIC_CONFIG).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
 
 
 def _extent() -> dict[str, Any]:
@@ -117,7 +122,7 @@ def raster_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
 
 def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, Access]]:
     """The collections this caller may see, and the access behind each one."""
-    from catalog.records_provider import records_resource
+    from jmgeo.ogc.records import records_resource
 
     resources: dict[str, Any] = {"regions": regions_resource(),
                                  "catalog": records_resource(caller)}

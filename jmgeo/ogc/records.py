@@ -2,12 +2,13 @@
 
 pygeoapi builds one API per audience from generated configuration
 (``jmgeo.ogc.config``); :func:`records_resource` is the ``catalog`` collection of one
-audience, and its provider definition carries what that audience may see:
-
-* ``visibility: open`` — the public (and auditors): open published entries only;
-* ``visibility: published`` — departments and the bureau: every published entry's
-  metadata (that is how they know what to request), never data: links to a layer's
-  OGC API collection are given only where the class lets every department read it.
+audience, and its provider definition carries the caller's role and department — all
+the catalog rule reads. The provider lists the *published* entries among those the
+policy lets that caller list (``layers.policy.catalog_filter``, applied by
+``catalog.store.list_entries``; ``entry_listed`` for one record): the public open
+entries only, departments and the bureau every published entry's metadata (that is how
+they know what to request) — never data: links to a layer's OGC API collection are
+given only where the class lets every department read it.
 
 Records are GeoJSON features (OGC API - Records Part 1 record core): ``id`` is the
 resource code with ``-`` for ``/`` (``103002-000001``), geometry the extent of a spatial
@@ -25,15 +26,14 @@ import logging
 from typing import Any
 
 from catalog import store, sync, vocab
-from catalog.excel import classification_label
+from catalog.sheet_writers import classification_label
 from jmgeo.db import connection
 from jmgeo.ogc.compat import BaseProvider, ProviderInvalidQueryError, ProviderItemNotFoundError
 from layers.policy import Caller
 from spatial.crs import CRS84_URI, JIANGMEN_EXTENT
 
 LOGGER = logging.getLogger(__name__)
-PROVIDER = "catalog.records_provider.CatalogRecordsProvider"
-READER = Caller(kind="admin", name="records")  # visibility is applied by filters below
+PROVIDER = "jmgeo.ogc.records.CatalogRecordsProvider"
 QUERYABLES = {"title": "string", "description": "string", "code": "string",
               "provider": "string", "class": "string", "format": "string",
               "sharing_type": "string", "update_cycle": "string", "type": "string"}
@@ -41,10 +41,17 @@ SORTABLE = {"title": "name", "code": "code", "updated": "updated", "created": "p
             "publish_date": "publish_date"}
 
 
-def audience(caller: Caller) -> str:
-    """``published`` for departments and the bureau, ``open`` for everyone else
-    (the catalog rule of ``layers.policy.listed``)."""
-    return "published" if caller.data_dept is not None or caller.kind == "admin" else "open"
+def audience(caller: Caller) -> dict[str, str | None]:
+    """What of the caller the catalog rule reads (role and department), for the provider
+    definition: no name or key, so callers alike share one audience configuration."""
+    return {"kind": caller.kind, "dept_code": caller.dept_code}
+
+
+def _caller(opts: dict[str, Any]) -> Caller:
+    """The caller of :func:`audience` (anonymous when the definition names none)."""
+    kind = opts.get("kind") or "anonymous"
+    dept = opts.get("dept_code")
+    return Caller(kind=kind, dept_code=dept, name=f"{kind}:{dept}" if dept else kind)
 
 
 def records_resource(caller: Caller) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def records_resource(caller: Caller) -> dict[str, Any]:
             "id_field": "id",
             "title_field": "title",
             "time_field": "created",
-            "jmgeo": {"visibility": audience(caller)},
+            "jmgeo": {"caller": audience(caller)},
         }],
     }
 
@@ -93,10 +100,7 @@ class CatalogRecordsProvider(BaseProvider):
 
     def __init__(self, provider_def: dict[str, Any]):
         super().__init__(provider_def)
-        opts = provider_def.get("jmgeo") or {}
-        self.visibility = opts.get("visibility", "open")
-        if self.visibility not in ("open", "published"):
-            self.visibility = "open"
+        self.caller = _caller((provider_def.get("jmgeo") or {}).get("caller") or {})
         self._fields = {k: {"type": t} for k, t in QUERYABLES.items()}
 
     def get_fields(self) -> dict[str, Any]:
@@ -138,7 +142,7 @@ class CatalogRecordsProvider(BaseProvider):
         with connection() as conn:
             sync.ensure_synced(conn)
             rows, total = store.list_entries(
-                conn, READER, q=q, filters=filters, open_only=self.visibility == "open",
+                conn, self.caller, q=q, filters=filters,
                 limit=1_000_000 if post else limit, offset=0 if post else offset,
                 sort=sort, bbox=box, published_between=_interval(datetime_))
         if post:
@@ -157,8 +161,7 @@ class CatalogRecordsProvider(BaseProvider):
         with connection() as conn:
             sync.ensure_synced(conn)
             e = store.get_entry(conn, code=_code(identifier))
-        if e is None or e["status"] != "published" or (
-                self.visibility == "open" and e["sharing_class"] != "open"):
+        if e is None or e["status"] != "published" or not store.visible(self.caller, e):
             raise ProviderItemNotFoundError(user_msg="记录不存在 / record not found")
         return self._record(e, False, None)
 
@@ -168,7 +171,7 @@ class CatalogRecordsProvider(BaseProvider):
                 select_properties) -> dict[str, Any]:
         cls = e["sharing_class"]
         rights = vocab.ACCESS_RIGHTS[cls]
-        if e.get("sharing_condition") and self.visibility == "published":
+        if e.get("sharing_condition"):  # part of the entry's metadata the caller may list
             label = "法律依据" if cls == "not_shared" else "共享条件"
             rights = f"{rights}；{label}：{e['sharing_condition']}"
         updated = e.get("updated_at")
@@ -233,7 +236,7 @@ class CatalogRecordsProvider(BaseProvider):
                 "properties": props, "links": links}
 
     def __repr__(self) -> str:
-        return f"<CatalogRecordsProvider visibility={self.visibility}>"
+        return f"<CatalogRecordsProvider caller={self.caller.name}>"
 
 
 def _interval(datetime_: str | None) -> tuple[Any, Any] | None:
