@@ -16,7 +16,8 @@ catalog and DCAT. Spatial layers register themselves (``catalog.sync``).
   ``catalog.survey_import`` / ``survey_rows`` (reading a sheet) and
   ``catalog.sheet_writers`` (template, survey sheet, summary sheet, catalog, CSV)
 - ``catalog.dcat``    DCAT JSON-LD for machines
-- ``catalog.api``     the FastAPI router; ``catalog.cli`` the ``jmgeo catalog`` commands
+- ``catalog.cli`` the ``jmgeo catalog`` commands; the HTTP API is ``jmgeo.catalog_api``
+  (the server package)
 - OGC API Records through pygeoapi, under the policy: ``jmgeo.ogc.records`` (the server
   package: it is a pygeoapi provider)
 """
