@@ -247,8 +247,12 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  部门 / owner:      {layer['owner_code']} {layer['owner_name']}")
     print(f"  主题 / theme:      {layer['theme']}    共享 / sharing: {layer['sharing_class']}"
           + (f"  法律依据 / legal basis: {layer['legal_basis']}" if layer["legal_basis"] else ""))
-    print(f"  几何 / geometry:   {layer['geometry_type']}  源坐标系 / source CRS: "
-          f"{layer['source_crs']}  编码 / encoding: {layer['source_encoding']}")
+    if layer["kind"] == "table":
+        print(f"  数据表 / table:    无几何 / no geometry  键 / key: {layer['key_field']}  "
+              f"编码 / encoding: {layer['source_encoding']}")
+    else:
+        print(f"  几何 / geometry:   {layer['geometry_type']}  源坐标系 / source CRS: "
+              f"{layer['source_crs']}  编码 / encoding: {layer['source_encoding']}")
     print(f"  版本 / versions:   current {layer['current_version']} of "
           f"{[v['version'] for v in versions]}")
     if layer["sensitive_fields"]:

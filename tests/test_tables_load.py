@@ -400,3 +400,49 @@ def test_100k_gbk_enterprise_records_load_as_a_table_in_seconds(dsn, tmp_path):
     assert total == distinct == n
     assert len(sample) == n // 997 and [validate_uscc(c) for c in sample] == sample
     assert sample[0] == make_uscc("91", regions[996 % 7], f"{996:08d}")  # fid 997
+
+
+# -- the upload API and the demo ---------------------------------------------------------------
+def test_upload_api_takes_a_table_with_the_same_options(app_client, dsn, tmp_path):
+    from layers.identity import create_key
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        token = create_key(conn, "ttab-scjg", dept="scjg")["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    p = write_csv(tmp_path / "上传.csv", records(7), encoding="gbk")
+    files = {"file": (p.name, p.read_bytes(), "text/csv")}
+    form = {"dept": "scjg", "layer": "ttab_upload", "theme": "enterprise",
+            "sharing": "conditional", "key": "统一社会信用代码"}
+    before = counts(dsn)
+    r = app_client.post("/layers/upload", files=files, data=form, headers=auth)
+    assert r.status_code == 422 and "--kind table" in r.json()["description"]
+    assert counts(dsn) == before
+    r = app_client.post("/layers/upload", files=files, data={**form, "kind": "table"},
+                        headers=auth)
+    assert r.status_code == 201, r.text
+    assert r.json()["target"]["kind"] == "table" and r.json()["counts"]["loaded"] == 7
+    assert_is_table(dsn, "ttab_upload", "uscc")
+
+
+def test_demo_enterprises_table(dsn, tmp_path):
+    from loaders.demo import demo_layers, make_enterprises
+
+    p = make_enterprises(tmp_path)
+    raw = p.read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    lines = raw.decode("gbk").splitlines()
+    assert len(lines) == 201 and lines[0].startswith('"统一社会信用代码"')
+    codes = [ln.split(",")[0].strip('"') for ln in lines[1:]]
+    assert len(set(codes)) == 200 and all(validate_uscc(c) == c for c in codes)
+    assert make_enterprises(tmp_path).read_bytes() == raw, "deterministic"
+    _, opts = next((f, o) for f, o in demo_layers(None, tmp_path / "all")
+                   if o.layer == "enterprises")
+    report = load(p, opts, dsn=dsn, progress=False)
+    assert report["counts"]["loaded"] == 200 and report["encoding"]["encoding"] == \
+        "GBK/GB18030"
+    entry = registry_row(dsn, "enterprises")
+    assert (entry["owner_code"], entry["sharing_class"], entry["kind"]) == (
+        "scjg", "conditional", "table")
+    assert entry["sensitive_fields"] == {"legal_rep_phone": "phone"}
+    assert_is_table(dsn, "enterprises", "uscc")
