@@ -176,7 +176,6 @@ def _run(src: Source, opts: LoadOptions, dsn: str, t0: float,
         return report
     except psycopg.DataError as exc:
         # a value PostgreSQL refuses (bad bytes, out of range …): name it, change nothing
-        run.close()
         detail = str(exc).strip().splitlines()[0]
         context = (exc.diag.context or "").strip().splitlines()[0:1]
         raise LoaderError(

@@ -374,3 +374,4 @@ class LoadRun:
             close()
         if self.bar:
             self.bar.close()
+            self.bar = None

@@ -124,6 +124,16 @@ def test_utf8_csv_loads_as_a_table_through_the_cli(dsn, tmp_path, capsys):
     assert types["成立日期"] == "date" and types["邮政编码"] == "text"
 
 
+def test_table_dry_run_reports_and_changes_nothing(dsn, tmp_path, capsys):
+    p = write_csv(tmp_path / "试装.csv", records(9), encoding="gbk")
+    before = counts(dsn)
+    rc, out, err = load_cli(p, "ttab_dry", capsys, "--kind", "table", "--key", "统一社会信用代码",
+                            "--dry-run")
+    assert rc == 0, err
+    assert "DRY RUN" in out and "GBK" in out and "loaded 9" in out and "key uniqueness" in out
+    assert counts(dsn) == before
+
+
 def test_gbk_database_export_keeps_codes_and_reads_nulls(dsn, tmp_path):
     recs = records(12)
     recs[3][3] = "\\N"  # PostgreSQL / MySQL export of NULL
