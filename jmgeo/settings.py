@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # (read by spatial.inputcrs.load_local_datum_params)
     xian80_towgs84: str | None = None
     beijing54_towgs84: str | None = None
+    # loaders: records per batch (memory vs speed), the largest attribute value accepted
+    # (bigger is an export error: an image or a document in a field), and the most a zip
+    # may expand to (zip bombs) — JMGEO_LOAD_BATCH, JMGEO_MAX_FIELD_BYTES, JMGEO_ZIP_MAX_BYTES
+    load_batch: int = 50_000
+    max_field_bytes: int = 1024 * 1024
+    zip_max_bytes: int = 20 * 1024 ** 3
 
     @property
     def base_url(self) -> str:

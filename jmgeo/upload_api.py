@@ -60,7 +60,10 @@ async def upload_layer(
     legal_basis: str | None = Form(None, description="法律依据 (required for not_shared)"),
     src_crs: str | None = Form(None),
     encoding: str | None = Form(None),
-    key: str | None = Form(None),
+    key: str | None = Form(None, description="unique key field (required for kind=table)"),
+    kind: str | None = Form(None, description="table: records without geometry (CSV, XLSX, "
+                            "DBF, GeoPackage attribute table), keyed by `key`"),
+    sheet: str | None = Form(None, description="XLSX: the sheet (default: the first)"),
     dry_run: bool = Form(False),
     title: str | None = Form(None),
     description: str | None = Form(None),
@@ -104,7 +107,8 @@ async def upload_layer(
             dry_run=dry_run, title=title, description=description,
             update_cycle=update_cycle, source_layer=source_layer or None,
             allow_outside=allow_outside, strict=strict, force_2d=force_2d, swap_xy=swap_xy,
-            sensitive=_parse_sensitive(sensitive), loaded_by=f"api:{caller.name}")
+            sensitive=_parse_sensitive(sensitive), loaded_by=f"api:{caller.name}",
+            kind=kind or None, sheet=sheet or None)
         try:
             report = await run_in_threadpool(load, target, opts, display=name, progress=False)
         except LoaderError as exc:

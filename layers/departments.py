@@ -71,6 +71,7 @@ DEMO_DEPARTMENTS: list[dict[str, Any]] = [
     {"code": "gh", "name": "江门市城乡规划局", "uscc": make_uscc("11", "440700", "00701005")},
     {"code": "hb", "name": "江门市环境保护局", "uscc": make_uscc("11", "440700", "00701006")},
     {"code": "wxtc", "name": "江门市网信统筹局", "uscc": make_uscc("11", "440700", "00701007")},
+    {"code": "scjg", "name": "江门市市场监督管理局", "uscc": make_uscc("11", "440700", "00701009")},
 ]
 
 

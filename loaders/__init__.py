@@ -17,8 +17,15 @@
    :func:`spatial.crs.to_canonical`, validity repair (or refusal with ``--strict``),
    Multi* promotion, extent flags; :mod:`loaders.attributes` — ascii columns, 中文
    labels, types, dates.
-5. :mod:`loaders.pipeline` — COPY into the new version's table, index, key check and
-   diff, quality score, and :func:`layers.registry.publish` — all in one transaction.
+5. :mod:`loaders.pipeline` runs the stages of :mod:`loaders.stages` (open → plan →
+   stream → check → publish): COPY (:mod:`loaders.copying`) into the new version's
+   table, index, key check and diff (:mod:`loaders.keys`), quality score and report
+   (:mod:`loaders.report`), and :func:`layers.registry.publish` — all in one transaction.
+
+*Tables* (``--kind table --key FIELD``: records without geometry from a CSV, an XLSX
+sheet — :mod:`loaders.xlsx`, ``--sheet NAME`` — a DBF on its own or a GeoPackage
+attribute table) take the same stages without the CRS and geometry steps; their key
+must be present, filled and unique (refusals name the rows) and gets a UNIQUE index.
 
 Every refusal is a :class:`loaders.errors.LoaderError`: one line, Chinese first, naming
 the file, the problem and the fix. :mod:`loaders.demo` makes the demo department layers;

@@ -12,17 +12,15 @@ number, a code) would be lost. Everything works on whole Arrow arrays.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jmgeo.settings import get_settings
 from layers.registry import RESERVED_COLUMNS, Column
 from loaders.errors import LoaderError
-
-MAX_FIELD_BYTES = int(os.environ.get("JMGEO_MAX_FIELD_BYTES", str(1024 * 1024)))
 
 # standard abbreviations in Chinese land / survey data → 中文 label
 KNOWN_LABELS = {
@@ -49,6 +47,13 @@ ZH_COLUMNS = {
     "水库名称": "reservoir_name", "道路名称": "road_name", "站点名称": "stop_name",
     "线路": "routes", "库容": "storage", "流域": "basin", "宽度": "width", "路面": "surface",
     "省名": "province", "市名": "city", "县名": "county", "人口": "population",
+    # enterprise / legal-person records (法人单位 tables)
+    "统一社会信用代码": "uscc", "社会信用代码": "uscc", "企业名称": "enterprise_name",
+    "单位名称": "unit_name", "法定代表人": "legal_rep", "法定代表人电话": "legal_rep_phone",
+    "注册资本": "registered_capital", "注册资本（万元）": "registered_capital",
+    "成立日期": "founded_date", "行业": "industry", "行业门类": "industry",
+    "登记状态": "reg_status", "住所": "address", "经营范围": "business_scope",
+    "登记机关": "reg_authority", "企业类型": "enterprise_type",
 }
 _DATE_PATTERNS = ((re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$"), "%Y-%m-%d"),
                   (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$"), "%Y/%m/%d"))
@@ -269,6 +274,7 @@ def convert(plan: AttributePlan, batch: pa.Table | pa.RecordBatch, display: str,
             offset: int) -> list[pa.Array]:
     """The batch's attribute columns, converted for COPY (same order as plan.columns)."""
     out = []
+    max_bytes = get_settings().max_field_bytes
     for f in plan.fields:
         if f.how == "drop":
             continue
@@ -285,14 +291,14 @@ def convert(plan: AttributePlan, batch: pa.Table | pa.RecordBatch, display: str,
         if pa.types.is_string(t):
             lengths = pc.binary_length(arr)
             longest = pc.max(lengths).as_py()
-            if longest is not None and longest > MAX_FIELD_BYTES:
+            if longest is not None and longest > max_bytes:
                 row = pc.index(lengths, longest).as_py()
                 raise LoaderError(
                     "huge_field", f"第 {offset + row + 1} 个要素的字段 {f.source} 长达 "
-                    f"{longest / 1e6:.1f} MB，超过 {MAX_FIELD_BYTES / 1e6:.1f} MB 上限，通常是导出错误"
+                    f"{longest / 1e6:.1f} MB，超过 {max_bytes / 1e6:.1f} MB 上限，通常是导出错误"
                     "（如把图片或整个文档写进了属性）", f"field {f.source} of feature "
                     f"{offset + row + 1} holds {longest / 1e6:.1f} MB, above the "
-                    f"{MAX_FIELD_BYTES / 1e6:.1f} MB limit — usually an export error (an "
+                    f"{max_bytes / 1e6:.1f} MB limit — usually an export error (an "
                     "image or a whole document in an attribute)", file=display,
                     fix_zh="删除或截短该字段后重新导出；确需大字段可设置 JMGEO_MAX_FIELD_BYTES",
                     fix_en="drop or shorten that field and export again; raise "

@@ -16,10 +16,13 @@ from layers.models import SHARING_CLASSES, UPDATE_CYCLES
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "load", help="装载文件为部门图层 / load a file as a department layer",
+        "load", help="装载文件为部门图层或数据表 / load a file as a department layer or table",
         description="Load a Shapefile (loose or zipped), GeoPackage, GeoJSON, CSV, KML, "
-        "FileGDB or GeoTIFF into the framework (EPSG:4490) as a new version of a layer.")
-    p.add_argument("file", help="the file (.shp, .zip, .gpkg, .geojson, .csv, .kml, .gdb, .tif)")
+        "FileGDB or GeoTIFF into the framework (EPSG:4490) as a new version of a layer; or, "
+        "with --kind table --key FIELD, records without geometry (CSV, XLSX sheet, DBF, "
+        "GeoPackage attribute table) as a new version of a table.")
+    p.add_argument("file", help="the file (.shp, .zip, .gpkg, .geojson, .csv, .kml, .gdb, .tif, "
+                   ".xlsx, .dbf)")
     p.add_argument("--dept", help="owner department code (e.g. gtzy)")
     p.add_argument("--layer", help="layer name: lowercase ascii, e.g. land_parcels")
     p.add_argument("--theme", help="theme: land, water, transport, civil_defence, …")
@@ -28,13 +31,19 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--src-crs", help="source CRS: EPSG:4547, cgcs2000-gk38, gcj02, bd09, "
                    "a WKT/PROJ string … (default: the file's, else inferred)")
     p.add_argument("--encoding", help="attribute encoding (default: .cpg, else detected)")
-    p.add_argument("--key", help="unique key field (checked; used to diff versions)")
+    p.add_argument("--kind", choices=("vector", "table"),
+                   help="table: records without geometry, keyed by --key (default: a layer, "
+                   "or a raster for GeoTIFF)")
+    p.add_argument("--key", help="unique key field (checked; used to diff versions; required "
+                   "for --kind table)")
+    p.add_argument("--sheet", metavar="NAME", help="XLSX: the sheet to load (default: the first)")
     p.add_argument("--dry-run", action="store_true", help="full report, nothing changes")
     p.add_argument("--title", help="中文名称 of the layer (default: the layer name)")
     p.add_argument("--description", help="description")
     p.add_argument("--update-cycle", choices=UPDATE_CYCLES, default="other")
     p.add_argument("--source-layer", help="layer inside a GeoPackage / KML / FileGDB")
-    p.add_argument("--list-layers", action="store_true", help="list the file's layers, exit")
+    p.add_argument("--list-layers", action="store_true",
+                   help="list the file's layers (an XLSX's sheets), exit")
     p.add_argument("--allow-outside", action="store_true",
                    help="accept data that lies mostly outside Jiangmen (national data)")
     p.add_argument("--strict", action="store_true",
@@ -87,7 +96,7 @@ def _load(args: argparse.Namespace) -> int:
     from loaders.pipeline import LoadOptions, format_report, load
 
     if args.list_layers:
-        return _list_file_layers(args.file)
+        return _list_file_layers(args.file, args.kind)
     missing = [o for o, v in (("--dept", args.dept), ("--layer", args.layer),
                               ("--theme", args.theme), ("--sharing", args.sharing)) if not v]
     if missing:
@@ -100,7 +109,7 @@ def _load(args: argparse.Namespace) -> int:
         update_cycle=args.update_cycle, source_layer=args.source_layer,
         allow_outside=args.allow_outside, strict=args.strict, force_2d=args.force_2d,
         swap_xy=args.swap_xy, sensitive=_parse_sensitive(args.sensitive),
-        loaded_by=f"cli:{_whoami()}")
+        loaded_by=f"cli:{_whoami()}", kind=args.kind, sheet=args.sheet)
     try:
         report = load(args.file, opts, progress=not args.no_progress)
     except LoaderError as exc:
@@ -125,15 +134,18 @@ def _whoami() -> str:
         return "unknown"
 
 
-def _list_file_layers(path: str) -> int:
+def _list_file_layers(path: str, kind: str | None = None) -> int:
     from jmgeo.errors import UserError
     from loaders.errors import LoaderError
     from loaders.readers import list_layers
     from loaders.source import open_source
+    from loaders.xlsx import list_sheets
 
     try:
-        with open_source(path) as src:
-            for name, gtype in list_layers(src):
+        with open_source(path, kind=kind) as src:
+            found = [(n, "table") for n in list_sheets(src)] if src.fmt == "xlsx" \
+                else list_layers(src)
+            for name, gtype in found:
                 print(f"{name}\t{gtype}")
     except LoaderError as exc:
         raise UserError(str(exc)) from exc
@@ -235,8 +247,12 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  部门 / owner:      {layer['owner_code']} {layer['owner_name']}")
     print(f"  主题 / theme:      {layer['theme']}    共享 / sharing: {layer['sharing_class']}"
           + (f"  法律依据 / legal basis: {layer['legal_basis']}" if layer["legal_basis"] else ""))
-    print(f"  几何 / geometry:   {layer['geometry_type']}  源坐标系 / source CRS: "
-          f"{layer['source_crs']}  编码 / encoding: {layer['source_encoding']}")
+    if layer["kind"] == "table":
+        print(f"  数据表 / table:    无几何 / no geometry  键 / key: {layer['key_field']}  "
+              f"编码 / encoding: {layer['source_encoding']}")
+    else:
+        print(f"  几何 / geometry:   {layer['geometry_type']}  源坐标系 / source CRS: "
+              f"{layer['source_crs']}  编码 / encoding: {layer['source_encoding']}")
     print(f"  版本 / versions:   current {layer['current_version']} of "
           f"{[v['version'] for v in versions]}")
     if layer["sensitive_fields"]:

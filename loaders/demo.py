@@ -11,7 +11,10 @@ Each generator writes the kind of file the department really hands over into
 | roads            | jt   | Shapefile, UTF-8, CGCS2000 GK CM 111E            | unconditional  |
 | bus_stops        | jt   | GeoJSON in **GCJ-02** (``--src-crs gcj02``)      | open           |
 | civil_shelters   | rf   | CSV (UTF-8 BOM, Excel) lon/lat                   | not_shared     |
+| enterprises      | scjg | **table**: GBK database-export CSV, USCC key     | conditional    |
 
+``enterprises`` (企业名录 of 市场监督管理局) is a *table* resource: records without
+geometry keyed by 统一社会信用代码 (valid check characters), 法定代表人电话 sensitive.
 Geometries are sampled inside the county polygons in the ``region`` table (falling back
 to Jiangmen's land box when no polygons are loaded), so the extent check passes.
 Loading is idempotent: a layer whose generated files (and options) did not change keeps
@@ -269,6 +272,50 @@ def make_shelters(conn, out: Path, n: int = 60) -> Path:
     return path
 
 
+INDUSTRIES = ("制造业", "批发和零售业", "建筑业", "住宿和餐饮业", "交通运输、仓储和邮政业",
+              "信息传输、软件和信息技术服务业", "租赁和商务服务业", "农、林、牧、渔业")
+FIRM_WORDS = ("五邑", "侨乡", "江海", "新会", "台山", "开平", "鹤山", "恩平", "银洲湖", "潭江")
+FIRM_KINDS = ("五金制品", "电器", "食品", "建材", "物流", "科技", "贸易", "陈皮", "纺织", "摩托车配件")
+
+
+def enterprise_records(n: int, seed: int = SEED + 7) -> list[list[str]]:
+    """n enterprise records (企业名录) with valid 统一社会信用代码, deterministic."""
+    from layers.departments import make_uscc
+
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(COUNTIES, n)
+    names = _names(rng, n)
+    phones = _phones(rng, n)
+    words, kinds = rng.integers(0, 1000, (2, n))
+    capital = np.round(rng.lognormal(5, 1.2, n), 2)
+    years, months, days = (rng.integers(1985, 2025, n), rng.integers(1, 13, n),
+                           rng.integers(1, 29, n))
+    industry = rng.choice(INDUSTRIES, n).tolist()
+    status = rng.choice(["存续", "在业", "迁出", "注销"], n, p=[0.7, 0.2, 0.05, 0.05]).tolist()
+    return [[make_uscc("91", str(codes[i]), f"{seed % 97:02d}{i:06d}"),
+             f"江门市{FIRM_WORDS[words[i] % len(FIRM_WORDS)]}"
+             f"{FIRM_KINDS[kinds[i] % len(FIRM_KINDS)]}有限公司（{i + 1}）",
+             names[i], phones[i], f"{capital[i]:.2f}",
+             f"{years[i]}-{months[i]:02d}-{days[i]:02d}", COUNTY_NAMES[codes[i]], industry[i],
+             status[i], f"江门市{COUNTY_NAMES[codes[i]]}{rng.integers(1, 500)}号"]
+            for i in range(n)]
+
+
+ENTERPRISE_HEADER = ["统一社会信用代码", "企业名称", "法定代表人", "法定代表人电话", "注册资本（万元）",
+                     "成立日期", "所属区县", "行业", "登记状态", "住所"]
+
+
+def make_enterprises(out: Path, n: int = 200) -> Path:
+    """市场监管: 企业名录 as a database export hands it over — GBK, every value quoted."""
+    path = out / "scjg_enterprises" / "企业名录.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="gbk", newline="") as fh:
+        w = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+        w.writerow(ENTERPRISE_HEADER)
+        w.writerows(enterprise_records(n))
+    return path
+
+
 # -- loading ----------------------------------------------------------------------------
 def demo_layers(conn, out: Path) -> list[tuple[Path, LoadOptions]]:
     """Generate the files and say how each is loaded."""
@@ -297,6 +344,11 @@ def demo_layers(conn, out: Path) -> list[tuple[Path, LoadOptions]]:
             legal_basis=CIVIL_DEFENCE_LAW, title="人防工程（演示）",
             description="人民防空工程（演示数据）", key="名称", update_cycle="yearly",
             sensitive={"负责人": "person_name", "联系电话": "phone"})),
+        (make_enterprises(out), LoadOptions(
+            dept="scjg", layer="enterprises", theme="enterprise", sharing="conditional",
+            kind="table", key="统一社会信用代码", title="企业名录（演示）",
+            description="市场监督管理局企业登记信息（演示数据，随机生成）", update_cycle="monthly",
+            sensitive={"法定代表人电话": "phone"})),
     ]
 
 
@@ -320,6 +372,10 @@ def load_demo_layers(dsn: str | None = None, log: Callable[[str], None] = print,
         reports.append(report)
         if report.get("unchanged"):
             log(f"demo layer {opts.layer}: unchanged (version {report['version']})")
+        elif opts.kind == "table":
+            log(f"demo table {opts.layer}: version {report['target']['version']}, "
+                f"{report['counts']['loaded']} records ({report['encoding']['encoding']}, "
+                f"key {opts.key})")
         else:
             c = report["counts"]
             log(f"demo layer {opts.layer}: version {report['target']['version']}, "

@@ -3,15 +3,16 @@
 GDAL formats go through pyogrio's Arrow stream (``open_arrow``): GDAL fills Arrow
 batches in C, geometries arrive as WKB arrays that shapely parses in one call. CSV goes
 through pyarrow's streaming CSV reader (all columns as text first, so codes and phone
-numbers keep their leading zeros), geometry from lon/lat, x/y or WKT columns.
-Memory stays flat: one or two batches are alive at a time, whatever the file size.
+numbers keep their leading zeros), geometry from lon/lat, x/y or WKT columns. XLSX
+sheets come from :mod:`loaders.xlsx`. A *table* (``kind="table"``: records without
+geometry — a CSV, an XLSX sheet, a DBF on its own, a GeoPackage attribute table) yields
+``None`` for the geometries. Memory stays flat: one or two batches are alive at a time, whatever the file size.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 import queue
 import threading
 import warnings
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 import pyogrio
 import shapely
 
+from jmgeo.settings import get_settings
 from loaders.encoding import EncodingDecision, decide_dbf, decide_text_file
 from loaders.errors import LoaderError
 from loaders.source import Source
@@ -32,7 +34,6 @@ from loaders.source import Source
 # drops it with a proper message, so the warning would only be a second, confusing line
 warnings.filterwarnings("ignore", message=r"Measured \(M\) geometry types are not supported")
 
-BATCH_SIZE = int(os.environ.get("JMGEO_LOAD_BATCH", "50000"))
 LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x", "point_x", "xcoord", "x坐标",
              "东经")
 LAT_NAMES = ("lat", "latitude", "纬度", "y", "point_y", "ycoord", "y坐标", "北纬")
@@ -48,10 +49,13 @@ class Reader:
     declared_crs: str | None              # the file's CRS (WKT / EPSG:…), None when absent
     encoding: EncodingDecision
     geometry_type: str | None
-    batches: Iterator[tuple[pa.Table, np.ndarray | pa.Array]]  # geometries or WKB
+    batches: Iterator[tuple[pa.Table, np.ndarray | pa.Array | None]]  # geoms, WKB or None
     source_layer: str | None = None
-    text_inference: bool = False          # CSV: infer numbers from text
+    text_inference: bool = False          # CSV, XLSX: infer numbers from text
     notes: list[str] = field(default_factory=list)
+    # records of a table: the source row of record N (1-based) is N + row_offset — the
+    # CSV line / sheet row a person finds in the file (1 for a header row, 0 for a DBF)
+    row_offset: int = 0
 
 
 def prefetch(it: Iterator, depth: int = 1) -> Iterator:
@@ -105,6 +109,16 @@ def _gdal_error(src: Source, exc: Exception) -> LoaderError:
                        "it again if needed")
 
 
+def no_geometry_error(src: Source, what_zh: str, what_en: str) -> LoaderError:
+    """A file without geometry loaded as a layer: say it can be loaded as a table."""
+    return LoaderError("no_geometry", f"{what_zh}（只是属性表）", f"{what_en} (attribute table "
+                       "only)", file=src.display,
+                       fix_zh="作为数据表装载：加 --kind table --key 键字段（如 统一社会信用代码）；"
+                       "作为图层则须提供带几何的数据",
+                       fix_en="load it as a table with --kind table --key FIELD (e.g. the "
+                       "USCC column); a layer needs data with geometry")
+
+
 def _empty(src: Source) -> LoaderError:
     return LoaderError("empty_layer", "图层中没有任何要素", "the layer has no features",
                        file=src.display, fix_zh="确认导出时选中了要素，或换用正确的文件",
@@ -112,14 +126,25 @@ def _empty(src: Source) -> LoaderError:
 
 
 def open_reader(src: Source, *, encoding: str | None = None, source_layer: str | None = None,
-                batch_size: int = BATCH_SIZE) -> Reader:
+                sheet: str | None = None, kind: str | None = None,
+                batch_size: int | None = None) -> Reader:
+    """The reader for ``src``; ``kind="table"`` reads records without geometry."""
+    batch_size = batch_size or get_settings().load_batch
+    table = kind == "table"
+    if src.fmt == "xlsx":
+        from loaders.xlsx import xlsx_reader
+
+        if not table:
+            raise no_geometry_error(src, "XLSX 电子表格没有几何", "an XLSX workbook has no "
+                                    "geometry")
+        return xlsx_reader(src, sheet, batch_size)
     if src.fmt == "csv":
-        return _csv_reader(src, encoding, batch_size)
-    return _gdal_reader(src, encoding, source_layer, batch_size)
+        return _csv_reader(src, encoding, batch_size, table)
+    return _gdal_reader(src, encoding, source_layer, batch_size, table)
 
 
-def _choose_layer(src: Source, source_layer: str | None) -> str | None:
-    if src.fmt == "shapefile":
+def _choose_layer(src: Source, source_layer: str | None, table: bool = False) -> str | None:
+    if src.fmt in ("shapefile", "dbf"):
         return None
     layers = list_layers(src)
     names = [n for n, _ in layers]
@@ -131,7 +156,10 @@ def _choose_layer(src: Source, source_layer: str | None) -> str | None:
                               fix_zh="用 --source-layer 选择其中之一",
                               fix_en="choose one with --source-layer")
         return source_layer
-    spatial_layers = [n for n, t in layers if t and t not in ("None", "")] or names
+    spatial_layers = [n for n, t in layers if t and t not in ("None", "")]
+    if table:  # a table is one of the attribute (non-spatial) tables
+        spatial_layers = [n for n in names if n not in spatial_layers] or names
+    spatial_layers = spatial_layers or names
     if len(spatial_layers) > 1:
         raise LoaderError("several_layers", f"文件包含多个图层：{', '.join(spatial_layers)}",
                           f"the file holds several layers: {', '.join(spatial_layers)}",
@@ -141,10 +169,10 @@ def _choose_layer(src: Source, source_layer: str | None) -> str | None:
 
 
 def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
-                 batch_size: int) -> Reader:
-    layer = _choose_layer(src, source_layer)
-    if src.fmt == "shapefile":
-        dbf = src.sibling(".dbf")
+                 batch_size: int, table: bool = False) -> Reader:
+    layer = _choose_layer(src, source_layer, table)
+    if src.fmt in ("shapefile", "dbf"):
+        dbf = src.path if src.fmt == "dbf" else src.sibling(".dbf")
         enc = decide_dbf(dbf, src.display, option=option, cpg=src.sibling(".cpg"))
         _check_field_names(dbf, enc, src)
     elif option:
@@ -157,7 +185,7 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
                                f"{src.fmt} 格式规定 UTF-8 / the {src.fmt} format is UTF-8 "
                                "by definition")
     kw = {"layer": layer} if layer is not None else {}
-    if src.fmt == "shapefile" or option:
+    if src.fmt in ("shapefile", "dbf") or option:
         kw["encoding"] = enc.gdal
     try:
         info = pyogrio.read_info(src.path, **kw)
@@ -167,11 +195,17 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
     if total == 0:
         raise _empty(src)
     gtype = info.get("geometry_type")
-    if gtype in (None, "None") and src.fmt not in ("csv",):
-        raise LoaderError("no_geometry", "图层没有几何字段（只是属性表）",
-                          "the layer has no geometry column (attribute table only)",
-                          file=src.display, fix_zh="提供带几何的数据；表格数据请用含经纬度列的CSV",
-                          fix_en="supply spatial data; for tables use a CSV with lon/lat columns")
+    if gtype in (None, "None"):
+        gtype = None
+        if not table:
+            raise no_geometry_error(src, "图层没有几何字段", "the layer has no geometry column")
+    elif table:
+        raise LoaderError(
+            "has_geometry", f"{layer or src.path.name} 带有几何（{gtype}），不是数据表",
+            f"{layer or src.path.name} has geometry ({gtype}): it is a layer, not a table",
+            file=src.display, fix_zh="去掉 --kind table 作为图层装载，或用 --source-layer 选择属性表",
+            fix_en="load it as a layer (without --kind table), or pick an attribute table "
+            "with --source-layer")
     declared = info.get("crs")
 
     def batches() -> Iterator[tuple[pa.Table, np.ndarray]]:
@@ -185,7 +219,8 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
                     keep = [i for i, n in enumerate(names) if n not in (gcol, fidcol)]
                     # WKB travels to the processing thread; GEOS objects are made there, so
                     # only one batch of them is alive at a time
-                    yield pa.Table.from_batches([batch.select(keep)]), batch.column(gcol)
+                    yield (pa.Table.from_batches([batch.select(keep)]),
+                           None if table else batch.column(gcol))
         except LoaderError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -232,7 +267,8 @@ def _find(names: list[str], wanted: tuple[str, ...]) -> str | None:
     return None
 
 
-def _csv_reader(src: Source, option: str | None, batch_size: int) -> Reader:
+def _csv_reader(src: Source, option: str | None, batch_size: int,
+                table: bool = False) -> Reader:
     import pyarrow.csv as pacsv
 
     enc = decide_text_file(src.path, src.display, option)
@@ -249,21 +285,27 @@ def _csv_reader(src: Source, option: str | None, batch_size: int) -> Reader:
     names = [n.strip() for n in names]
     if not names or len(text.splitlines()) < 2:
         raise _empty(src)
-    lon, lat = _find(names, LON_NAMES), _find(names, LAT_NAMES)
-    wkt = _find(names, WKT_NAMES)
-    if not ((lon and lat) or wkt):
+    # a table keeps every column, coordinates included, as attributes
+    lon, lat = (None, None) if table else (_find(names, LON_NAMES), _find(names, LAT_NAMES))
+    wkt = None if table else _find(names, WKT_NAMES)
+    if not table and not ((lon and lat) or wkt):
         raise LoaderError(
             "no_geometry_columns", f"CSV 中找不到坐标列（现有列：{', '.join(names[:20])}）",
             f"no coordinate columns in the CSV (columns: {', '.join(names[:20])})",
-            file=src.display, fix_zh="提供名为 经度/纬度、lon/lat、x/y 或 wkt 的列",
-            fix_en="name the columns lon/lat (经度/纬度), x/y, or wkt")
-    geo_cols = [c for c in (lon, lat) if c] if (lon and lat) else [wkt]
+            file=src.display, fix_zh="提供名为 经度/纬度、lon/lat、x/y 或 wkt 的列；没有几何的表格用 "
+            "--kind table --key 键字段 装载为数据表",
+            fix_en="name the columns lon/lat (经度/纬度), x/y, or wkt; a table without "
+            "geometry loads with --kind table --key FIELD")
+    geo_cols = [] if table else [c for c in (lon, lat) if c] if (lon and lat) else [wkt]
     codec = "utf-8" if enc.gdal == "UTF-8" else enc.codec
     read_opts = pacsv.ReadOptions(encoding=codec, block_size=16 << 20, column_names=names,
                                   skip_rows=1)
     parse_opts = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
+    # database exports write NULL as \N (PostgreSQL COPY, MySQL): that, and only that, is
+    # null; empty values become NULL later (attributes.convert), quoted or not
     conv = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                strings_can_be_null=False, quoted_strings_can_be_null=False)
+                                null_values=["\\N"], strings_can_be_null=True,
+                                quoted_strings_can_be_null=False)
     schema = pa.schema([pa.field(n, pa.string()) for n in names if n not in geo_cols])
 
     def batches() -> Iterator[tuple[pa.Table, np.ndarray]]:
@@ -273,6 +315,9 @@ def _csv_reader(src: Source, option: str | None, batch_size: int) -> Reader:
             for rb in rd:
                 for start in range(0, rb.num_rows, batch_size):
                     b = rb.slice(start, batch_size)
+                    if table:
+                        yield pa.Table.from_batches([b]), None
+                        continue
                     if lon and lat:
                         xs = _to_float(b.column(lon))
                         ys = _to_float(b.column(lat))
@@ -289,11 +334,13 @@ def _csv_reader(src: Source, option: str | None, batch_size: int) -> Reader:
                               fix_en="check delimiters, quotes and the column count of "
                               "each row") from exc
 
-    notes = [f"CSV 坐标列：{lon}, {lat} / CSV coordinate columns: {lon}, {lat}" if lon and lat
-             else f"CSV WKT 列：{wkt} / CSV WKT column: {wkt}"]
+    notes = [] if table else [
+        f"CSV 坐标列：{lon}, {lat} / CSV coordinate columns: {lon}, {lat}" if lon and lat
+        else f"CSV WKT 列：{wkt} / CSV WKT column: {wkt}"]
     return Reader(schema=schema, total=None, declared_crs=None, encoding=enc,
                   geometry_type="Point" if lon and lat else None,
-                  batches=prefetch(batches()), text_inference=True, notes=notes)
+                  batches=prefetch(batches()), text_inference=True, notes=notes,
+                  row_offset=1)
 
 
 def _to_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:

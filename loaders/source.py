@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from jmgeo.settings import get_settings
 from loaders.errors import LoaderError
 
 VECTOR_EXTS = {".shp": "shapefile", ".gpkg": "gpkg", ".geojson": "geojson",
@@ -28,11 +29,13 @@ VECTOR_EXTS = {".shp": "shapefile", ".gpkg": "gpkg", ".geojson": "geojson",
                ".kmz": "kml", ".gdb": "filegdb", ".geojsonl": "geojson",
                ".geojsons": "geojson", ".fgb": "flatgeobuf"}
 RASTER_EXTS = {".tif": "geotiff", ".tiff": "geotiff"}
+# formats that hold records without geometry only (loaded with --kind table)
+TABLE_EXTS = {".xlsx": "xlsx", ".xlsm": "xlsx"}
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
 SIDE_EXTS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".xml", ".qpj")
 
-# zip bomb limits (the bytes actually written are counted too)
-ZIP_MAX_TOTAL = int(os.environ.get("JMGEO_ZIP_MAX_BYTES", str(20 * 1024 ** 3)))
+# zip bomb limits (the bytes actually written are counted too); the total is the
+# ``zip_max_bytes`` setting (JMGEO_ZIP_MAX_BYTES)
 ZIP_MAX_RATIO = 500          # uncompressed / compressed (deflate tops out near 1030:1)
 ZIP_RATIO_MIN_SIZE = 16 * 1024 ** 2
 ZIP_MAX_MEMBERS = 20_000
@@ -94,6 +97,7 @@ def safe_extract(zpath: Path, dest: Path) -> list[Path]:
         raise LoaderError("bad_zip", f"不是有效的zip压缩包（{exc}）", f"not a valid zip archive ({exc})",
                           file=zpath, fix_zh="重新压缩后再上传", fix_en="re-create the zip") from exc
     out: list[Path] = []
+    max_total = get_settings().zip_max_bytes
     with zf:
         infos = zf.infolist()
         if len(infos) > ZIP_MAX_MEMBERS:
@@ -117,7 +121,7 @@ def safe_extract(zpath: Path, dest: Path) -> list[Path]:
                     info.file_size > ZIP_MAX_RATIO * max(info.compress_size, 1)):
                 raise _bomb(zpath, name, info.file_size, info.compress_size)
             names.append((info, pure))
-        if declared > ZIP_MAX_TOTAL:
+        if declared > max_total:
             raise _bomb(zpath, "*", declared, sum(i.compress_size for i in infos))
         written = 0
         for info, pure in names:
@@ -135,7 +139,7 @@ def safe_extract(zpath: Path, dest: Path) -> list[Path]:
                 while chunk := src.read(1 << 20):
                     member_written += len(chunk)
                     written += len(chunk)
-                    if member_written > info.file_size or written > ZIP_MAX_TOTAL or (
+                    if member_written > info.file_size or written > max_total or (
                             member_written > ZIP_RATIO_MIN_SIZE and
                             member_written > ZIP_MAX_RATIO * max(info.compress_size, 1)):
                         raise _bomb(zpath, str(pure), member_written, info.compress_size)
@@ -155,7 +159,7 @@ def _bomb(zpath: Path, name: str, size: int, packed: int) -> LoaderError:
 
 
 # -- finding the dataset --------------------------------------------------------------
-def _datasets_in(folder: Path) -> list[Path]:
+def _datasets_in(folder: Path, kind: str | None = None) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         rootp = Path(root)
@@ -170,8 +174,10 @@ def _datasets_in(folder: Path) -> list[Path]:
             if f.startswith("._"):
                 continue
             if ext in (".shp", ".gpkg", ".geojson", ".csv", ".kml", ".kmz", ".tif", ".tiff",
-                       ".fgb", ".json"):
+                       ".fgb", ".json", *TABLE_EXTS):
                 found.append(rootp / f)
+            elif ext == ".dbf" and kind == "table" and not find_sibling(rootp / f, ".shp"):
+                found.append(rootp / f)  # a lone attribute table
     return sorted(found)
 
 
@@ -189,17 +195,21 @@ def _orphan_shapefiles(folder: Path) -> list[Path]:
 
 def _missing_shp(shp: Path, display: str | None = None) -> LoaderError:
     present = [p.name for p in (find_sibling(shp, e) for e in SIDE_EXTS) if p]
+    fix_zh = f"把 {shp.name} 与 .shx、.dbf 一起提供（同一目录或同一zip）"
+    fix_en = f"supply {shp.name} together with its .shx and .dbf (same folder or zip)"
+    if not find_sibling(shp, ".shx"):  # a lone .dbf may be an attribute table
+        fix_zh += "；若它只是属性表，用 --kind table --key 字段 装载为数据表"
+        fix_en += "; if it is only an attribute table, load it with --kind table --key FIELD"
     return LoaderError(
         "missing_shp", f"缺少几何文件 {shp.name}（只有 {', '.join(present) or '无'}），"
         "Shapefile 的几何数据在 .shp 中，缺了它无法装载",
         f"the geometry file {shp.name} is missing (found only {', '.join(present) or 'nothing'});"
         " a Shapefile's shapes live in the .shp, so it cannot be loaded", file=display or shp,
-        fix_zh=f"把 {shp.name} 与 .shx、.dbf 一起提供（同一目录或同一zip）",
-        fix_en=f"supply {shp.name} together with its .shx and .dbf (same folder or zip)")
+        fix_zh=fix_zh, fix_en=fix_en)
 
 
-def pick_dataset(folder: Path, display: str) -> Path:
-    found = _datasets_in(folder)
+def pick_dataset(folder: Path, display: str, kind: str | None = None) -> Path:
+    found = _datasets_in(folder, kind)
     # a .json next to a .shp is metadata, not a dataset
     if any(p.suffix.lower() == ".shp" for p in found):
         found = [p for p in found if p.suffix.lower() != ".json"]
@@ -209,7 +219,7 @@ def pick_dataset(folder: Path, display: str) -> Path:
             raise _missing_shp(orphans[0], f"{display}!{orphans[0].name}")
         raise LoaderError("no_dataset", "没有找到可装载的数据文件",
                           "no loadable dataset found (.shp, .gpkg, .geojson, .csv, .kml, "
-                          ".gdb, .tif)", file=display,
+                          ".gdb, .tif, .xlsx)", file=display,
                           fix_zh="确认压缩包中包含数据文件", fix_en="check the archive holds the data")
     if len(found) > 1:
         names = ", ".join(str(p.relative_to(folder)) for p in found[:10])
@@ -220,20 +230,28 @@ def pick_dataset(folder: Path, display: str) -> Path:
     return found[0]
 
 
-def fmt_of(path: Path) -> str:
+def fmt_of(path: Path, kind: str | None = None) -> str:
     ext = path.suffix.lower()
     if ext in RASTER_EXTS:
         return RASTER_EXTS[ext]
     if ext in VECTOR_EXTS:
         return VECTOR_EXTS[ext]
+    if ext in TABLE_EXTS:
+        return TABLE_EXTS[ext]
+    if ext == ".dbf" and kind == "table" and not find_sibling(path, ".shp"):
+        return "dbf"  # a DBF on its own: an attribute table
     if ext in (".dbf", ".shx", ".prj", ".cpg"):
         return "shapefile_part"
     return "other"
 
 
 @contextmanager
-def open_source(given: str | Path, display: str | None = None) -> Iterator[Source]:
-    """Yield the dataset inside ``given`` (a file, a .gdb folder, a folder or a zip)."""
+def open_source(given: str | Path, display: str | None = None,
+                kind: str | None = None) -> Iterator[Source]:
+    """Yield the dataset inside ``given`` (a file, a .gdb folder, a folder or a zip).
+
+    ``kind="table"`` (``--kind table``) also accepts a DBF without its .shp as a dataset.
+    """
     given = Path(given)
     display = display or given.name
     tmp: str | None = None
@@ -245,16 +263,16 @@ def open_source(given: str | Path, display: str | None = None) -> Iterator[Sourc
             raise LoaderError("not_found", "文件不存在", "file not found", file=display,
                               fix_zh="检查路径和文件名", fix_en="check the path and file name")
         if given.is_dir() and not given.name.lower().endswith(".gdb"):
-            path = pick_dataset(given, display)
+            path = pick_dataset(given, display, kind)
             display = f"{display}/{path.relative_to(given)}"
         elif given.suffix.lower() == ".zip":
             tmp = tempfile.mkdtemp(prefix="jmgeo-load-")
             safe_extract(given, Path(tmp))
-            path = pick_dataset(Path(tmp), display)
+            path = pick_dataset(Path(tmp), display, kind)
             display = f"{display}!{path.relative_to(tmp)}"
         else:
             path = given
-        fmt = fmt_of(path)
+        fmt = fmt_of(path, kind)
         if fmt == "shapefile_part":
             shp = path.with_suffix(".shp")
             real = find_sibling(path, ".shp")
@@ -265,14 +283,18 @@ def open_source(given: str | Path, display: str | None = None) -> Iterator[Sourc
             raise LoaderError(
                 "unknown_format", f"不支持的文件类型 {path.suffix or '(无扩展名)'}",
                 f"unsupported file type {path.suffix or '(no extension)'}", file=display,
-                fix_zh="提供 Shapefile、GeoPackage、GeoJSON、CSV、KML、FileGDB 或 GeoTIFF",
-                fix_en="supply a Shapefile, GeoPackage, GeoJSON, CSV, KML, FileGDB or GeoTIFF")
+                fix_zh="提供 Shapefile、GeoPackage、GeoJSON、CSV、KML、FileGDB、GeoTIFF，"
+                "或数据表（CSV、XLSX、DBF）",
+                fix_en="supply a Shapefile, GeoPackage, GeoJSON, CSV, KML, FileGDB or "
+                "GeoTIFF, or a table (CSV, XLSX, DBF)")
         files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         if fmt == "shapefile":
             files = check_shapefile(path, display)
         elif path.is_file() and path.stat().st_size == 0:
             raise LoaderError("empty_file", "文件为空（0字节）", "the file is empty (0 bytes)",
                               file=display, fix_zh="重新导出数据", fix_en="export the data again")
+        if fmt == "dbf":
+            files = [path, *[p for p in (find_sibling(path, ".cpg"),) if p]]
         yield Source(path=path, given=given, fmt=fmt, display=display, files=files)
     finally:
         if tmp:

@@ -130,7 +130,7 @@ def test_zip_bomb_with_lying_header_is_stopped_while_extracting(tmp_path, monkey
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a.dbf", b"\0" * (8 << 20))
     monkeypatch.setattr(source, "ZIP_RATIO_MIN_SIZE", 1 << 20)
-    monkeypatch.setattr(source, "ZIP_MAX_TOTAL", 4 << 20)
+    monkeypatch.setattr(get_settings(), "zip_max_bytes", 4 << 20)
     with pytest.raises(LoaderError) as exc:
         source.safe_extract(z, tmp_path / "out")
     assert exc.value.code == "zip_bomb"
