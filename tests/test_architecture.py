@@ -33,9 +33,6 @@ def _product_modules():
         yield from sorted((REPO / pkg).rglob("*.py"))
 
 
-PENDING = pytest.mark.xfail(strict=True, reason="issue 9 in progress: remove when fixed")
-
-
 @pytest.mark.parametrize("pkg", LOWER)
 def test_lower_packages_never_import_the_server_or_the_cli(pkg):
     bad = []
@@ -48,7 +45,6 @@ def test_lower_packages_never_import_the_server_or_the_cli(pkg):
     assert not bad, "\n".join(bad)
 
 
-@PENDING
 def test_no_module_over_500_lines():
     long = [f"{p.relative_to(REPO)}: {n} lines" for p in _product_modules()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES]
@@ -80,7 +76,6 @@ def test_compat_check_fails_loudly_on_another_version(monkeypatch):
     assert "0.99.0" in str(err.value) and "tilematrixsets is missing" in str(err.value)
 
 
-@PENDING
 def test_settings_are_read_in_one_place():
     """Every environment variable is read in jmgeo.settings (no stray os.environ)."""
     bad = []
