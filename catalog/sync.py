@@ -1,8 +1,9 @@
-"""Spatial layers register themselves in the catalog and stay in sync.
+"""Registry resources (layers and tables) register themselves in the catalog and stay
+in sync.
 
 ``sync_layer(conn, name)`` reads the registry (``layer``, its current ``layer_version``
 and the data table's columns) and creates or refreshes the layer's catalog entry:
-format 矢量/栅格, data items from the columns (type codes from PostgreSQL types, 中文
+format 矢量/栅格 (a table: 电子表格 or 数据库 by its source file), data items from the columns (type codes from PostgreSQL types, 中文
 names from the layer's labels, per-item sharing: sensitive fields 有条件), update
 cycle, last update, version and extent. The loader calls it after publish; every
 catalog reader also calls :func:`ensure_synced`, which re-syncs all layers whenever the
@@ -35,6 +36,22 @@ THEME_CATEGORIES = {  # layer theme → 目 under 1 基础 / 03 自然资源和�
     "civil_defence": ("007", "人民防空"),
 }
 OTHER_CATEGORY = ("099", "其他专题")
+# a table resource's theme → its 项 under 1 基础 (the national base items); other tables
+# stay under 03 with the layers of their theme
+TABLE_ITEMS = {"population": "01", "person": "01", "enterprise": "02", "legal_person": "02",
+               "organisation": "02", "credit": "04", "licence": "05", "license": "05"}
+# source formats a table resource is 电子表格 for; anything else (DBF, a GeoPackage table,
+# a database export) is 数据库
+SPREADSHEET_SOURCES = ("csv", "xlsx", "xls")
+
+
+def resource_format(layer: dict[str, Any]) -> str:
+    """信息资源格式 of a registry resource: 矢量 / 栅格 for layers; 电子表格 or 数据库 for a
+    table, by the file it was loaded from."""
+    if layer["kind"] == "table":
+        source = (layer.get("source_format") or "").lower()
+        return "spreadsheet" if source in SPREADSHEET_SOURCES else "database"
+    return "raster" if layer["kind"] == "raster" else "vector"
 
 
 def _type_code(pg_type: str, udt: str, char_len, num_prec, num_scale) -> tuple[str, str | None]:
@@ -73,7 +90,7 @@ def _type_code(pg_type: str, udt: str, char_len, num_prec, num_scale) -> tuple[s
 def _layer(conn, name: str) -> dict[str, Any] | None:
     return conn.cursor(row_factory=dict_row).execute(
         "SELECT l.*, d.code AS owner_code, d.name AS owner_name, v.table_name, v.loaded_at, "
-        "v.feature_count FROM layer l JOIN department d ON d.id = l.owner_dept_id "
+        "v.feature_count, v.report->'source'->>'format' AS source_format FROM layer l JOIN department d ON d.id = l.owner_dept_id "
         "LEFT JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version "
         "WHERE l.name = %s", (name,)).fetchone()
 
@@ -146,16 +163,25 @@ def layer_content(conn, layer: dict[str, Any],
                 item_sharing = "conditional"  # masked unless a grant names the field
             items.append({"name": name, "data_type": code, "length": length,
                           "sharing_type": item_sharing, "field": c["column_name"]})
-    cat_code, cat_name = THEME_CATEGORIES.get(layer.get("theme") or "", OTHER_CATEGORY)
+    theme = layer.get("theme") or ""
+    is_table = layer["kind"] == "table"
+    item_code = TABLE_ITEMS.get(theme, "03") if is_table else "03"
+    cat_code, cat_name = (THEME_CATEGORIES.get(theme, OTHER_CATEGORY) if item_code == "03"
+                          else OTHER_CATEGORY)
     loaded = layer.get("loaded_at")
     base = existing or {}
-    description = layer.get("description") or base.get("abstract") or (
-        f"{layer['owner_name']}的专题图层“{layer['title']}”，存储于江门市地理空间框架"
-        f"（CGCS2000，EPSG:4490），通过 OGC API 共享。")
+    if is_table:
+        default_abstract = (f"{layer['owner_name']}的数据表“{layer['title']}”，以"
+                            f"{labels.get(layer['key_field'], layer['key_field'])}为键，"
+                            "通过共享平台接口（OGC API）和批量下载共享。")
+    else:
+        default_abstract = (f"{layer['owner_name']}的专题图层“{layer['title']}”，存储于江门市"
+                            "地理空间框架（CGCS2000，EPSG:4490），通过 OGC API 共享。")
+    description = layer.get("description") or base.get("abstract") or default_abstract
     content = {
         "class_code": base.get("class_code") or "1",
-        "item_code": base.get("item_code") or "03",
-        "item_name": base.get("item_name") or vocab.BASE_ITEMS["03"],
+        "item_code": base.get("item_code") or item_code,
+        "item_name": base.get("item_name") or vocab.BASE_ITEMS[item_code],
         "category_code": base.get("category_code") or cat_code,
         "category_name": base.get("category_name") or cat_name,
         "subcategory_code": base.get("subcategory_code"),
@@ -163,7 +189,7 @@ def layer_content(conn, layer: dict[str, Any],
         "name": layer["title"],
         "provider_code": layer["owner_code"],
         "abstract": description,
-        "format": "raster" if layer["kind"] == "raster" else "vector",
+        "format": resource_format(layer),
         "sharing_type": sharing_type,
         "sharing_condition": condition,
         "sharing_method": base.get("sharing_method") or "platform_api",
@@ -182,7 +208,7 @@ def layer_content(conn, layer: dict[str, Any],
     if same_version:  # the extent scans the table: only once per version
         extent = list(existing["extent"])
     else:
-        extent = _extent(conn, layer["table_name"]) if cols else None
+        extent = _extent(conn, layer["table_name"]) if cols and not is_table else None
     extra = {"layer_name": layer["name"], "layer_version": layer.get("current_version"),
              "data_updated_at": loaded, "extent": extent}
     return content, extra
