@@ -61,7 +61,8 @@ from jmgeo.ogc.compat import (
     read_data,
     validate_bbox,
 )
-from jmgeo.ogc.provider import ProviderDatabaseUnavailable
+from jmgeo.ogc.provider import ProviderDatabaseUnavailable, provider_access
+from layers.access_sql import region_scope
 from spatial.crs import CRS84_URI, JIANGMEN_EXTENT, CRSNotSupported, transform_bbox
 
 LOGGER = logging.getLogger(__name__)
@@ -93,9 +94,10 @@ class PolicyRasterProvider(RasterioProvider):
     def __init__(self, provider_def: dict):
         provider_def = dict(provider_def)
         provider_def.setdefault("format", NATIVE_FORMAT)
-        access = provider_def.get("jmgeo", {}) or {}
-        self.layer_name: str = access.get("layer") or Path(provider_def["data"]).stem
-        self.region_scope: list[str] | None = access.get("regions")
+        meta = provider_def.get("jmgeo", {}) or {}
+        self.layer_name: str = meta.get("layer") or Path(provider_def["data"]).stem
+        # the region rule's raster spelling: pixels outside these regions are masked
+        self.region_scope: list[str] | None = region_scope(provider_access(provider_def))
         # BaseProvider.__init__ only, then our own (cached, closed-file) description
         super(RasterioProvider, self).__init__(provider_def)
         self.native_format = provider_def["format"]["name"]
@@ -349,10 +351,7 @@ def coverage_provider_def(layer: dict[str, Any], access) -> tuple[dict[str, Any]
         "name": PROVIDER,
         "data": path,
         "format": dict(NATIVE_FORMAT),
-        "jmgeo": {
-            "layer": layer["name"],
-            "regions": list(access.regions) if access.regions is not None else None,
-        },
+        "jmgeo": {"layer": layer["name"], "access": access},
     }, bbox
 
 

@@ -41,7 +41,8 @@ from jmgeo.ogc.compat import (
     ProviderItemNotFoundError,
 )
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
-from layers.masking import mask_expression
+from layers.access_sql import AccessSQL, intersects_regions, region_scope
+from layers.policy import Access
 from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first
 
 LOGGER = logging.getLogger(__name__)
@@ -130,35 +131,62 @@ def _storage_lat_first() -> bool:
 def region_exists(geom: sql.Composable) -> sql.Composable:
     """Rows intersecting any of the regions in one bound list parameter (%s).
 
-    A semi-join probe per row in key order, so a first page stops after `limit` hits (a
-    bbox prefilter makes the planner sort every row in the box: measured 25x slower)."""
-    return sql.SQL(
-        "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
-        "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom)
+    ``layers.access_sql``'s region rule in its key-order spelling: a semi-join probe per
+    row in key order, so a first page stops after `limit` hits (a bbox prefilter makes the
+    planner sort every row in the box: measured 25x slower)."""
+    return intersects_regions(geom)[0]
+
+
+def provider_access(provider_def: dict) -> Access | None:
+    """The caller's ``Access`` our ASGI layer put in ``provider_def['jmgeo']['access']``
+    (built by ``layers.policy`` only); ``None`` for the platform's own open collections."""
+    access = (provider_def.get("jmgeo") or {}).get("access")
+    if access is not None and not isinstance(access, Access):
+        raise TypeError(f"provider_def['jmgeo']['access'] must be a layers.policy.Access, "
+                        f"not {type(access).__name__}")
+    return access
 
 
 class AccessColumnsMixin:
-    """The columns of one framework table a caller may see, from the ``Access`` our ASGI
-    layer put in ``provider_def['jmgeo']`` — shared by the feature and the tile provider."""
+    """The columns of one framework table a caller may see and how (``AccessSQL``), from
+    the typed ``Access`` in ``provider_def['jmgeo']['access']`` — shared by the feature
+    and the tile provider."""
 
     table: str
-    geom_field: str
+    geom_field: str | None
     id_field: str
-    visible: list[str] | None
+    access: Access | None
+    published: tuple[str, ...] | None = None  # the platform's own column choice (regions)
 
     def _columns(self) -> dict[str, str]:
         try:
-            return table_columns(self.table)
+            cols = table_columns(self.table)
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc
+        if self.published is not None:
+            keep = set(self.published) | {self.id_field}
+            cols = {c: t for c, t in cols.items() if c in keep or c == self.geom_field}
+        return cols
+
+    def access_sql(self) -> AccessSQL:
+        cached = getattr(self, "_access_sql", None)
+        if cached is None:
+            cached = self._access_sql = AccessSQL(self.access, self._columns(),
+                                                  geom=self.geom_field,
+                                                  always=(self.id_field,))
+        return cached
+
+    @property
+    def masks(self) -> dict[str, str]:
+        return dict(self.access.masks) if self.access is not None else {}
+
+    @property
+    def region_scope(self) -> list[str] | None:
+        return region_scope(self.access)
 
     def visible_columns(self) -> list[str]:
         """The columns this caller may see, in table order (geometry excluded)."""
-        cols = [c for c in self._columns() if c != self.geom_field]
-        if self.visible is not None:
-            allowed = set(self.visible) | {self.id_field}
-            cols = [c for c in cols if c in allowed]
-        return cols
+        return self.access_sql().columns()
 
 
 class PostGISProvider(AccessColumnsMixin, BaseProvider):
@@ -171,14 +199,14 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         self.static_where: str | None = data.get("where") if isinstance(data, dict) else None
         self.id_field = provider_def.get("id_field", "fid")
         self.geom_field = provider_def.get("geom_field", "geom")
-        access = provider_def.get("jmgeo", {}) or {}
-        self.visible: list[str] | None = access.get("fields")  # None: every column
-        self.masks: dict[str, str] = access.get("masks", {}) or {}
-        self.region_scope: list[str] | None = access.get("regions")
-        self.labels: dict[str, str] = access.get("labels", {}) or {}
-        self.layer_name: str | None = access.get("layer")
-        self.version: int | None = access.get("version")  # of self.table; cursors pin it
-        self.count_threshold = int(access.get("count_threshold", 200_000))
+        self.access = provider_access(provider_def)
+        meta = provider_def.get("jmgeo", {}) or {}
+        published = meta.get("columns")
+        self.published = tuple(published) if published is not None else None
+        self.labels: dict[str, str] = meta.get("labels", {}) or {}
+        self.layer_name: str | None = meta.get("layer")
+        self.version: int | None = meta.get("version")  # of self.table; cursors pin it
+        self.count_threshold = int(meta.get("count_threshold", 200_000))
         # pygeoapi passes unknown query parameters through as `properties`, so `region`
         # and `cursor` reach us; anything else unknown is refused in `_split_properties`
         self.include_extra_query_parameters = True
@@ -210,13 +238,17 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             # same message whether the field is hidden or absent: no oracle
             raise ProviderInvalidQueryError(
                 user_msg=f"未知字段 / unknown property: {name}")
-        col = sql.SQL("t.{}").format(sql.Identifier(name))
-        if name in self.masks:
-            return mask_expression(self.masks[name], col)
-        return col
+        return self.access_sql().value(name)
+
+    @property
+    def is_table(self) -> bool:
+        """A table resource: no geometry (``geom_field: null`` in its provider entry)."""
+        return self.geom_field is None
 
     def _geometry_sql(self, crs_transform_spec) -> tuple[sql.Composable, int]:
         srid, flip, geographic = _output_srid(crs_transform_spec)
+        if self.is_table:
+            return sql.SQL("NULL::json"), srid
         geom: sql.Composable = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
         if srid not in (CANONICAL_EPSG, 4326):
             geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(srid))
@@ -227,8 +259,9 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         return sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(geom, sql.Literal(digits)), srid
 
     def _properties_sql(self, select: list[str] | None) -> sql.Composable:
-        names = [c for c in self.property_columns() if c != self.id_field or
-                 (select and self.id_field in select)]
+        # a layer's fid is only its id; a table's key is also one of its fields
+        names = [c for c in self.property_columns() if c != self.id_field or self.is_table
+                 or (select and self.id_field in select)]
         if select:
             names = [c for c in names if c in select]
         if not names:
@@ -248,7 +281,11 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         clauses: list[sql.Composable] = list(extra or [])
         if self.static_where:  # trusted: comes from our generated config, never a request
             clauses.append(sql.SQL(self.static_where))
-        geom = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
+        geom = self.access_sql().geom_sql()
+        if bbox and geom is None:
+            raise ProviderInvalidQueryError(
+                user_msg="参数 bbox：表格资源没有几何，不能按范围查询 / parameter bbox: this "
+                         "collection is a table (no geometry); filter by its fields instead")
         if bbox:
             if len(bbox) == 6:
                 bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
@@ -271,17 +308,19 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                     col, sql.SQL(cols[name])))
             params.append(value)
         if filterq is not None:
-            virtual = {VIRTUAL_REGION} - set(self._fields)
+            virtual = ({VIRTUAL_REGION} - set(self._fields)) if geom is not None else set()
+            spatial = ("geometry", self.geom_field) if geom is not None else ()
             for name in set(attributes(filterq)):
-                if name not in (self.geom_field, "geometry", *virtual):
+                if name not in (*spatial, *virtual):
                     self._column_sql(name)  # refuses hidden / unknown before any SQL
 
             def resolve(name: str) -> sql.Composable:
-                if name in (self.geom_field, "geometry"):
+                if name in spatial:
                     return geom
                 return self._column_sql(name)
 
-            tr = CQLTranslator(resolve, geom, CANONICAL_EPSG,
+            tr = CQLTranslator(resolve, geom if geom is not None else sql.SQL("NULL::geometry"),
+                               CANONICAL_EPSG,
                                flip_literals=_storage_lat_first(),
                                region_filter=(lambda codes: region_exists(geom))
                                if virtual else None)
@@ -291,11 +330,13 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                 raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
             params.extend(tr.params)
         if regions:
-            params.append(regions)
-            clauses.append(region_exists(geom))
-        if self.region_scope is not None:  # the caller's grant: rows in its regions only
-            params.append(list(self.region_scope))
-            clauses.append(region_exists(geom))
+            clause, p = intersects_regions(geom, regions)
+            clauses.append(clause)
+            params.extend(p)
+        scope, p = self.access_sql().row_scope()  # the grant: rows in its regions only
+        if scope is not None:
+            clauses.append(scope)
+            params.extend(p)
         if not clauses:
             return sql.SQL("")
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
@@ -320,6 +361,10 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
     def _regions(self, value: str | None, conn) -> list[str] | None:
         if not value:
             return None
+        if self.is_table:
+            raise ProviderInvalidQueryError(
+                user_msg="参数 region：表格资源没有几何，不能按区划查询 / parameter region: this "
+                         "collection is a table (no geometry); its rows lie in no region")
         codes = [c.strip() for c in value.split(",") if c.strip()]
         found = {r["code"] for r in conn.execute(
             "SELECT DISTINCT code FROM public.region_part WHERE code = ANY(%s)", (codes,))}
@@ -496,3 +541,15 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             raise ProviderItemNotFoundError(user_msg=f"要素不存在 / item not found: {identifier}")
         return {"type": "Feature", "id": row["id"], "geometry": row["geometry"],
                 "properties": row["properties"]}
+
+
+class TableProvider(PostGISProvider):
+    """A table resource (no geometry) as a feature collection with ``geometry: null``:
+    paging, CQL2, sortby, properties exactly as for layers; ``bbox``, ``region`` and
+    spatial filters are refused (400 naming them); a region-scoped grant gives no rows
+    (``layers.access_sql``: rows without geometry lie in no region — fail closed).
+    A class of its own so the router and the OpenAPI add no ``region`` to it."""
+
+    def __init__(self, provider_def: dict):
+        provider_def = {**provider_def, "geom_field": None}
+        super().__init__(provider_def)
