@@ -254,9 +254,9 @@ def test_geojson(client, world):
 
 def test_batches_keep_memory_flat(client, world, monkeypatch):
     """Tiny batches (7 rows) give the same files: rows stream through, never all at once."""
-    from jmgeo import downloads
+    from jmgeo.downloads import export
 
-    monkeypatch.setattr(downloads, "BATCH", 7)
+    monkeypatch.setattr(export, "BATCH", 7)
     r = get(client, LAYER, world["unrelated"], format="gpkg")
     check_frame(pyogrio.read_dataframe(io.BytesIO(r.content), fid_as_index=True),
                 {c: c for c in COLUMNS})
@@ -322,7 +322,8 @@ def test_hidden_layer_is_404_like_nonexistent(client, world, caller, layer, para
 
 
 def test_bad_parameters_are_400_naming_them(client, world):
-    r = get(client, LAYER, world["unrelated"], format="xlsx")
+    # (xlsx was the example of an unsupported format; since issue 9 it is offered)
+    r = get(client, LAYER, world["unrelated"], format="kml")
     assert r.status_code == 400 and r.json()["description"].startswith("format")
     r = get(client, LAYER, world["unrelated"], region="449999")
     assert r.status_code == 400 and r.json()["description"].startswith("region")
