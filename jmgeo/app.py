@@ -13,7 +13,6 @@ import logging
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from psycopg import sql
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Mount
 
@@ -106,6 +105,8 @@ def create_app() -> FastAPI:
                           ) -> JSONResponse:
         """Count, area (m²) and length (m) of a layer per child region of ``code``,
         optionally per value of a property — within the caller's rights, audited."""
+        from layers.access_sql import AccessSQL
+
         caller = request.state.caller
         with connection() as conn:
             found = policy.access_for(conn, caller, layer)
@@ -113,22 +114,24 @@ def create_app() -> FastAPI:
                 raise HTTPException(404, f"图层不存在 / unknown layer: {layer}")
             row, access = found
             if row["kind"] != "vector":
-                raise HTTPException(400, f"参数 layer：栅格图层没有要素统计 / parameter layer: "
-                                         f"{layer} is a raster layer; statistics count "
-                                         "features of vector layers")
+                what = "栅格图层" if row["kind"] == "raster" else "表格资源（无几何）"
+                raise HTTPException(400, f"参数 layer：{what}没有要素统计 / parameter layer: "
+                                         f"{layer} is a {row['kind']} resource; statistics "
+                                         "count features of vector layers")
+            rules = AccessSQL(access, table_columns(row["table_name"]))
             group_sql = None
             if group_by is not None:
-                columns = table_columns(row["table_name"])
-                visible = access.fields is None or group_by in access.fields
-                if (group_by not in columns or group_by == "geom" or not visible
-                        or group_by in access.masks):
+                # hidden, masked and absent fields answer alike
+                if (group_by == "geom" or not rules.visible(group_by)
+                        or rules.masked(group_by)):
                     raise HTTPException(400, f"参数 group_by：未知字段 / parameter group_by: "
                                              f"unknown property {group_by}")
-                group_sql = sql.SQL("t.{}").format(sql.Identifier(group_by))
+                group_sql = rules.column(group_by)
+            scope, scope_params = rules.row_scope()
             try:
                 result = regions.region_stats(
                     conn, code, row["table_name"], group_by=group_sql,
-                    scope=list(access.regions) if access.regions is not None else None)
+                    scope=None if scope is None else (scope, scope_params))
             except ValueError as exc:
                 raise HTTPException(400, str(exc)) from exc
         if result is None:
