@@ -553,3 +553,8 @@ class TableProvider(PostGISProvider):
     def __init__(self, provider_def: dict):
         provider_def = {**provider_def, "geom_field": None}
         super().__init__(provider_def)
+
+    def property_columns(self) -> list[str]:
+        """A table's fields: its key among them, never ``fid`` (a row number the platform
+        gives, not data — it is the item id only when the key is withheld)."""
+        return [c for c in self.visible_columns() if c != "fid"]
