@@ -100,9 +100,10 @@ def test_collection_says_it_is_a_table(app_client, world):
     assert set(q) - {"geometry"} == set(GH_FIELDS)  # no fddbr, no fid, no region
     oas = app_client.get("/ogc/openapi", params={"f": "json"},
                          headers=headers(world, "gh")).json()
-    params = {p.get("name") for p in oas["paths"][f"/collections/{TABLE}/items"]["get"]
-              ["parameters"] if isinstance(p, dict)}
-    assert "cursor" in params and "region" not in params
+    params = {p.get("name") or p["$ref"].rsplit("/", 1)[-1]
+              for p in oas["paths"][f"/collections/{TABLE}/items"]["get"]["parameters"]}
+    assert "cursor" in params and "limit" in params
+    assert not params & {"region", "bbox", "bbox-crs", "crs"}
 
 
 def test_items_limited_and_keyed_by_the_key(app_client, world):

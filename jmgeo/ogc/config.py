@@ -199,10 +199,13 @@ REGION_QUERYABLE = {
 }
 
 
+SPATIAL_PARAMS = ("bbox", "bbox-crs", "crs")
+
+
 def declare_extra_parameters(oas: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
     """Add the parameters our feature providers understand (`region` and `cursor`; a
-    table has no `region`) to the items operation of every feature collection in a
-    per-audience OpenAPI document."""
+    table has no `region`, and loses pygeoapi's `bbox`/`crs`) to the items operation of
+    every feature collection in a per-audience OpenAPI document."""
     for name, res in resources.items():
         names_ = {p.get("name") for p in res.get("providers", [])}
         if PROVIDER in names_:
@@ -214,6 +217,9 @@ def declare_extra_parameters(oas: dict[str, Any], resources: dict[str, Any]) -> 
         op = oas.get("paths", {}).get(f"/collections/{name}/items", {}).get("get")
         if op is None:
             continue
+        if TABLE_PROVIDER in names_:  # a table has no geometry: no bbox, no crs
+            op["parameters"] = [p for p in op.get("parameters", [])
+                                if p.get("$ref", "").rsplit("/", 1)[-1] not in SPATIAL_PARAMS]
         names = {p.get("name") for p in op.setdefault("parameters", [])}
         for param in extra:
             if param["name"] not in names:
