@@ -16,9 +16,11 @@ Publishing: :func:`coverage_provider_def` (with ``jmgeo.ogc.config``) turns (lay
 whose ``type: coverage`` provider is :class:`PolicyRasterProvider`, a thin subclass of
 pygeoapi's rasterio provider that
 
-* honours the caller's region scope (a grant limited to regions): pixels outside the
-  granted regions are masked (nodata) and a request without a bbox is cut to those
-  regions — the whole file is never handed out then;
+* honours the caller's region scope (a grant limited to regions; the list comes from
+  ``layers.access_sql.region_scope`` over the typed ``Access`` in
+  ``provider_def['jmgeo']['access']``): pixels outside the granted regions are masked
+  (nodata) — the raster spelling of the one region rule — and a request without a bbox
+  is cut to those regions — the whole file is never handed out then;
 * takes ``bbox`` in CRS84 (default) or any ``bbox-crs`` the framework supports, through
   ``spatial.crs.transform_bbox`` (cached transformers; pygeoapi's provider builds a new
   Transformer per request and only accepts bare EPSG integers);
