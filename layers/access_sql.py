@@ -89,9 +89,9 @@ class AccessSQL:
     """One caller's access to one data table, in SQL.
 
     ``access`` is the policy's answer (``None`` only for the platform's own open
-    collections, e.g. the regions: every column, no masks, no scope); ``columns`` the
-    table's columns (name → PostgreSQL type, table order); ``geom`` the geometry column
-    (``None`` for a table resource); ``alias`` the table alias in the statement.
+    collections, e.g. the regions: every column, no masks, no scope); ``table_columns``
+    the table's columns (name → PostgreSQL type, table order); ``geom`` the geometry
+    column (``None`` for a table resource); ``alias`` the table alias in the statement.
     """
 
     access: Access | None
