@@ -334,3 +334,20 @@ def test_typed_access_reaches_providers_and_the_fingerprint_is_exact():
     assert provider_access(copy.deepcopy(entry)) == base  # pygeoapi deep-copies configs
     with pytest.raises(TypeError):
         PostGISProvider({**entry, "jmgeo": {**entry["jmgeo"], "access": {"fields": None}}})
+
+
+def test_printed_config_spells_the_access_out(world, database_url):
+    """``jmgeo ogc config`` prints YAML: each typed ``Access`` becomes a plain mapping."""
+    import yaml
+
+    from jmgeo.db import connection
+    from jmgeo.ogc import config
+    from layers.policy import Caller
+
+    with connection() as conn:
+        resources, _ = config.audience_resources(conn, Caller("department", "gh", "gh"))
+    cfg = yaml.safe_load(yaml.safe_dump(config.printable(config.build_config(
+        resources, "http://x")), allow_unicode=True))
+    access = cfg["resources"][TABLE]["providers"][0]["jmgeo"]["access"]
+    assert access["fields"] == GH_FIELDS and access["masks"] == {}
+    assert cfg["resources"][TABLE]["providers"][0]["id_field"] == "uscc"

@@ -168,6 +168,22 @@ def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
     return cfg
 
 
+def printable(cfg: Any) -> Any:
+    """The configuration with each ``Access`` as a plain mapping (for ``jmgeo ogc config``,
+    YAML, and anything else that serialises it); the running API keeps the typed object."""
+    if isinstance(cfg, Access):
+        return {"layer": cfg.layer, "sharing_class": cfg.sharing_class,
+                "fields": list(cfg.fields) if cfg.fields is not None else None,
+                "masks": dict(cfg.masks),
+                "regions": list(cfg.regions) if cfg.regions is not None else None,
+                "grant_id": cfg.grant_id}
+    if isinstance(cfg, dict):
+        return {k: printable(v) for k, v in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return [printable(v) for v in cfg]
+    return cfg
+
+
 def _fingerprint_default(value: Any) -> Any:
     """An ``Access`` in a provider entry counts by its exact decision
     (``Access.fingerprint``), not by its repr."""
