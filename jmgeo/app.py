@@ -15,18 +15,24 @@ import logging
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from psycopg import sql
 from starlette.routing import Mount
 
 from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
-from jmgeo.http import UNAVAILABLE, AuthMiddleware, envelope, install_error_envelope
+from jmgeo.http import (
+    UNAVAILABLE,
+    AuthMiddleware,
+    CallerDep,
+    LayerInQuery,
+    envelope,
+    install_error_envelope,
+)
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from jmgeo.upload_api import router as upload_router
-from layers import audit, policy
+from layers import audit
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
@@ -74,35 +80,37 @@ def create_app() -> FastAPI:
             return regions.locate(conn, lon, lat)
 
     @app.get("/regions/{code}/stats", tags=["regions"])
-    def region_statistics(request: Request, code: str,
-                          layer: str = Query(..., description="layer (collection) name"),
+    def region_statistics(request: Request, code: str, caller: CallerDep,
+                          resource: LayerInQuery,
                           group_by: str | None = Query(None, description="a property")
                           ) -> JSONResponse:
         """Count, area (m²) and length (m) of a layer per child region of ``code``,
-        optionally per value of a property — within the caller's rights, audited."""
-        caller = request.state.caller
+        optionally per value of a property — within the caller's rights, audited. A
+        layer the caller may not see answers the standard 404 (``LayerInQuery``)."""
+        from layers.access_sql import AccessSQL
+
+        row, access, layer = resource.row, resource.access, resource.name
         with connection() as conn:
-            found = policy.access_for(conn, caller, layer)
-            if found is None:  # hidden and absent layers answer alike
-                raise HTTPException(404, f"图层不存在 / unknown layer: {layer}")
-            row, access = found
             if row["kind"] != "vector":
-                raise HTTPException(400, f"参数 layer：栅格图层没有要素统计 / parameter layer: "
-                                         f"{layer} is a raster layer; statistics count "
-                                         "features of vector layers")
+                what = "栅格图层" if row["kind"] == "raster" else "表格资源（无几何）"
+                raise HTTPException(400, f"参数 layer：{what}没有要素统计 / parameter layer: "
+                                         f"{layer} is a {row['kind']} resource; statistics "
+                                         "count features of vector layers")
+            rules = AccessSQL(access, table_columns(row["table_name"]))
             group_sql = None
             if group_by is not None:
-                columns = table_columns(row["table_name"])
-                visible = access.fields is None or group_by in access.fields
-                if (group_by not in columns or group_by == "geom" or not visible
-                        or group_by in access.masks):
+                # hidden, masked and absent fields answer alike
+                if (group_by == "geom" or not rules.visible(group_by)
+                        or rules.masked(group_by)):
                     raise HTTPException(400, f"参数 group_by：未知字段 / parameter group_by: "
                                              f"unknown property {group_by}")
-                group_sql = sql.SQL("t.{}").format(sql.Identifier(group_by))
+                group_sql = rules.column(group_by)
+            # a scan of the whole index: the regions' bbox first, as for downloads
+            scope, scope_params = rules.row_scope(prefilter=True)
             try:
                 result = regions.region_stats(
                     conn, code, row["table_name"], group_by=group_sql,
-                    scope=list(access.regions) if access.regions is not None else None)
+                    scope=None if scope is None else (scope, scope_params))
             except ValueError as exc:
                 raise HTTPException(400, str(exc)) from exc
         if result is None:

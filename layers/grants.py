@@ -68,8 +68,8 @@ def _layer(conn, name: str) -> dict[str, Any]:
                    "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
                    "WHERE l.name = %s", (name,)).fetchone()
     if row is None:
-        raise GrantError(f"资源 {name!r} 不存在 / no layer or table named {name!r}: see "
-                         "`jmgeo layer list`")
+        raise GrantError(f"资源 {name!r} 不存在 / no layer named {name!r} (layers and tables "
+                         "share one registry): see `jmgeo layer list`")
     return row
 
 

@@ -268,14 +268,17 @@ def ensure_region_index(conn: psycopg.Connection, table: str) -> sql.Composable:
 
 def region_stats(conn: psycopg.Connection, code: str, table: str, *,
                  group_by: sql.Composable | None = None,
-                 scope: list[str] | None = None) -> dict[str, Any] | None:
+                 scope: tuple[sql.Composable, list[Any]] | None = None
+                 ) -> dict[str, Any] | None:
     """Count, area (m²) and length (m) of a layer's features within region ``code``,
     grouped by its child regions (those with polygons) and optionally by a property.
 
-    Each feature is counted in the region containing its point on surface, so a parcel
-    straddling a boundary is counted once. ``table`` and ``group_by`` come from the
-    policy-checked caller (never from request text); ``scope`` is the caller's region
-    restriction (a grant's region codes) if any.
+    Each visible feature is *assigned* to the region containing its point on surface, so
+    a parcel straddling a boundary is counted once. *Which* features are visible is the
+    caller's row scope — ``scope``, the SQL (over alias ``t``) and parameters that
+    ``layers.access_sql.AccessSQL.row_scope`` produces: a grant's region scope means the
+    rows whose geometry intersects the granted regions, as everywhere else. ``table``,
+    ``group_by`` and ``scope`` come from the policy-checked caller, never request text.
     """
     region = conn.execute("SELECT code, name, geom IS NOT NULL AS has_geom FROM region "
                           "WHERE code = %s AND valid_to IS NULL", (code,)).fetchone()
@@ -292,14 +295,14 @@ def region_stats(conn: psycopg.Connection, code: str, table: str, *,
     params: list[Any] = [units]
     join = sql.SQL("")
     grp = sql.SQL("NULL::text")
-    if group_by is not None:
+    if group_by is not None or scope is not None:
         join = sql.SQL(" JOIN {} t ON t.fid = i.fid").format(sql.Identifier(schema, name))
+    if group_by is not None:
         grp = group_by
     scope_sql = sql.SQL("")
     if scope is not None:
-        scope_sql = sql.SQL(" AND EXISTS (SELECT 1 FROM {} s WHERE s.fid = i.fid "
-                            "AND s.region_code = ANY(%s))").format(idx)
-        params.append(scope)
+        scope_sql = sql.SQL(" AND {}").format(scope[0])
+        params.extend(scope[1])
     query = sql.SQL(
         "SELECT i.region_code AS region, ({grp})::text AS grp, count(*) AS count, "
         "sum(i.area_m2) AS area_m2, sum(i.length_m) AS length_m FROM {idx} i{join} "

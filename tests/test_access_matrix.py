@@ -8,13 +8,16 @@ fields are absent and refused like unknown ones, sensitive fields are masked, a
 region-limited grant returns only its region's rows, non-open data is never
 ``Cache-Control: public``, and non-open data access writes an audit row.
 
-Adding a way out (tiles, coverages, downloads …) is one entry in ``WAYS``.
+Adding a way out (tiles, coverages, downloads …) is one entry in ``WAYS``. Every way runs
+for both resource kinds with rows (``KINDS``: vector layers ``tpol_<class>`` and table
+resources ``tpol_tab_<class>``, whose items are keyed by their key ``name``).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
@@ -24,6 +27,7 @@ from policy_fixtures import (
     FIELDS,
     GRANT_FIELDS,
     GRANT_REGION,
+    KINDS,
     SENSITIVE,
     create_callers,
     create_layers,
@@ -54,6 +58,8 @@ CALLERS = {
 }
 ALL_FIDS = frozenset(f[0] for f in FEATURES)
 GRANT_FIDS = frozenset(f[0] for f in FEATURES if f[3] == GRANT_REGION)
+FID_BY_NAME = {f[4]: f[0] for f in FEATURES}  # a table's item id is its key, `name`
+COUNTY = {f[0]: f[3] for f in FEATURES}
 BY_FID = {f[0]: dict(zip(("name", "qlr", "phone", "sfz", "area", "county"), f[4:8] + (f[8], f[3]),
                          strict=True)) for f in FEATURES}
 
@@ -67,7 +73,7 @@ class Expect:
     audited: bool = False
 
 
-def expect(caller: str, cls: str) -> Expect:
+def expect(caller: str, cls: str, kind: str = "vector") -> Expect:
     category, live_grant = CALLERS[caller]
     cell = DESIGN_TABLE[category][cls]
     if cell in ("–", "entry") or (cell == "grant" and not live_grant):
@@ -78,8 +84,9 @@ def expect(caller: str, cls: str) -> Expect:
     if cell == "grant":
         fields = frozenset(GRANT_FIELDS)
         # sensitive fields the grant shows are masked unless the grant names them
+        # the table's grant has no region scope (policy_fixtures): every row
         return Expect(True, fields, (frozenset(SENSITIVE) & fields) - set(GRANT_FIELDS),
-                      GRANT_FIDS, audited)
+                      GRANT_FIDS if kind == "vector" else ALL_FIDS, audited)
     return Expect(True, frozenset(FIELDS), frozenset(SENSITIVE), ALL_FIDS, audited)
 
 
@@ -94,11 +101,27 @@ def world(database_url):
 
 
 class Ctx:
-    def __init__(self, client, db, caller, token, cls):
+    def __init__(self, client, db, caller, token, cls, kind="vector"):
         self.client, self.db, self.caller, self.cls = client, db, caller, cls
+        self.kind = kind
         self.headers = {"X-API-Key": token} if token else {}
-        self.layer = layer_name(cls)
-        self.exp = expect(caller, cls)
+        self.layer = layer_name(cls, kind)
+        self.exp = expect(caller, cls, kind)
+
+    @property
+    def is_table(self) -> bool:
+        return self.kind == "table"
+
+    def key(self, fid: int):
+        """The item id of row ``fid``: its fid for a layer, its key for a table."""
+        return BY_FID[fid]["name"] if self.is_table else fid
+
+    def fid(self, feature: dict) -> int:
+        return FID_BY_NAME[feature["id"]] if self.is_table else feature["id"]
+
+    @property
+    def missing_key(self):
+        return "不存在的键" if self.is_table else 999
 
     def get(self, path: str, body: dict | None = None, **params):
         params.setdefault("f", "json")
@@ -185,9 +208,10 @@ def way_items(ctx: Ctx):
     r = ctx.get(f"/ogc/collections/{ctx.layer}/items", limit=100)
     assert r.status_code == 200
     body = r.json()
-    assert {f["id"] for f in body["features"]} == set(ctx.exp.fids)
+    assert {ctx.fid(f) for f in body["features"]} == set(ctx.exp.fids)
     for f in body["features"]:
-        ctx.check_properties(f["id"], f["properties"])
+        ctx.check_properties(ctx.fid(f), f["properties"])
+        assert (f["geometry"] is None) == ctx.is_table
         if ctx.exp.fids == GRANT_FIDS:  # region-limited grant: only its region's rows
             assert f["properties"]["county"] == GRANT_REGION
     assert body["numberReturned"] == len(ctx.exp.fids)
@@ -197,12 +221,12 @@ def way_items(ctx: Ctx):
 def way_item(ctx: Ctx):
     if not ctx.exp.visible:
         for fid in sorted(ALL_FIDS):
-            ctx.like_nonexistent(f"/ogc/collections/{{c}}/items/{fid}")
+            ctx.like_nonexistent(f"/ogc/collections/{{c}}/items/{ctx.key(fid)}")
         return
-    missing = ctx.get(f"/ogc/collections/{ctx.layer}/items/999")
+    missing = ctx.get(f"/ogc/collections/{ctx.layer}/items/{ctx.missing_key}")
     for fid in sorted(ALL_FIDS):
         mark = ctx.audit_mark()
-        r = ctx.get(f"/ogc/collections/{ctx.layer}/items/{fid}")
+        r = ctx.get(f"/ogc/collections/{ctx.layer}/items/{ctx.key(fid)}")
         if fid in ctx.exp.fids:
             assert r.status_code == 200
             ctx.check_properties(fid, r.json()["properties"])
@@ -210,8 +234,8 @@ def way_item(ctx: Ctx):
         else:  # outside the grant's region: exactly like an item that does not exist
             assert r.status_code == missing.status_code == 404
             assert r.json()["code"] == missing.json()["code"]
-            assert (r.json()["description"].replace(f": {fid}", ": N")
-                    == missing.json()["description"].replace(": 999", ": N"))
+            assert (r.json()["description"].replace(f": {ctx.key(fid)}", ": N")
+                    == missing.json()["description"].replace(f": {ctx.missing_key}", ": N"))
 
 
 def _schema_like(ctx: Ctx, what: str):
@@ -220,7 +244,9 @@ def _schema_like(ctx: Ctx, what: str):
     r = ctx.get(f"/ogc/collections/{ctx.layer}/{what}")
     assert r.status_code == 200
     props = set(r.json()["properties"]) - {"geometry", "fid"}
-    if what == "queryables":  # the virtual `region` queryable every feature layer has
+    if what == "queryables" and ctx.is_table:  # rows of a table lie in no region
+        assert "region" not in r.json()["properties"]
+    elif what == "queryables":  # the virtual `region` queryable every feature layer has
         assert r.json()["properties"]["region"]["title"].startswith("行政区划")
         props -= {"region"}
     assert props == set(ctx.exp.fields)
@@ -261,7 +287,7 @@ def _refused_like_unknown(ctx: Ctx, param: str):
         assert r.status_code == 200
         if param == "properties":
             for f in r.json()["features"]:
-                ctx.check_properties(f["id"], f["properties"], {HIDDEN_FIELD})
+                ctx.check_properties(ctx.fid(f), f["properties"], {HIDDEN_FIELD})
         return
     unknown = ctx.get(f"/ogc/collections/{ctx.layer}/items",
                       **{param: _expr(param, UNKNOWN_FIELD)})
@@ -308,7 +334,7 @@ def way_filter_hidden_cql2_json(ctx: Ctx):
 def way_error_text(ctx: Ctx):
     """Every error a hidden layer gives equals the nonexistent layer's, JSON and HTML."""
     paths = ("/ogc/collections/{c}", "/ogc/collections/{c}/items",
-             "/ogc/collections/{c}/items/1", "/ogc/collections/{c}/queryables",
+             f"/ogc/collections/{{c}}/items/{ctx.key(1)}", "/ogc/collections/{c}/queryables",
              "/ogc/collections/{c}/schema")
     if not ctx.exp.visible:
         for p in paths:
@@ -317,6 +343,54 @@ def way_error_text(ctx: Ctx):
         return
     for p in paths:
         assert ctx.get(p.format(c=ctx.layer)).status_code == 200
+
+
+def way_statistics(ctx: Ctx):
+    """Region statistics: hidden like nonexistent; counts only the caller's rows (a region
+    grant: the rows intersecting its regions); a hidden or masked group_by refused like an
+    unknown field; a table has no features to count (400)."""
+    path = "/regions/440700/stats"
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        mine = ctx.get(path, layer=ctx.layer)
+        none = ctx.get(path, layer=NONEXISTENT)
+        assert mine.status_code == none.status_code == 404
+        assert mine.text.replace(ctx.layer, "X") == none.text.replace(NONEXISTENT, "X")
+        assert ctx.audit_since(mark) == []
+        return
+    if ctx.is_table:
+        r = ctx.get(path, layer=ctx.layer)
+        assert r.status_code == 400 and "table" in r.text
+        return
+    mark = ctx.audit_mark()
+    r = ctx.get(path, layer=ctx.layer)
+    assert r.status_code == 200, r.text
+    rows = r.json()["rows"]
+    assert {row["region_code"]: row["count"] for row in rows} == \
+        dict(Counter(COUNTY[fid] for fid in ctx.exp.fids))
+    ctx.check_audit(mark, len(rows), "regions.stats")
+    hidden = ctx.get(path, layer=ctx.layer, group_by=HIDDEN_FIELD)
+    if HIDDEN_FIELD in ctx.exp.fields and HIDDEN_FIELD not in ctx.exp.masked:
+        assert hidden.status_code == 200
+        return
+    unknown = ctx.get(path, layer=ctx.layer, group_by=UNKNOWN_FIELD)
+    assert hidden.status_code == unknown.status_code == 400
+    assert hidden.text.replace(HIDDEN_FIELD, "F") == unknown.text.replace(UNKNOWN_FIELD, "F")
+
+
+def way_records(ctx: Ctx):
+    """Catalog records (metadata, never data): anonymous callers list only open entries,
+    every department (and the owner) every published entry — the entry, not the data."""
+    title = f"策略测试{'表格' if ctx.is_table else ''} {ctx.cls}"
+    listed = ctx.cls == "open" if ctx.caller == "anonymous" else True
+    for params in ({"limit": 10000}, {"q": "策略测试", "limit": 10000}):  # list and search
+        r = ctx.get("/ogc/collections/catalog/items", **params)
+        assert r.status_code == 200, r.text
+        titles = {f["properties"].get("title") for f in r.json()["features"]}
+        assert (title in titles) == listed, (params, title, sorted(t for t in titles if t))
+        for f in FEATURES:  # no data value ever reaches a record
+            for value in (f[5], f[6], f[7]):
+                assert value not in r.text
 
 
 WAYS = {
@@ -332,21 +406,25 @@ WAYS = {
     "properties_hidden_field": way_properties_hidden,
     "filter_hidden_field_cql2_json": way_filter_hidden_cql2_json,
     "error_text_hidden_vs_nonexistent": way_error_text,
+    "statistics": way_statistics,
+    "records": way_records,
     # "tiles": way_tiles, "coverage": way_coverage, "download": way_download — when they exist
 }
 
-MATRIX = list(itertools.product(CALLERS, CLASSES, WAYS))
+MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 
 
-@pytest.mark.parametrize(("caller", "cls", "way"), MATRIX,
-                         ids=[f"{c}-{k}-{w}" for c, k, w in MATRIX])
-def test_access_matrix(world, app_client, db, caller, cls, way):
-    ctx = Ctx(app_client, db, caller, world[caller].token, cls)
+@pytest.mark.parametrize(("caller", "cls", "kind", "way"), MATRIX,
+                         ids=[f"{c}-{k}-{t}-{w}" for c, k, t, w in MATRIX])
+def test_access_matrix(world, app_client, db, caller, cls, kind, way):
+    ctx = Ctx(app_client, db, caller, world[caller].token, cls, kind)
     WAYS[way](ctx)
 
 
 def test_matrix_is_complete():
-    assert len(MATRIX) == len(CALLERS) * len(CLASSES) * len(WAYS) == 5 * 4 * 12
+    # issue 9: the table kind and the statistics and records ways (was 5 * 4 * 12)
+    assert len(MATRIX) == len(CALLERS) * len(CLASSES) * len(KINDS) * len(WAYS) == \
+        5 * 4 * 2 * 14
     # every cell of the §5 table is exercised by some caller
-    cells = {(CALLERS[c][0], k) for c, k, _ in MATRIX}
+    cells = {(CALLERS[c][0], k) for c, k, _, _ in MATRIX}
     assert cells == {(cat, k) for cat in DESIGN_TABLE for k in CLASSES}

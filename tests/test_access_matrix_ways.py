@@ -13,7 +13,16 @@ import math
 
 import mapbox_vector_tile
 import pytest
-from test_access_matrix import CALLERS, CLASSES, FEATURES, GRANT_REGION, Ctx, world  # noqa: F401
+from policy_fixtures import KINDS
+from test_access_matrix import (  # noqa: F401
+    CALLERS,
+    CLASSES,
+    FEATURES,
+    FID_BY_NAME,
+    GRANT_REGION,
+    Ctx,
+    world,
+)
 
 # one z8 WebMercatorQuad tile holds all four test features (蓬江区 and 台山市)
 Z = 8
@@ -24,6 +33,13 @@ COUNTY = {f[0]: f[3] for f in FEATURES}
 
 def way_tiles(ctx: Ctx):
     path = f"/ogc/collections/{{c}}/tiles/WebMercatorQuad/{Z}/{ROW}/{COL}"
+    if ctx.is_table and ctx.exp.visible:  # a table has no tiles: an error, never data
+        mark = ctx.audit_mark()
+        for p in (path.format(c=ctx.layer), f"/ogc/collections/{ctx.layer}/tiles"):
+            assert ctx.get(p, f="mvt").status_code == 400
+        # an attempt may be audited (the OGC audit logs requests), but it carried no rows
+        assert all(row[3] in (0, None) for row in ctx.audit_since(mark))
+        return
     if not ctx.exp.visible:
         mark = ctx.audit_mark()
         ctx.like_nonexistent(path, f="mvt")
@@ -48,7 +64,36 @@ def way_coverage(ctx: Ctx):
     assert ctx.get(f"/ogc/collections/{ctx.layer}/coverage").status_code == 400
 
 
+def way_download_table(ctx: Ctx):
+    """A table downloads as XLSX (typed cells; CSV/GBK in test_tables_serve); a geometry
+    format or a region is a 400 naming the table formats."""
+    import io
+
+    import openpyxl
+
+    mark = ctx.audit_mark()
+    r = ctx.get(f"/downloads/{ctx.layer}", format="xlsx")
+    assert r.status_code == 200, r.text
+    sheet = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True).worksheets[0]
+    header, *rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    got = {}
+    for row in rows:
+        props = dict(zip(header, row, strict=True))
+        got[FID_BY_NAME[props["name"]]] = props
+    assert set(got) == set(ctx.exp.fids)
+    for fid, props in got.items():
+        ctx.check_properties(fid, props)
+    ctx.check_audit(mark, len(ctx.exp.fids), "download")
+    for params in ({"format": "geojson"}, {"format": "csv", "region": "440781"}):
+        r = ctx.get(f"/downloads/{ctx.layer}", **params)
+        assert r.status_code == 400 and "csv, csv-gbk, xlsx" in r.json()["description"] \
+            or "region" in r.json()["description"]
+    assert ctx.audit_since(mark)[1:] == []
+
+
 def way_download(ctx: Ctx):
+    if ctx.is_table and ctx.exp.visible:
+        return way_download_table(ctx)
     if not ctx.exp.visible:
         mark = ctx.audit_mark()
         for fmt in ("geojson", "gpkg", "nonsense"):
@@ -73,7 +118,7 @@ def way_download(ctx: Ctx):
 
 
 WAYS = {"tiles": way_tiles, "coverage": way_coverage, "download": way_download}
-MATRIX = list(itertools.product(CALLERS, CLASSES, WAYS))
+MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +127,9 @@ def client(app_client):
     return app_client
 
 
-@pytest.mark.parametrize(("caller", "cls", "way"), MATRIX,
-                         ids=[f"{c}-{k}-{w}" for c, k, w in MATRIX])
-def test_access_matrix_tiles_coverages_downloads(world, client, db, caller, cls, way):  # noqa: F811
-    ctx = Ctx(client, db, caller, world[caller].token, cls)
+@pytest.mark.parametrize(("caller", "cls", "kind", "way"), MATRIX,
+                         ids=[f"{c}-{k}-{t}-{w}" for c, k, t, w in MATRIX])
+def test_access_matrix_tiles_coverages_downloads(world, client, db, caller, cls, kind,  # noqa: F811
+                                                 way):
+    ctx = Ctx(client, db, caller, world[caller].token, cls, kind)
     WAYS[way](ctx)

@@ -145,7 +145,7 @@ def test_malformed_bbox_is_400(app_client, world):
 def test_region_stats_of_a_raster_is_a_clear_400(app_client, world):
     r = app_client.get("/regions/440700/stats", params={"layer": OPEN})
     assert r.status_code == 400
-    assert "raster" in r.json()["detail"]
+    assert "raster" in r.json()["description"]
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "unrelated", "expired_grant"])

@@ -234,6 +234,34 @@ def test_csv(client, world, tmp_path):
         check_geometry(geom, fid)
 
 
+def test_csv_gbk_and_xlsx_of_a_layer(client, world):
+    """Offered for layers too (issue 9): a WKT column carries the geometry."""
+    import openpyxl
+
+    r = get(client, LAYER, world["unrelated"], format="csv-gbk")
+    assert r.status_code == 200, r.text
+    assert not r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("gbk"))))
+    assert list(rows[0]) == ["fid", *COLUMNS, "WKT"] and len(rows) == len(ROWS)
+    for row in rows:
+        src = BY_FID[int(row["fid"])]
+        assert row["dkmc"] == src["dkmc"] and row["qlr"] == masked_name(src["qlr"])
+        # 𠮷 is outside GBK: replaced, the rest of the text kept
+        assert row["bz"] == (src["bz"] or "").replace("𠮷", "?")
+        check_geometry(shapely.from_wkt(row["WKT"]), int(row["fid"]))
+    r = get(client, LAYER, world["unrelated"], format="xlsx")
+    assert r.status_code == 200, r.text
+    sheet = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True).worksheets[0]
+    header, *cells = [list(x) for x in sheet.iter_rows(values_only=True)]
+    assert header == ["fid", *COLUMNS, "WKT"] and len(cells) == len(ROWS)
+    for values in cells:
+        row = dict(zip(header, values, strict=True))
+        src = BY_FID[row["fid"]]
+        assert row["zdsl"] == src["zdsl"] and row["qlr"] == masked_name(src["qlr"])
+        assert row["bz"] == (src["bz"] or None)  # 𠮷 kept; empty text reads back empty
+        check_geometry(shapely.from_wkt(row["WKT"]), row["fid"])
+
+
 def test_geojson(client, world):
     r = get(client, LAYER, world["unrelated"], format="geojson")
     assert r.status_code == 200, r.text
@@ -254,9 +282,9 @@ def test_geojson(client, world):
 
 def test_batches_keep_memory_flat(client, world, monkeypatch):
     """Tiny batches (7 rows) give the same files: rows stream through, never all at once."""
-    from jmgeo import downloads
+    from jmgeo.downloads import export
 
-    monkeypatch.setattr(downloads, "BATCH", 7)
+    monkeypatch.setattr(export, "BATCH", 7)
     r = get(client, LAYER, world["unrelated"], format="gpkg")
     check_frame(pyogrio.read_dataframe(io.BytesIO(r.content), fid_as_index=True),
                 {c: c for c in COLUMNS})
@@ -322,7 +350,8 @@ def test_hidden_layer_is_404_like_nonexistent(client, world, caller, layer, para
 
 
 def test_bad_parameters_are_400_naming_them(client, world):
-    r = get(client, LAYER, world["unrelated"], format="xlsx")
+    # (xlsx was the example of an unsupported format; since issue 9 it is offered)
+    r = get(client, LAYER, world["unrelated"], format="kml")
     assert r.status_code == 400 and r.json()["description"].startswith("format")
     r = get(client, LAYER, world["unrelated"], region="449999")
     assert r.status_code == 400 and r.json()["description"].startswith("region")

@@ -76,4 +76,45 @@ def test_stats_bad_input(app_client, stats_layer):
                           params={"layer": stats_layer}).status_code == 404
     r = app_client.get("/regions/440700/stats", params={"layer": stats_layer,
                                                         "group_by": "nosuch"})
-    assert r.status_code == 400 and "group_by" in r.json()["detail"]
+    assert r.status_code == 400 and "group_by" in r.json()["description"]
+
+
+def test_region_grant_counts_rows_intersecting_its_regions(app_client, database_url):
+    """A grant's region scope means what it means everywhere (issue 9): the rows whose
+    geometry intersects the granted regions — a parcel reaching into 蓬江区 from outside
+    is visible (and counted where its point on surface lies), one elsewhere is not."""
+    from datetime import UTC, datetime
+
+    from layers.grants import add_grant
+    from layers.identity import create_key
+
+    big = ("MULTIPOLYGON(((112.3 22.0, 113.2 22.0, 113.2 22.7, 112.3 22.7, 112.3 22.0)))")
+    small = _square_wkt(4547, *get_transformer(4490, 4547).transform(113.08, 22.58), 200, 200)
+    far = _square_wkt(4546, *get_transformer(4490, 4546).transform(112.30, 22.20), 200, 200)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_departments(conn)
+        with conn.transaction():
+            table = create_data_table(conn, "t_stats_scope", 1, "MultiPolygon",
+                                      [Column("dlmc", "text", "地类名称")])
+            for fid, wkt in ((1, small), (2, big), (3, far)):
+                conn.execute(f"INSERT INTO {table} (fid, geom, dlmc) VALUES "
+                             "(%s, ST_GeomFromText(%s, 4490), '耕地')", (fid, wkt))
+            publish(conn, layer="t_stats_scope", version=1, table_name=table,
+                    feature_count=3, report={}, title="统计范围测试", dept="gtzy",
+                    theme="land", sharing_class="conditional")
+        add_grant(conn, layer="t_stats_scope", dept="gh", purpose="测试", approved_by="测试",
+                  regions=["440703"])
+        token = create_key(conn, f"stats-scope-{datetime.now(UTC).timestamp()}",
+                           dept="gh")["token"]
+        # the big parcel's point on surface lies outside 蓬江区: the old point-on-surface
+        # scope would have hidden it
+        where = conn.execute(
+            "SELECT p.code FROM public.region_part p JOIN region r ON r.id = p.region_id "
+            f"JOIN {table} t ON ST_Intersects(p.geom, ST_PointOnSurface(t.geom)) "
+            "WHERE t.fid = 2 AND r.parent_code = '440700'").fetchone()
+    assert where is not None and where[0] != "440703"
+    r = app_client.get("/regions/440700/stats", params={"layer": "t_stats_scope"},
+                       headers={"X-API-Key": token})
+    assert r.status_code == 200, r.text
+    rows = {row["region_code"]: row["count"] for row in r.json()["rows"]}
+    assert rows == {"440703": 1, where[0]: 1}  # fid 1 and fid 2; never fid 3 (恩平)

@@ -26,4 +26,4 @@ def _print_config(args: argparse.Namespace) -> None:
     with connection() as conn:
         resources, _ = config.audience_resources(conn, caller)
     cfg = config.build_config(resources, get_settings().base_url)
-    print(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), end="")
+    print(yaml.safe_dump(config.printable(cfg), allow_unicode=True, sort_keys=False), end="")

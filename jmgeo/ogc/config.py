@@ -2,7 +2,8 @@
 
 Each *audience* (a caller's department with its grants, or the public) gets its own
 configuration holding only the collections it may see, each provider carrying the
-caller's access (fields, masks, region scope). Identical audiences share one
+caller's ``layers.policy.Access`` itself (``provider_def['jmgeo']['access']``: fields,
+masks, region scope — typed, built by the policy only). Identical audiences share one
 configuration: the cache key is a fingerprint of the access decisions themselves, so a
 new grant, an expiry or a new load produces a new key and no worker serves stale rights.
 """
@@ -19,7 +20,8 @@ from typing import Any
 import yaml
 
 from jmgeo.ogc.coverages import coverage_provider_def
-from jmgeo.ogc.tiles import regions_tile_provider_def, tile_provider_def
+from jmgeo.ogc.tiles import REGION_COLUMNS, regions_tile_provider_def, tile_provider_def
+from layers.access_sql import item_id_field
 from layers.policy import Access, Caller, visible_layers
 from spatial.crs import CRS84_URI, EPSG_URI, JIANGMEN_EXTENT, SUPPORTED_OUTPUT_CRS
 
@@ -66,8 +68,7 @@ def regions_resource() -> dict[str, Any]:
             "storage_crs": STORAGE_CRS,
             "crs": list(SUPPORTED_OUTPUT_CRS),
             "title_field": "name",
-            "jmgeo": {"fields": ["code", "name", "kind", "parent_code", "valid_from",
-                                 "source"],
+            "jmgeo": {"columns": list(REGION_COLUMNS),
                       "labels": {"code": "区划代码", "name": "名称", "kind": "类别",
                                  "parent_code": "上级代码", "valid_from": "启用日期",
                                  "source": "来源"}},
@@ -105,13 +106,42 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
         "jmgeo": {
             "layer": layer["name"],
             "version": layer["current_version"],
-            "fields": list(access.fields) if access.fields is not None else None,
-            "masks": dict(access.masks),
-            "regions": list(access.regions) if access.regions is not None else None,
+            "access": access,
             "labels": dict(layer.get("field_labels") or {}),
         },
     }
     return collection(layer, access, [provider, tile_provider_def(layer, access)])
+
+
+TABLE_PROVIDER = "jmgeo.ogc.provider.TableProvider"
+TABLE_KEYWORDS = ("table", "表格", "无几何 / no geometry")
+
+
+def table_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+    """One table resource: a feature collection whose features have ``geometry: null``.
+
+    No tiles, no bbox, no ``region``; its items are keyed by the declared key when the
+    caller may see it in clear (``layers.access_sql.item_id_field``), else by ``fid``.
+    It has no spatial extent; pygeoapi insists on ``extents.spatial``, so the keywords
+    say "table" (and ``jmgeo.kind``) and the extent is the platform's area of interest.
+    """
+    id_field = item_id_field(access, layer.get("key_field"))
+    provider: dict[str, Any] = {
+        "type": "feature",
+        "name": TABLE_PROVIDER,
+        "data": {"table": layer["table_name"]},
+        "id_field": id_field,
+        "geom_field": None,
+        "jmgeo": {
+            "layer": layer["name"],
+            "kind": "table",
+            "key_field": layer.get("key_field"),
+            "version": layer["current_version"],
+            "access": access,
+            "labels": dict(layer.get("field_labels") or {}),
+        },
+    }
+    return collection(layer, access, [provider], None, *TABLE_KEYWORDS)
 
 
 def raster_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
@@ -127,8 +157,9 @@ def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, 
     resources: dict[str, Any] = {"regions": regions_resource(),
                                  "catalog": records_resource(caller)}
     accesses: dict[str, Access] = {}
+    builders = {"vector": layer_resource, "raster": raster_resource, "table": table_resource}
     for layer, access in visible_layers(conn, caller):
-        build = layer_resource if layer["kind"] == "vector" else raster_resource
+        build = builders[layer["kind"]]
         resources[layer["name"]] = build(layer, access)
         accesses[layer["name"]] = access
     return resources, accesses
@@ -142,8 +173,32 @@ def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
     return cfg
 
 
+def printable(cfg: Any) -> Any:
+    """The configuration with each ``Access`` as a plain mapping (for ``jmgeo ogc config``,
+    YAML, and anything else that serialises it); the running API keeps the typed object."""
+    if isinstance(cfg, Access):
+        return {"layer": cfg.layer, "sharing_class": cfg.sharing_class,
+                "fields": list(cfg.fields) if cfg.fields is not None else None,
+                "masks": dict(cfg.masks),
+                "regions": list(cfg.regions) if cfg.regions is not None else None,
+                "grant_id": cfg.grant_id}
+    if isinstance(cfg, dict):
+        return {k: printable(v) for k, v in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return [printable(v) for v in cfg]
+    return cfg
+
+
+def _fingerprint_default(value: Any) -> Any:
+    """An ``Access`` in a provider entry counts by its exact decision
+    (``Access.fingerprint``), not by its repr."""
+    if isinstance(value, Access):
+        return ["Access", *value.fingerprint()]
+    return str(value)
+
+
 def fingerprint(resources: dict[str, Any], base_url: str) -> str:
-    blob = json.dumps([resources, base_url], sort_keys=True, default=str)
+    blob = json.dumps([resources, base_url], sort_keys=True, default=_fingerprint_default)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -165,17 +220,29 @@ REGION_QUERYABLE = {
 }
 
 
+SPATIAL_PARAMS = ("bbox", "bbox-crs", "crs")
+
+
 def declare_extra_parameters(oas: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
-    """Add the parameters our feature provider understands (`region`, `cursor`) to the
-    items operation of every feature collection in a per-audience OpenAPI document."""
+    """Add the parameters our feature providers understand (`region` and `cursor`; a
+    table has no `region`, and loses pygeoapi's `bbox`/`crs`) to the items operation of
+    every feature collection in a per-audience OpenAPI document."""
     for name, res in resources.items():
-        if not any(p.get("name") == PROVIDER for p in res.get("providers", [])):
+        names_ = {p.get("name") for p in res.get("providers", [])}
+        if PROVIDER in names_:
+            extra = (REGION_PARAMETER, CURSOR_PARAMETER)
+        elif TABLE_PROVIDER in names_:
+            extra = (CURSOR_PARAMETER,)
+        else:
             continue
         op = oas.get("paths", {}).get(f"/collections/{name}/items", {}).get("get")
         if op is None:
             continue
+        if TABLE_PROVIDER in names_:  # a table has no geometry: no bbox, no crs
+            op["parameters"] = [p for p in op.get("parameters", [])
+                                if p.get("$ref", "").rsplit("/", 1)[-1] not in SPATIAL_PARAMS]
         names = {p.get("name") for p in op.setdefault("parameters", [])}
-        for param in (REGION_PARAMETER, CURSOR_PARAMETER):
+        for param in extra:
             if param["name"] not in names:
                 op["parameters"].append(dict(param))
     return oas

@@ -16,9 +16,11 @@ Publishing: :func:`coverage_provider_def` (with ``jmgeo.ogc.config``) turns (lay
 whose ``type: coverage`` provider is :class:`PolicyRasterProvider`, a thin subclass of
 pygeoapi's rasterio provider that
 
-* honours the caller's region scope (a grant limited to regions): pixels outside the
-  granted regions are masked (nodata) and a request without a bbox is cut to those
-  regions — the whole file is never handed out then;
+* honours the caller's region scope (a grant limited to regions; the list comes from
+  ``layers.access_sql.region_scope`` over the typed ``Access`` in
+  ``provider_def['jmgeo']['access']``): pixels outside the granted regions are masked
+  (nodata) — the raster spelling of the one region rule — and a request without a bbox
+  is cut to those regions — the whole file is never handed out then;
 * takes ``bbox`` in CRS84 (default) or any ``bbox-crs`` the framework supports, through
   ``spatial.crs.transform_bbox`` (cached transformers; pygeoapi's provider builds a new
   Transformer per request and only accepts bare EPSG integers);
@@ -61,7 +63,8 @@ from jmgeo.ogc.compat import (
     read_data,
     validate_bbox,
 )
-from jmgeo.ogc.provider import ProviderDatabaseUnavailable
+from jmgeo.ogc.provider import ProviderDatabaseUnavailable, provider_access
+from layers.access_sql import region_scope
 from spatial.crs import CRS84_URI, JIANGMEN_EXTENT, CRSNotSupported, transform_bbox
 
 LOGGER = logging.getLogger(__name__)
@@ -93,9 +96,10 @@ class PolicyRasterProvider(RasterioProvider):
     def __init__(self, provider_def: dict):
         provider_def = dict(provider_def)
         provider_def.setdefault("format", NATIVE_FORMAT)
-        access = provider_def.get("jmgeo", {}) or {}
-        self.layer_name: str = access.get("layer") or Path(provider_def["data"]).stem
-        self.region_scope: list[str] | None = access.get("regions")
+        meta = provider_def.get("jmgeo", {}) or {}
+        self.layer_name: str = meta.get("layer") or Path(provider_def["data"]).stem
+        # the region rule's raster spelling: pixels outside these regions are masked
+        self.region_scope: list[str] | None = region_scope(provider_access(provider_def))
         # BaseProvider.__init__ only, then our own (cached, closed-file) description
         super(RasterioProvider, self).__init__(provider_def)
         self.native_format = provider_def["format"]["name"]
@@ -349,10 +353,7 @@ def coverage_provider_def(layer: dict[str, Any], access) -> tuple[dict[str, Any]
         "name": PROVIDER,
         "data": path,
         "format": dict(NATIVE_FORMAT),
-        "jmgeo": {
-            "layer": layer["name"],
-            "regions": list(access.regions) if access.regions is not None else None,
-        },
+        "jmgeo": {"layer": layer["name"], "access": access},
     }, bbox
 
 

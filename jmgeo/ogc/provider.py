@@ -13,9 +13,11 @@ request — so it holds no connections; it borrows from ``jmgeo.db``'s pool) and
 * reprojects output in PostGIS (``ST_Transform``) and writes authority axis order for
   ``crs=`` answers (OGC API Features Part 2), CRS84 lon/lat by default;
 * builds GeoJSON in PostGIS (``ST_AsGeoJSON``/``json_build_object``);
-* applies the caller's access (``provider_def['jmgeo']``: visible fields, masks, region
-  scope) that our ASGI layer put there from ``layers.policy`` — the provider never decides
-  access, it only obeys it.
+* applies the caller's ``layers.policy.Access``, which our ASGI layer put in
+  ``provider_def['jmgeo']['access']`` (typed; see ``jmgeo.ogc.access``), as
+  ``layers.access_sql`` spells it in SQL (visible fields, masks, the region rule) — the
+  provider never decides access, it only obeys it;
+* serves table resources (no geometry) too: :class:`TableProvider`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import time
 from contextvars import ContextVar
 from functools import lru_cache
@@ -34,14 +35,21 @@ import psycopg
 from psycopg import sql
 
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc.access import (  # noqa: F401 — re-exported: the providers' shared pieces
+    AccessColumnsMixin,
+    ProviderDatabaseUnavailable,
+    provider_access,
+    region_exists,
+    split_table,
+    table_columns,
+)
 from jmgeo.ogc.compat import (
     BaseProvider,
-    ProviderGenericError,
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
-from layers.masking import mask_expression
+from layers.access_sql import intersects_regions
 from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first
 
 LOGGER = logging.getLogger(__name__)
@@ -61,46 +69,9 @@ REQUEST_URL: ContextVar[str | None] = ContextVar("jmgeo_request_url", default=No
 # query parameters the provider understands beyond the layer's own fields
 EXTRA_PARAMS = ("region", "cursor")
 
-# column metadata per table: {table: {column: pg type}}; tables are versioned by name,
-# so a cached entry never goes stale (a new load is a new table).
-_columns_cache: dict[str, dict[str, str]] = {}
-_cache_lock = threading.Lock()
 # planner row estimates per table, refreshed every few minutes (decides whether to count)
 _estimates: dict[str, tuple[float, int]] = {}
 ESTIMATE_TTL = 300.0
-
-
-class ProviderDatabaseUnavailable(ProviderGenericError):
-    """The database is down: answer 503 with a message, never a traceback."""
-
-    ogc_exception_code = "ServiceUnavailable"
-    http_status_code = 503
-    default_msg = "数据库暂不可用，请稍后重试 / database temporarily unavailable, retry later"
-
-
-def split_table(name: str) -> tuple[str, str]:
-    schema, _, table = name.rpartition(".")
-    return (schema or "public"), table
-
-
-def table_columns(table: str) -> dict[str, str]:
-    """Column name → PostgreSQL type of a data table (cached; tables never change shape)."""
-    cols = _columns_cache.get(table)
-    if cols is not None:
-        return cols
-    schema, name = split_table(table)
-    with connection() as conn:
-        rows = conn.execute(
-            "SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type "
-            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
-            "ORDER BY a.attnum", (schema, name)).fetchall()
-    cols = {r["name"]: r["type"] for r in rows}
-    if cols:
-        with _cache_lock:
-            _columns_cache[table] = cols
-    return cols
 
 
 def _output_srid(crs_transform_spec) -> tuple[int, bool, bool]:
@@ -127,40 +98,6 @@ def _storage_lat_first() -> bool:
     return is_lat_first(get_crs(f"EPSG:{CANONICAL_EPSG}"))
 
 
-def region_exists(geom: sql.Composable) -> sql.Composable:
-    """Rows intersecting any of the regions in one bound list parameter (%s).
-
-    A semi-join probe per row in key order, so a first page stops after `limit` hits (a
-    bbox prefilter makes the planner sort every row in the box: measured 25x slower)."""
-    return sql.SQL(
-        "EXISTS (SELECT 1 FROM public.region_part rp WHERE rp.code = ANY(%s) "
-        "AND rp.geom && {g} AND ST_Intersects(rp.geom, {g}))").format(g=geom)
-
-
-class AccessColumnsMixin:
-    """The columns of one framework table a caller may see, from the ``Access`` our ASGI
-    layer put in ``provider_def['jmgeo']`` — shared by the feature and the tile provider."""
-
-    table: str
-    geom_field: str
-    id_field: str
-    visible: list[str] | None
-
-    def _columns(self) -> dict[str, str]:
-        try:
-            return table_columns(self.table)
-        except DatabaseUnavailable as exc:
-            raise ProviderDatabaseUnavailable() from exc
-
-    def visible_columns(self) -> list[str]:
-        """The columns this caller may see, in table order (geometry excluded)."""
-        cols = [c for c in self._columns() if c != self.geom_field]
-        if self.visible is not None:
-            allowed = set(self.visible) | {self.id_field}
-            cols = [c for c in cols if c in allowed]
-        return cols
-
-
 class PostGISProvider(AccessColumnsMixin, BaseProvider):
     """pygeoapi feature provider over one framework table (see module docstring)."""
 
@@ -171,14 +108,14 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         self.static_where: str | None = data.get("where") if isinstance(data, dict) else None
         self.id_field = provider_def.get("id_field", "fid")
         self.geom_field = provider_def.get("geom_field", "geom")
-        access = provider_def.get("jmgeo", {}) or {}
-        self.visible: list[str] | None = access.get("fields")  # None: every column
-        self.masks: dict[str, str] = access.get("masks", {}) or {}
-        self.region_scope: list[str] | None = access.get("regions")
-        self.labels: dict[str, str] = access.get("labels", {}) or {}
-        self.layer_name: str | None = access.get("layer")
-        self.version: int | None = access.get("version")  # of self.table; cursors pin it
-        self.count_threshold = int(access.get("count_threshold", 200_000))
+        self.access = provider_access(provider_def)
+        meta = provider_def.get("jmgeo", {}) or {}
+        published = meta.get("columns")
+        self.published = tuple(published) if published is not None else None
+        self.labels: dict[str, str] = meta.get("labels", {}) or {}
+        self.layer_name: str | None = meta.get("layer")
+        self.version: int | None = meta.get("version")  # of self.table; cursors pin it
+        self.count_threshold = int(meta.get("count_threshold", 200_000))
         # pygeoapi passes unknown query parameters through as `properties`, so `region`
         # and `cursor` reach us; anything else unknown is refused in `_split_properties`
         self.include_extra_query_parameters = True
@@ -210,13 +147,17 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             # same message whether the field is hidden or absent: no oracle
             raise ProviderInvalidQueryError(
                 user_msg=f"未知字段 / unknown property: {name}")
-        col = sql.SQL("t.{}").format(sql.Identifier(name))
-        if name in self.masks:
-            return mask_expression(self.masks[name], col)
-        return col
+        return self.access_sql().value(name)
+
+    @property
+    def is_table(self) -> bool:
+        """A table resource: no geometry (``geom_field: null`` in its provider entry)."""
+        return self.geom_field is None
 
     def _geometry_sql(self, crs_transform_spec) -> tuple[sql.Composable, int]:
         srid, flip, geographic = _output_srid(crs_transform_spec)
+        if self.is_table:
+            return sql.SQL("NULL::json"), srid
         geom: sql.Composable = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
         if srid not in (CANONICAL_EPSG, 4326):
             geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(srid))
@@ -227,8 +168,9 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         return sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(geom, sql.Literal(digits)), srid
 
     def _properties_sql(self, select: list[str] | None) -> sql.Composable:
-        names = [c for c in self.property_columns() if c != self.id_field or
-                 (select and self.id_field in select)]
+        # a layer's fid is only its id; a table's key is also one of its fields
+        names = [c for c in self.property_columns() if c != self.id_field or self.is_table
+                 or (select and self.id_field in select)]
         if select:
             names = [c for c in names if c in select]
         if not names:
@@ -248,7 +190,11 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         clauses: list[sql.Composable] = list(extra or [])
         if self.static_where:  # trusted: comes from our generated config, never a request
             clauses.append(sql.SQL(self.static_where))
-        geom = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
+        geom = self.access_sql().geom_sql()
+        if bbox and geom is None:
+            raise ProviderInvalidQueryError(
+                user_msg="参数 bbox：表格资源没有几何，不能按范围查询 / parameter bbox: this "
+                         "collection is a table (no geometry); filter by its fields instead")
         if bbox:
             if len(bbox) == 6:
                 bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
@@ -271,17 +217,19 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                     col, sql.SQL(cols[name])))
             params.append(value)
         if filterq is not None:
-            virtual = {VIRTUAL_REGION} - set(self._fields)
+            virtual = ({VIRTUAL_REGION} - set(self._fields)) if geom is not None else set()
+            spatial = ("geometry", self.geom_field) if geom is not None else ()
             for name in set(attributes(filterq)):
-                if name not in (self.geom_field, "geometry", *virtual):
+                if name not in (*spatial, *virtual):
                     self._column_sql(name)  # refuses hidden / unknown before any SQL
 
             def resolve(name: str) -> sql.Composable:
-                if name in (self.geom_field, "geometry"):
+                if name in spatial:
                     return geom
                 return self._column_sql(name)
 
-            tr = CQLTranslator(resolve, geom, CANONICAL_EPSG,
+            tr = CQLTranslator(resolve, geom if geom is not None else sql.SQL("NULL::geometry"),
+                               CANONICAL_EPSG,
                                flip_literals=_storage_lat_first(),
                                region_filter=(lambda codes: region_exists(geom))
                                if virtual else None)
@@ -291,11 +239,13 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                 raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
             params.extend(tr.params)
         if regions:
-            params.append(regions)
-            clauses.append(region_exists(geom))
-        if self.region_scope is not None:  # the caller's grant: rows in its regions only
-            params.append(list(self.region_scope))
-            clauses.append(region_exists(geom))
+            clause, p = intersects_regions(geom, regions)
+            clauses.append(clause)
+            params.extend(p)
+        scope, p = self.access_sql().row_scope()  # the grant: rows in its regions only
+        if scope is not None:
+            clauses.append(scope)
+            params.extend(p)
         if not clauses:
             return sql.SQL("")
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
@@ -320,6 +270,10 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
     def _regions(self, value: str | None, conn) -> list[str] | None:
         if not value:
             return None
+        if self.is_table:
+            raise ProviderInvalidQueryError(
+                user_msg="参数 region：表格资源没有几何，不能按区划查询 / parameter region: this "
+                         "collection is a table (no geometry); its rows lie in no region")
         codes = [c.strip() for c in value.split(",") if c.strip()]
         found = {r["code"] for r in conn.execute(
             "SELECT DISTINCT code FROM public.region_part WHERE code = ANY(%s)", (codes,))}
@@ -496,3 +450,20 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             raise ProviderItemNotFoundError(user_msg=f"要素不存在 / item not found: {identifier}")
         return {"type": "Feature", "id": row["id"], "geometry": row["geometry"],
                 "properties": row["properties"]}
+
+
+class TableProvider(PostGISProvider):
+    """A table resource (no geometry) as a feature collection with ``geometry: null``:
+    paging, CQL2, sortby, properties exactly as for layers; ``bbox``, ``region`` and
+    spatial filters are refused (400 naming them); a region-scoped grant gives no rows
+    (``layers.access_sql``: rows without geometry lie in no region — fail closed).
+    A class of its own so the router and the OpenAPI add no ``region`` to it."""
+
+    def __init__(self, provider_def: dict):
+        provider_def = {**provider_def, "geom_field": None}
+        super().__init__(provider_def)
+
+    def property_columns(self) -> list[str]:
+        """A table's fields: its key among them, never ``fid`` (a row number the platform
+        gives, not data — it is the item id only when the key is withheld)."""
+        return [c for c in self.visible_columns() if c != "fid"]

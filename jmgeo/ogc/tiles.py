@@ -5,10 +5,10 @@ A pygeoapi tile provider (``type: tile``) like pygeoapi's own ``MVT-postgresql``
 * tiles are built in one SQL statement with ``ST_AsMVTGeom``/``ST_AsMVT`` over the layer's
   versioned table — no SQLAlchemy table reflection per request (pygeoapi builds a provider
   per request), connections borrowed from ``jmgeo.db``'s pool;
-* the caller's access travels in ``provider_def['jmgeo']`` exactly as for the feature
-  provider (``jmgeo.ogc.provider``): only the visible fields become MVT properties, masked
-  fields are masked in SQL (``layers.masking``), rows are limited to the region scope with
-  the same ``EXISTS`` on ``public.region_part`` — the provider obeys, it never decides;
+* the caller's ``Access`` travels in ``provider_def['jmgeo']['access']`` exactly as for
+  the feature provider (``jmgeo.ogc.provider``) and becomes SQL in ``layers.access_sql``:
+  only the visible fields become MVT properties, masked fields are masked in SQL, rows are
+  limited to the region scope by the same key-order ``EXISTS`` — it never decides;
 * three tile matrix sets: ``WebMercatorQuad`` (web maps), ``WorldCRS84Quad`` and
   ``CGCS2000Quad`` — the CGCS2000 geographic quad, identical in geometry to
   WorldCRS84Quad (EPSG:4490 and CRS84 differ by centimetres; data are stored lon/lat)
@@ -70,10 +70,9 @@ from jmgeo.ogc.compat import (
 from jmgeo.ogc.provider import (
     AccessColumnsMixin,
     ProviderDatabaseUnavailable,
-    region_exists,
+    provider_access,
     split_table,
 )
-from layers.masking import mask_expression
 from spatial.crs import CANONICAL_EPSG, EPSG_URI
 
 LOGGER = logging.getLogger(__name__)
@@ -122,6 +121,8 @@ TILE_MATRIX_SETS: dict[str, TileMatrixSetEnumType] = {
     "CGCS2000Quad": CGCS2000_QUAD,
 }
 SCHEMES = list(TILE_MATRIX_SETS)
+# the columns the platform publishes of its own regions collection
+REGION_COLUMNS = ("code", "name", "kind", "parent_code", "valid_from", "source")
 
 
 class TileParameterError(ProviderInvalidQueryError):
@@ -172,12 +173,13 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
         self.static_where: str | None = data.get("where") if isinstance(data, dict) else None
         self.id_field: str = provider_def.get("id_field", "fid")
         self.geom_field: str = provider_def.get("geom_field", "geom")
-        access = provider_def.get("jmgeo", {}) or {}
-        self.layer_name: str = access.get("layer") or split_table(self.table)[1]
-        self.visible: list[str] | None = access.get("fields")
-        self.masks: dict[str, str] = access.get("masks", {}) or {}
-        self.region_scope: list[str] | None = access.get("regions")
-        self.sharing_class: str = access.get("sharing_class") or "open"
+        self.access = provider_access(provider_def)
+        meta = provider_def.get("jmgeo", {}) or {}
+        published = meta.get("columns")
+        self.published = tuple(published) if published is not None else None
+        self.layer_name: str = meta.get("layer") or split_table(self.table)[1]
+        self.sharing_class: str = (self.access.sharing_class if self.access is not None
+                                   else "open")
         self.max_features = int(self.options.get("max_features", MAX_FEATURES))
         self._fields: dict[str, dict] | None = None  # lazy: listings build us too
 
@@ -233,12 +235,13 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
     # -- SQL ------------------------------------------------------------------
     def _property_sql(self) -> list[sql.Composable]:
         cols = self._columns()
+        access_sql = self.access_sql()
         out = []
         for name in self.property_columns():
-            col = sql.SQL("t.{}").format(sql.Identifier(name))
+            col = access_sql.column(name)
             base = cols[name].split("(")[0]
-            if name in self.masks:
-                expr = mask_expression(self.masks[name], col)
+            if access_sql.masked(name):
+                expr = access_sql.value(name)
             elif base in _NATIVE:
                 expr = col
             elif base in _AS_FLOAT:
@@ -291,9 +294,10 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
         params += box
         if self.static_where:  # trusted: from our generated config, never a request
             where.append(sql.SQL(self.static_where))
-        if self.region_scope is not None:
-            where.append(region_exists(geom))
-            params.append(list(self.region_scope))
+        scope, scope_params = self.access_sql().row_scope()  # key-order EXISTS: see
+        if scope is not None:  # layers.access_sql (tiles stop at max_features)
+            where.append(scope)
+            params.extend(scope_params)
         schema, name = split_table(self.table)
         mvt_args = [sql.SQL("q"), sql.Placeholder(), sql.Literal(EXTENT),
                     sql.Literal("mvt_geom")]
@@ -421,13 +425,7 @@ def tile_provider_def(layer: dict[str, Any], access) -> dict[str, Any]:
         "geom_field": "geom",
         "options": {"zoom": {"min": MIN_ZOOM, "max": MAX_ZOOM}, "schemes": list(SCHEMES)},
         "format": dict(MVT_FORMAT),
-        "jmgeo": {
-            "layer": layer["name"],
-            "sharing_class": access.sharing_class,
-            "fields": list(access.fields) if access.fields is not None else None,
-            "masks": dict(access.masks),
-            "regions": list(access.regions) if access.regions is not None else None,
-        },
+        "jmgeo": {"layer": layer["name"], "access": access},
     }
 
 
@@ -442,8 +440,7 @@ def regions_tile_provider_def() -> dict[str, Any]:
         "geom_field": "geom",
         "options": {"zoom": {"min": MIN_ZOOM, "max": MAX_ZOOM}, "schemes": list(SCHEMES)},
         "format": dict(MVT_FORMAT),
-        "jmgeo": {"layer": "regions",
-                  "fields": ["code", "name", "kind", "parent_code", "valid_from", "source"]},
+        "jmgeo": {"layer": "regions", "columns": list(REGION_COLUMNS)},
     }
 
 
