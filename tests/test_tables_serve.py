@@ -69,8 +69,12 @@ def world(database_url):
         add_grant(conn, layer=TABLE, dept="gh", purpose="企业信用核查", approved_by="测试",
                   fields=GH_FIELDS)
         add_grant(conn, layer=TABLE, dept="jt", purpose="运输企业核对", approved_by="测试")
-        add_grant(conn, layer=TABLE, dept="hb", purpose="环保执法", approved_by="测试",
-                  regions=["440703"])
+        # `jmgeo grant add` refuses a region scope on a table (it has no geometry); a row
+        # written by other means (an older release, a hand edit) must still fail closed
+        conn.execute(
+            "INSERT INTO layer_grant (layer_id, dept_id, purpose, regions, approved_by) "
+            "SELECT l.id, d.id, '环保执法', ARRAY['440703'], '测试' FROM layer l, department d "
+            "WHERE l.name = %s AND d.code = 'hb'", (TABLE,))
         stamp = datetime.now(UTC).timestamp()
         keys = {d: create_key(conn, f"tsv-{d}-{stamp}", dept=d)["token"]
                 for d in ("gh", "jt", "hb", "jy", OWNER)}
