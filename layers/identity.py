@@ -198,6 +198,7 @@ DEMO_EXTRA_DEPARTMENTS = [
     {"code": "jy", "name": "江门市教育局", "uscc": make_uscc("11", "440700", "00701008")},
 ]
 DEMO_LAYER = "land_parcels"  # the conditional demo layer the demo grants refer to
+DEMO_TABLE = "enterprises"  # the conditional demo table resource (企业名录, key USCC)
 
 
 def demo_token(name: str) -> str:
@@ -215,9 +216,11 @@ DEMO_IDENTITIES: dict[str, tuple[str, str | None, str]] = {
     "demo-sw": ("department", "sw", "owner: 水务局 (water layers)"),
     "demo-jt": ("department", "jt", "owner: 交通运输局 (transport layers)"),
     "demo-rf": ("department", "rf", "owner: 人民防空办公室 (civil defence layers)"),
+    "demo-scjg": ("department", "scjg", f"owner: 市场监督管理局 (the {DEMO_TABLE} table)"),
     "demo-hb": ("department", "hb", "unrelated department: 环境保护局, no grants"),
     "demo-gh": ("department", "gh", f"城乡规划局 with a live grant on {DEMO_LAYER}: 蓬江区 "
-                                    "(440703) only, fields without 权利人"),
+                                    f"(440703) only, fields without 权利人; and on {DEMO_TABLE}: "
+                                    "fields without 法定代表人 and phone"),
     "demo-jy": ("department", "jy", f"教育局 with an EXPIRED grant on {DEMO_LAYER}"),
     "demo-admin": ("admin", "wxtc", "coordinating bureau 网信统筹局: manages registry and "
                                     "grants; data as 网信统筹局 only"),
@@ -257,6 +260,25 @@ def _ensure_demo_grants(conn, layer: str) -> list[str]:
     return notes
 
 
+def _ensure_demo_table_grant(conn, table: str) -> list[str]:
+    """gh's grant on the demo table: every field but the legal representative's name and
+    phone (a table takes field limits, never regions)."""
+    from layers.grants import add_grant, layer_fields, list_grants
+
+    row = _q(conn, "SELECT sharing_class FROM layer WHERE name = %s AND current_version "
+                   "IS NOT NULL", (table,)).fetchone()
+    if row is None or row["sharing_class"] != "conditional":
+        return [f"demo table grant skipped: no conditional table {table!r} loaded yet"]
+    if any(g["dept"] == "gh" and g["notes"] == "demo grant"
+           for g in list_grants(conn, layer=table)):
+        return []
+    fields = [f for f in layer_fields(conn, table) if not f.startswith("legal_rep")]
+    add_grant(conn, layer=table, dept="gh", purpose="产业园区规划企业摸底",
+              approved_by="网信统筹局 demo-admin", fields=fields,
+              valid_to=datetime.now(UTC) + timedelta(days=3650), notes="demo grant")
+    return [f"grant: gh on {table}, fields {', '.join(fields)}"]
+
+
 def ensure_demo_identities(conn, path: Path | None = None,
                            layer: str = DEMO_LAYER) -> dict[str, Any]:
     """Create (idempotently) one DEMO key per kind of caller, the demo grants, and write
@@ -274,7 +296,7 @@ def ensure_demo_identities(conn, path: Path | None = None,
             create_key(conn, name, role=role, dept=dept, label="demo key (DEMO ONLY)",
                        token=token)
         keys[name] = token
-    notes = _ensure_demo_grants(conn, layer)
+    notes = _ensure_demo_grants(conn, layer) + _ensure_demo_table_grant(conn, DEMO_TABLE)
     if path is None:
         from jmgeo.settings import get_settings
 
