@@ -99,9 +99,15 @@ def test_collection_says_it_is_a_table(app_client, world):
     body = r.json()
     assert "table" in body["keywords"] and "表格" in body["keywords"]
     assert not any("/tiles" in link["href"] for link in body["links"])
+    assert "spatial" not in (body.get("extent") or {})  # no geometry, no spatial extent
+    listed = app_client.get("/ogc/collections", params={"f": "json"},
+                            headers=headers(world, "gh")).json()["collections"]
+    by_id = {c["id"]: c for c in listed}
+    assert "spatial" not in (by_id[TABLE].get("extent") or {})
+    assert "spatial" in by_id["regions"]["extent"]  # layers keep theirs
     q = app_client.get(f"/ogc/collections/{TABLE}/queryables", params={"f": "json"},
                        headers=headers(world, "gh")).json()["properties"]
-    assert set(q) - {"geometry"} == set(GH_FIELDS)  # no fddbr, no fid, no region
+    assert set(q) == set(GH_FIELDS)  # no geometry, no fddbr, no fid, no region
     oas = app_client.get("/ogc/openapi", params={"f": "json"},
                          headers=headers(world, "gh")).json()
     params = {p.get("name") or p["$ref"].rsplit("/", 1)[-1]

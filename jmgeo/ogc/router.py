@@ -168,19 +168,51 @@ async def conformance(request: Request) -> Response:
     return await execute(request, core_api.conformance)
 
 
+def _served_by(api: API, dataset: str, provider: str) -> bool:
+    providers = api.config["resources"].get(dataset, {}).get("providers", [])
+    return any(p.get("name") == provider for p in providers)
+
+
+def _describe_collections(api: API, request: APIRequest, dataset: str | None):
+    """pygeoapi's collection metadata, with tables told apart: a table resource has no
+    geometry, so it has no spatial extent (pygeoapi's configuration requires one, so the
+    config carries the city's; it is removed from what clients read)."""
+    headers, status, content = core_api.describe_collections(api, request, dataset)
+    if status != HTTPStatus.OK or request.format == "html":
+        return headers, status, content
+    body = json.loads(content)
+    described = [body] if dataset else body.get("collections", [])
+    changed = False
+    for coll in described:
+        if _served_by(api, coll.get("id", ""), ogc_config.TABLE_PROVIDER):
+            extent = coll.get("extent") or {}
+            extent.pop("spatial", None)
+            if not extent:
+                coll.pop("extent", None)
+            changed = True
+    if changed:
+        content = json.dumps(body, ensure_ascii=False, default=str)
+    return headers, status, content
+
+
 async def collections(request: Request) -> Response:
-    return await execute(request, core_api.describe_collections,
+    return await execute(request, _describe_collections,
                          request.path_params.get("collection_id"))
 
 
 def _queryables(api: API, request: APIRequest, dataset: str):
-    """pygeoapi's queryables plus the virtual `region` of our feature collections."""
+    """pygeoapi's queryables plus the virtual `region` of our feature collections; a
+    table's without the `geometry` pygeoapi adds to every feature collection."""
     headers, status, content = itemtypes_api.get_collection_queryables(api, request, dataset)
-    providers = api.config["resources"].get(dataset, {}).get("providers", [])
-    ours = any(p.get("name") == ogc_config.PROVIDER for p in providers)
-    if status == HTTPStatus.OK and ours and request.format != "html":
+    if status != HTTPStatus.OK or request.format == "html":
+        return headers, status, content
+    if _served_by(api, dataset, ogc_config.PROVIDER):
         body = json.loads(content)
         body.setdefault("properties", {}).setdefault("region", ogc_config.REGION_QUERYABLE)
+        content = json.dumps(body, ensure_ascii=False)
+    elif _served_by(api, dataset, ogc_config.TABLE_PROVIDER):
+        body = json.loads(content)
+        body.get("properties", {}).pop("geometry", None)
         content = json.dumps(body, ensure_ascii=False)
     return headers, status, content
 
