@@ -119,6 +119,14 @@ class TestCaller:
     token: str | None
 
 
+def build_world(database_url: str) -> dict[str, TestCaller]:
+    """The resources of every sharing class and kind, and the callers (with keys) that
+    the access tests ask with — what a module-scoped ``world`` fixture returns."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        create_layers(conn)
+        return create_callers(conn)
+
+
 def create_callers(conn: psycopg.Connection) -> dict[str, TestCaller]:
     """anonymous, unrelated (hb), limited grant (gh), expired grant (jy), owner (gtzy)."""
     from layers.departments import DEMO_DEPARTMENTS, ensure_departments

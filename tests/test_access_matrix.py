@@ -29,8 +29,7 @@ from policy_fixtures import (
     GRANT_REGION,
     KINDS,
     SENSITIVE,
-    create_callers,
-    create_layers,
+    build_world,
     layer_name,
 )
 
@@ -92,12 +91,7 @@ def expect(caller: str, cls: str, kind: str = "vector") -> Expect:
 
 @pytest.fixture(scope="module")
 def world(database_url):
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        create_layers(conn)
-        callers = create_callers(conn)
-    return callers
+    return build_world(database_url)
 
 
 class Ctx:

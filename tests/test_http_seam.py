@@ -17,7 +17,7 @@ import re
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from policy_fixtures import create_callers, create_layers, layer_name
+from policy_fixtures import build_world, layer_name
 
 from jmgeo.http import NOT_FOUND, CallerDep, LayerInPath, LayerInQuery, VisibleResource
 
@@ -35,10 +35,7 @@ def _chinese_first(description: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def world(database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        create_layers(conn)
-        callers = create_callers(conn)
-    return callers
+    return build_world(database_url)
 
 
 @pytest.fixture(scope="module")
