@@ -117,16 +117,40 @@ class ResourceNotFound(StarletteHTTPException):
         super().__init__(404, NOT_FOUND)
 
 
-def resolve_resource(caller: Caller, name: str) -> VisibleResource:
-    """The resource ``name`` as ``caller`` may have it, or :class:`ResourceNotFound`."""
+def resolve_resource(caller: Caller, name: str, request: Request | None = None
+                     ) -> VisibleResource:
+    """The resource ``name`` as ``caller`` may have it, or :class:`ResourceNotFound`. A
+    department refused a resource it may only see in the catalog is audited
+    (:func:`audit_refusal`) and answers the same 404."""
     if not LAYER_NAME_RE.match(name):  # no registry name looks otherwise (NUL bytes …)
         raise ResourceNotFound()
     with connection() as conn:
         found = access_for(conn, caller, name)
     if found is None:
+        if request is not None:
+            audit_refusal(caller, name, "http", request.url.path, request.url.query,
+                          request.method)
         raise ResourceNotFound()
     row, access = found
     return VisibleResource(row=row, access=access)
+
+
+def audit_refusal(caller: Caller, name: str, way: str, path: str, query: str = "",
+                  method: str = "GET") -> None:
+    """THE call site of refused-access auditing for every way out (the platform routes'
+    ``visible_resource`` and the OGC router's collection lookup): writes an audit row
+    ``action="refused"`` when an authenticated department is refused a resource it may
+    see in the catalog (``layers.audit.record_refusal`` decides). Sync: call it from a
+    worker thread. A failed write is logged, not answered: the response stays the standard
+    404 (a 503 here would tell the caller the resource exists)."""
+    if caller.data_dept is None or not LAYER_NAME_RE.match(name):
+        return  # anonymous, auditor, a name no resource has: nothing to record, no query
+    from layers.audit import record_refusal
+
+    try:
+        record_refusal(caller, name, way, path, query, method)
+    except Exception:  # noqa: BLE001 — the 404 stands; the failure is logged
+        LOGGER.exception("audit of a refused access to %r failed", name)
 
 
 def visible_resource(param: str = "layer", where: Literal["path", "query"] = "path",
@@ -138,10 +162,11 @@ def visible_resource(param: str = "layer", where: Literal["path", "query"] = "pa
     spec = Path(description=description) if where == "path" else \
         Query(..., description=description)
 
-    def dependency(caller: Caller, **values: str) -> VisibleResource:
-        return resolve_resource(caller, values[param])
+    def dependency(request: Request, caller: Caller, **values: str) -> VisibleResource:
+        return resolve_resource(caller, values[param], request)
 
     dependency.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
         inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=CallerDep),
         inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY,
                           annotation=Annotated[str, spec])])

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.http import audit_refusal
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import coverages as ogc_coverages
 from jmgeo.ogc import tiles as ogc_tiles
@@ -122,6 +123,11 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
     except DatabaseUnavailable:
         return ogc_error(503, "ServiceUnavailable",
                          "数据库暂不可用，请稍后重试 / database temporarily unavailable")
+    cid = request.path_params.get("collection_id")
+    if cid is not None and cid not in api.config["resources"]:
+        # absent for this caller: a refusal is audited when it is one (the 404 stays)
+        await loop.run_in_executor(None, audit_refusal, caller, cid, "ogc", request.url.path,
+                                   request.url.query, request.method)
     api_request = await APIRequest.from_starlette(request, api.locales)
     if not skip_valid_check and not api_request.is_valid():
         headers, status, content = api.get_format_exception(api_request)
