@@ -153,6 +153,8 @@ def record_access(caller, access, action: str, path: str, query: str = "",
     from jmgeo.db import connection
 
     request = {"method": method, "path": path, "query": query, "status": status}
+    if getattr(access, "request_id", None) is not None:
+        request["share_request"] = access.request_id  # as X-Road's Issue header
     with connection() as conn:
         return record(conn, action=action, caller=caller, access=access, request=request,
                       rows=rows)

@@ -209,9 +209,11 @@ def _grant_add(args) -> None:
             conn, layer=args.layer, dept=args.dept, purpose=args.purpose,
             approved_by=args.approved_by, fields=_csv(args.fields),
             regions=_csv(args.regions), valid_from=_when(args.valid_from, "--from"),
-            valid_to=_when(args.valid_to, "--to"), notes=args.notes))
+            valid_to=_when(args.valid_to, "--to"), notes=args.notes, source="cli"))
+        # no approval on record: supervision (`jmgeo request list`) shows it as such
         audit.record(conn, action="grant.add", caller=_cli_caller(), layer=args.layer,
-                     request={"grant_id": gid, "dept": args.dept, "purpose": args.purpose,
+                     request={"grant_id": gid, "source": "cli", "dept": args.dept,
+                              "purpose": args.purpose,
                               "fields": _csv(args.fields), "regions": _csv(args.regions),
                               "approved_by": args.approved_by})
     print(f"授权 {gid} 已生效 / grant {gid}: {args.dept} may read {args.layer} "
@@ -235,7 +237,8 @@ def _grant_list(args) -> None:
 
     with _conn() as conn:
         _print(list_grants(conn, args.layer, args.dept), args.json,
-               ["id", "status", "layer", "dept", "fields", "regions", "valid_to", "purpose"])
+               ["id", "status", "layer", "dept", "source", "request_id", "fields", "regions",
+                "valid_to", "purpose"])
 
 
 def _audit_verify(args) -> int:

@@ -14,6 +14,10 @@ Decisions, checked when a grant is created (messages Chinese first, English besi
 * Every field must exist in the layer's current version; every region code must be a
   current region with a boundary polygon (row scope is spatial, by ``region_part``).
 
+A grant has a ``source``: ``request`` when an approved share request made it
+(``exchange.requests``; ``request_id`` names the request, whose events hold the approval),
+``cli`` when the bureau typed it with ``jmgeo grant add`` (no approval on record).
+
 ``layers.policy.decide`` is the only reader that turns grants into access.
 """
 
@@ -42,7 +46,7 @@ def live_grants(conn, dept_code: str | None, layer: str | None = None) -> list[d
     if not dept_code:
         return []
     query = ("SELECT g.id, l.name AS layer, g.fields, g.regions, g.purpose, g.valid_from, "
-             "g.valid_to FROM layer_grant g JOIN layer l ON l.id = g.layer_id "
+             "g.valid_to, g.request_id FROM layer_grant g JOIN layer l ON l.id = g.layer_id "
              "JOIN department d ON d.id = g.dept_id WHERE d.code = %s "
              "AND g.revoked_at IS NULL AND g.valid_from <= now() "
              "AND (g.valid_to IS NULL OR g.valid_to > now())")
@@ -84,8 +88,14 @@ def _dept_id(conn, code: str) -> int:
 def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
               fields: list[str] | None = None, regions: list[str] | None = None,
               valid_from: datetime | None = None, valid_to: datetime | None = None,
-              notes: str | None = None) -> int:
-    """Create a grant after checking it against the registry; returns its id."""
+              notes: str | None = None, request_id: int | None = None,
+              source: str = "cli") -> int:
+    """Create a grant after checking it against the registry; returns its id.
+
+    ``source`` is ``cli`` (typed by the bureau) or ``request`` (an approval of the share
+    request ``request_id``)."""
+    if source not in ("cli", "request") or (source == "request") != (request_id is not None):
+        raise ValueError("a grant's source is 'request' exactly when it names its request")
     lay = _layer(conn, layer)
     if lay["sharing_class"] != "conditional":
         why = {"open": "开放图层人人可用，无需授权 / open layers are available to everyone",
@@ -140,9 +150,10 @@ def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
                          f"valid_from ({valid_from:%Y-%m-%d})")
     row = _q(conn,
         "INSERT INTO layer_grant (layer_id, dept_id, purpose, fields, regions, valid_from, "
-        "valid_to, approved_by, notes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "RETURNING id", (lay["id"], dept_id, purpose.strip(), fields, regions, valid_from,
-                         valid_to, approved_by.strip(), notes)).fetchone()
+        "valid_to, approved_by, notes, request_id, source) VALUES (%s, %s, %s, %s, %s, %s, "
+        "%s, %s, %s, %s, %s) RETURNING id",
+        (lay["id"], dept_id, purpose.strip(), fields, regions, valid_from, valid_to,
+         approved_by.strip(), notes, request_id, source)).fetchone()
     return row["id"]
 
 
@@ -165,7 +176,7 @@ def list_grants(conn, layer: str | None = None, dept: str | None = None) -> list
     """Every grant (newest first) with its status: live, future, expired or revoked."""
     query = ("SELECT g.id, l.name AS layer, d.code AS dept, g.purpose, g.fields, g.regions, "
              "g.valid_from, g.valid_to, g.approved_by, g.notes, g.created_at, g.revoked_at, "
-             "CASE WHEN g.revoked_at IS NOT NULL THEN 'revoked' "
+             "g.source, g.request_id, CASE WHEN g.revoked_at IS NOT NULL THEN 'revoked' "
              "WHEN g.valid_from > now() THEN 'future' "
              "WHEN g.valid_to IS NOT NULL AND g.valid_to <= now() THEN 'expired' "
              "ELSE 'live' END AS status "

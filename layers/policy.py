@@ -156,6 +156,7 @@ class Access:
     regions: tuple[str, ...] | None = None  # None: no row restriction
     grant_id: int | None = None
     purpose: str | None = None
+    request_id: int | None = None  # the share request the grant came from (audited)
 
     @property
     def audited(self) -> bool:
@@ -207,7 +208,8 @@ def decide(caller: Caller, layer: Mapping[str, Any],
         masks = sensitive if fields is None else {}
         regions = tuple(grant["regions"]) if grant["regions"] is not None else None
         return Access(name, cls, fields=fields, masks=masks, regions=regions,
-                      grant_id=grant["id"], purpose=grant["purpose"])
+                      grant_id=grant["id"], purpose=grant["purpose"],
+                      request_id=grant.get("request_id"))
     return None  # not_shared: catalog entry only (the legal basis says why)
 
 
