@@ -21,6 +21,7 @@ from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.exchange_api import router as exchange_router
 from jmgeo.http import (
     UNAVAILABLE,
     AuthMiddleware,
@@ -45,7 +46,8 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="江门市政务大数据平台 · 地理空间框架 / Jiangmen spatial data platform",
         version=__version__,
-        description="Regions, layer registry and sharing; OGC APIs under /ogc.",
+        description="Regions, layer registry and sharing; share requests under /exchange; "
+                    "OGC APIs under /ogc.",
     )
     app.add_middleware(AuthMiddleware)
     install_error_envelope(app)
@@ -135,6 +137,7 @@ def create_app() -> FastAPI:
     app.include_router(audit_router)
     app.include_router(upload_router)
     app.include_router(catalog_router)
+    app.include_router(exchange_router)
     app.include_router(downloads.router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app
