@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     max_field_bytes: int = 1024 * 1024
     zip_max_bytes: int = 20 * 1024 ** 3
 
+    # exchange notifications by mail (optional): with JMGEO_SMTP_HOST set, every inbox
+    # notification is also mailed to <dept code>@JMGEO_SMTP_DOMAIN from JMGEO_SMTP_FROM
+    # through that internal server (plain SMTP, no auth: a government intranet relay)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "jmgeo@localhost"
+    smtp_domain: str = "localhost"
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -109,6 +109,29 @@ def sees_every_entry(caller: Caller) -> bool:
     return caller.kind in ("admin", "system", "auditor")
 
 
+def may_file(caller: Caller) -> bool:
+    """File a share request (共享申请): a department, or the bureau as its own department.
+    Anonymous callers, auditors and the platform itself file nothing."""
+    return caller.kind in ("department", "admin") and caller.dept_code is not None
+
+
+def may_answer(caller: Caller, owner_code: str | None) -> bool:
+    """Answer (approve, refuse, amend, renew, revoke) a request for a resource owned by
+    ``owner_code``: the owner department, or the bureau acting for it (recorded with
+    ``for_dept`` = the owner). The auditor changes nothing."""
+    return caller.kind == "admin" or (caller.is_department and owns(caller, owner_code))
+
+
+def is_applicant(caller: Caller, applicant_code: str | None) -> bool:
+    """Withdraw or appeal a request: only the department that filed it."""
+    return may_file(caller) and caller.dept_code == applicant_code
+
+
+def sees_every_request(caller: Caller) -> bool:
+    """The bureau (it supervises the legal clock), the auditor and the platform."""
+    return caller.kind in ("admin", "auditor", "system")
+
+
 @dataclass(frozen=True)
 class SQLFilter:
     """A boolean SQL condition and its parameters, for ``WHERE``."""
@@ -143,6 +166,19 @@ def entry_listed(caller: Caller, *, status: str, owner_code: str | None,
         return False
     return listed(caller, {"name": name, "sharing_class": sharing_class,
                            "owner_code": owner_code, "sensitive_fields": {}})
+
+
+def request_filter(caller: Caller, *, applicant: str = "applicant.code",
+                   owner: str = "owner.code") -> SQLFilter:
+    """Which share requests the caller may read, as SQL over the applicant's and the
+    resource owner's department-code columns: a department those it filed or that concern
+    its resources; the bureau, the auditor and the platform all; anonymous none."""
+    if sees_every_request(caller):
+        return SQLFilter("TRUE")
+    if caller.is_department:
+        return SQLFilter(f"({applicant} = %s OR {owner} = %s)",
+                         (caller.dept_code, caller.dept_code))
+    return SQLFilter("FALSE")
 
 
 @dataclass(frozen=True)
@@ -246,6 +282,13 @@ def visible_layers(conn, caller: Caller) -> list[tuple[dict[str, Any], Access]]:
         if access is not None:
             out.append((row, access))
     return out
+
+
+def access_row(conn, layer_name: str) -> dict[str, Any] | None:
+    """One published resource's registry row (what :func:`decide` and :func:`listed`
+    read), or None when there is none."""
+    rows = _rows(conn.execute(LAYER_QUERY + "WHERE l.name = %s", (layer_name,)))
+    return rows[0] if rows else None
 
 
 def access_for(conn, caller: Caller, layer_name: str) -> tuple[dict[str, Any], Access] | None:
