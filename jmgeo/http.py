@@ -271,7 +271,10 @@ async def _user_error(request: Request, exc: UserError) -> JSONResponse:
     # a 4xx the error names itself (catalog errors carry one); otherwise 400
     status = getattr(exc, "status", 400)
     status = status if isinstance(status, int) and 400 <= status < 500 else 400
-    return envelope(status, str(exc), getattr(exc, "code", None) or None)
+    # an error that points somewhere (e.g. "no request needed: the data is here") says where
+    links = getattr(exc, "links", None)
+    extra = {"links": dict(links)} if isinstance(links, Mapping) and links else {}
+    return envelope(status, str(exc), getattr(exc, "code", None) or None, **extra)
 
 
 async def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
