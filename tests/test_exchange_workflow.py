@@ -207,6 +207,9 @@ def test_no_request_needed(api, db, cls):
     r = api["applicant"].file(layer)
     assert r.status_code == 409, r.text
     assert f"/ogc/collections/{layer}" in r.json()["description"]
+    links = r.json()["links"]  # the envelope says where the data is
+    assert any(v.endswith(f"/ogc/collections/{layer}") for v in links.values()), links
+    assert api["applicant"].get(next(iter(links.values()))).status_code == 200
     assert db.execute("SELECT count(*) FROM share_request s JOIN layer l ON l.id = s.layer_id "
                       "WHERE l.name = %s", (layer,)).fetchone()[0] == 0
 
