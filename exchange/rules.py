@@ -29,7 +29,13 @@ def list_rules(conn) -> list[dict[str, Any]]:
     current = store.active_rule(conn)
     for r in rows:
         r["applies"] = current is not None and r["id"] == current["id"]
+        r["escalate_to"] = r["escalate_to"] or store.BUREAU
     return rows
+
+
+def current_rule(conn) -> dict[str, Any]:
+    """The rule a request filed now is answered under (escalate_to resolved)."""
+    return store.active_rule(conn)
 
 
 def set_rule(conn, caller: Caller, *, working_days: int, basis: str, code: str | None = None,

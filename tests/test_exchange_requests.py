@@ -308,3 +308,10 @@ def test_cli_grants_are_recorded_as_such(world, db):
     gid = add_grant(db, layer=TABLE, dept="sw", purpose="核查", approved_by="局长")
     row = [g for g in list_grants(db, layer=TABLE) if g["id"] == gid][0]
     assert row["source"] == "cli" and row["request_id"] is None
+
+
+def test_the_seeded_rule_is_51_hao_escalating_to_the_bureau(world, db):
+    seeded = [r for r in ex.rules(db) if r["code"] == "gf-2016-51"][0]
+    assert seeded["basis"] == "国发〔2016〕51号" and seeded["working_days"] == 10
+    assert seeded["escalate_to"] == "wxtc" and seeded["active"]
+    assert ex.current_rule(db)["working_days"] == 10
