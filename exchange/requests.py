@@ -44,7 +44,8 @@ from layers.grants import GrantError, add_grant, revoke_grant
 from layers.policy import Caller
 
 __all__ = ["Conflict", "ExchangeError", "Forbidden", "Invalid", "NoRequestNeeded", "NotFound",
-           "MODES", "STATUSES", "amend", "answer", "appeal", "check_deadlines", "file_request",
+           "MODES", "STATUSES", "amend", "answer", "appeal", "check_deadlines", "current_rule",
+           "file_request", "rules",
            "get_request", "list_requests", "mark_read", "notifications", "renew", "revoke",
            "withdraw"]
 
@@ -439,6 +440,18 @@ def appeal(conn, caller: Caller, request_id: int, *, reason: str,
             f"{row['applicant']} appeals the refusal of share request {row['id']} "
             f"({row['resource']}) for the city government's decision"), row["id"], now)
         return _fresh(conn, row["id"])
+
+
+def rules(conn) -> list[dict[str, Any]]:
+    """Every answer rule, newest first (``applies``: the one new requests get)."""
+    from exchange.rules import list_rules
+
+    return list_rules(conn)
+
+
+def current_rule(conn) -> dict[str, Any]:
+    """The rule a request filed now is answered under."""
+    return store.active_rule(conn)
 
 
 def get_request(conn, caller: Caller, request_id: int) -> dict[str, Any]:

@@ -139,10 +139,15 @@ def diffs(conn, row: dict[str, Any], evs: list[dict[str, Any]]) -> list[dict[str
 
 
 def active_rule(conn) -> dict[str, Any]:
-    """The newest active answer rule (the one a request filed now is answered under)."""
-    return q(conn, "SELECT ru.id, ru.code, ru.basis, ru.working_days, d.code AS escalate_to "
-                   "FROM answer_rule ru LEFT JOIN department d ON d.id = ru.escalate_to_dept_id "
-                   "WHERE ru.active ORDER BY ru.id DESC LIMIT 1").fetchone()
+    """The newest active answer rule (the one a request filed now is answered under);
+    ``escalate_to`` is the bureau when the rule names no existing department."""
+    row = q(conn, "SELECT ru.id, ru.code, ru.basis, ru.working_days, ru.active, ru.created_at, "
+                  "d.code AS escalate_to FROM answer_rule ru LEFT JOIN department d "
+                  "ON d.id = ru.escalate_to_dept_id WHERE ru.active "
+                  "ORDER BY ru.id DESC LIMIT 1").fetchone()
+    if row is not None:
+        row["escalate_to"] = row["escalate_to"] or BUREAU
+    return row
 
 
 def escalate_to(conn, request_id: int) -> str:

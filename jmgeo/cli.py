@@ -108,7 +108,8 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     return [_db, _serve, regions.register_cli, demo.register_cli, ogc.register_cli,
             layers_cli.register_cli,
             __import__("loaders.cli", fromlist=["register_cli"]).register_cli,
-            __import__("catalog.cli", fromlist=["register_cli"]).register_cli]
+            __import__("catalog.cli", fromlist=["register_cli"]).register_cli,
+            __import__("exchange.cli", fromlist=["register_cli"]).register_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ COND, NOT_SHARED, OPEN, UNCOND, TABLE = ("tex_cond", "tex_not_shared", "tex_open
 HB = Caller(kind="department", dept_code="hb", name="test:hb")
 GH = Caller(kind="department", dept_code="gh", name="test:gh")
 OWNER = Caller(kind="department", dept_code="gtzy", name="test:gtzy")
-OTHER = Caller(kind="department", dept_code="sw", name="test:sw")
+OTHER = Caller(kind="department", dept_code="jy", name="test:jy")  # files nothing
 BUREAU = Caller(kind="admin", dept_code="wxtc", name="test:bureau")
 AUDITOR = Caller(kind="auditor", name="test:auditor")
 TABLES = ("share_request", "share_request_event", "notification", "layer_grant", "audit_log")
@@ -138,7 +138,7 @@ def test_approve_narrowed_then_amend_renew_revoke_the_data_follows(world, db):
     assert policy.access_for(db, HB, COND) is None
     # bad answers first: nothing changes
     before = counts(db)
-    with pytest.raises(ex.NotFound):  # sw neither owns the resource nor filed: hidden
+    with pytest.raises(ex.NotFound):  # jy neither owns the resource nor filed: hidden
         ex.answer(db, OTHER, rid, decision="approve")
     with pytest.raises(ex.Forbidden):  # the applicant sees it but does not own the resource
         ex.answer(db, HB, rid, decision="approve")
@@ -308,3 +308,10 @@ def test_cli_grants_are_recorded_as_such(world, db):
     gid = add_grant(db, layer=TABLE, dept="sw", purpose="核查", approved_by="局长")
     row = [g for g in list_grants(db, layer=TABLE) if g["id"] == gid][0]
     assert row["source"] == "cli" and row["request_id"] is None
+
+
+def test_the_seeded_rule_is_51_hao_escalating_to_the_bureau(world, db):
+    seeded = [r for r in ex.rules(db) if r["code"] == "gf-2016-51"][0]
+    assert seeded["basis"] == "国发〔2016〕51号" and seeded["working_days"] == 10
+    assert seeded["escalate_to"] == "wxtc" and seeded["active"]
+    assert ex.current_rule(db)["working_days"] == 10

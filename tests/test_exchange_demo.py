@@ -1,0 +1,38 @@
+"""The demo's share requests: every state, one overdue across National Day, idempotent."""
+
+from __future__ import annotations
+
+import psycopg
+
+from exchange.demo import load_demo_requests
+from layers import policy
+from layers.departments import DEMO_DEPARTMENTS, ensure_departments
+from layers.identity import DEMO_EXTRA_DEPARTMENTS, ensure_demo_identities
+from loaders.demo import load_demo_layers
+
+
+def test_demo_requests_in_every_state(database_url, tmp_path):
+    load_demo_layers(database_url, log=lambda *_: None, out=tmp_path / "demo")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_departments(conn, DEMO_DEPARTMENTS + DEMO_EXTRA_DEPARTMENTS)
+        ensure_demo_identities(conn, tmp_path / "keys.txt")
+    assert load_demo_requests(database_url, log=lambda *_: None) == 10
+    assert load_demo_requests(database_url, log=lambda *_: None) == 0  # idempotent
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT r.status, r.overdue, r.deadline, r.escalated_at, r.submitted_at "
+            "FROM share_request r JOIN layer l ON l.id = r.layer_id WHERE l.name = ANY(%s)",
+            (["land_parcels", "enterprises", "civil_shelters"],)).fetchall()
+        assert {r[0] for r in rows} == {"submitted", "approved", "partly_approved", "refused",
+                                        "withdrawn", "expired", "appealed"}
+        national_day = [r for r in rows if r[4].date().isoformat() == "2025-09-26"]
+        assert len(national_day) == 1
+        status, overdue, deadline, escalated, _ = national_day[0]
+        assert status == "submitted" and overdue and deadline.isoformat() == "2025-10-16"
+        assert escalated.date().isoformat() == "2025-10-17"
+        # hb's demo key still has no grant; sw got land_parcels by approval
+        hb = policy.Caller(kind="department", dept_code="hb")
+        sw = policy.Caller(kind="department", dept_code="sw")
+        assert policy.access_for(conn, hb, "land_parcels") is None
+        access = policy.access_for(conn, sw, "land_parcels")[1]
+        assert access.request_id is not None and access.regions == ("440705",)
