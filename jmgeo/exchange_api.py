@@ -275,15 +275,22 @@ def rules() -> JSONResponse:
     """The answer rule that applies to a request filed now (the newest active one): its
     legal basis, the working days to answer, whom an overdue request escalates to; and
     every rule on record (older requests keep the rule they were filed under). Public."""
+    xr = _requests()
     with connection() as conn:
-        rows = conn.execute(
-            "SELECT r.id, r.code, r.basis, r.working_days, d.code AS escalate_to, "
-            "d.name AS escalate_to_name, r.active FROM answer_rule r "
-            "LEFT JOIN department d ON d.id = r.escalate_to_dept_id ORDER BY r.id DESC"
-        ).fetchall()
-    current = next((r for r in rows if r["active"]), None)
-    return _json({"current": current, "rules": rows,
+        current, every = xr.current_rule(conn), xr.rules(conn)
+    return _json({"current": current, "rules": every,
                   "calendar": bilingual("中国法定工作日（周末、法定节假日与调休上班日，"
                                         "chinese-calendar）",
                                         "Chinese working days: weekends, public holidays "
                                         "and make-up working days (chinese-calendar)")})
+
+
+@router.get("/supervision", summary="the bureau's supervision view (督办)")
+def supervision(caller: ReaderDep) -> JSONResponse:
+    """Requests by state, how many went overdue (ever, and still open), and every live
+    grant made outside the workflow (``jmgeo grant add``: no approval on record). The
+    bureau and the auditor only (403 for departments)."""
+    from exchange.rules import supervision as view
+
+    with connection() as conn:
+        return _json(view(conn, caller))

@@ -258,6 +258,28 @@ def test_rules_are_public(api):
     assert r.status_code == 200, r.text
     cur = r.json()["current"]
     assert cur["working_days"] == 10 and cur["basis"] == "国发〔2016〕51号"
+    assert cur["escalate_to"] == BUREAU
+    assert cur["id"] in {x["id"] for x in r.json()["rules"]}
+
+
+def test_supervision_shows_grants_without_approval(api, db):
+    """A grant typed with `jmgeo grant add` (no approval on record) shows up in the
+    bureau's supervision view; an approval's grant does not; departments may not look."""
+    from layers.grants import add_grant
+
+    layer = fresh_resource(db, "conditional", "sv")
+    cli = add_grant(db, layer=layer, dept="hb", purpose="应急核查", approved_by="局长口头同意")
+    rid = api["applicant"].file(layer).json()["id"]
+    api["owner"].post(f"/exchange/requests/{rid}/answer", {"decision": "approve"})
+    via_request = api["applicant"].request(rid).json()["grant_id"]
+    for label in ("admin", "auditor"):
+        r = api[label].get("/exchange/supervision")
+        assert r.status_code == 200, r.text
+        ids = {g["id"] for g in r.json()["cli_grants"]}
+        assert cli in ids and via_request not in ids
+        assert r.json()["by_status"].get("approved", 0) >= 1
+    assert api["owner"].get("/exchange/supervision").status_code == 403
+    assert api["anonymous"].get("/exchange/supervision").status_code == 401
 
 
 BAD_FILINGS = [
