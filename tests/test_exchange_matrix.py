@@ -2,7 +2,8 @@
 
 Callers: anonymous, the owner (gtzy), the applicant (gh), an unrelated department (hb),
 the bureau's admin (wxtc) and the auditor. Actions: file, list each box, read one,
-answer, amend, revoke, withdraw, appeal, list notifications, mark one read. Each case
+answer, amend, renew, revoke, withdraw, appeal, list notifications, mark one read,
+the bureau's supervision view. Each case
 gets a fresh resource and request (gh → gtzy), so no case depends on another.
 
 The expected status of each cell is ``EXPECT`` (generated cases, hand-written table —
@@ -37,12 +38,16 @@ EXPECT: dict[str, dict[str, int | tuple[int, ...]]] = {
                  "admin": OK, "auditor": 403},
     "amend":    {"anonymous": 401, "owner": OK, "applicant": 403, "unrelated": 404,
                  "admin": OK, "auditor": 403},
+    "renew":    {"anonymous": 401, "owner": OK, "applicant": 403, "unrelated": 404,
+                 "admin": OK, "auditor": 403},
     "revoke":   {"anonymous": 401, "owner": OK, "applicant": 403, "unrelated": 404,
                  "admin": OK, "auditor": 403},
     "withdraw": {"anonymous": 401, "owner": 403, "applicant": OK, "unrelated": 404,
                  "admin": 403, "auditor": 403},
     "appeal":   {"anonymous": 401, "owner": 403, "applicant": OK, "unrelated": 404,
                  "admin": 403, "auditor": 403},
+    "supervision": {"anonymous": 401, "owner": 403, "applicant": 403, "unrelated": 403,
+                    "admin": OK, "auditor": OK},
     "mark_read": {"anonymous": 401, "owner": OK, "applicant": 404, "unrelated": 404,
                   "admin": 404, "auditor": 403},
 }
@@ -181,6 +186,19 @@ def act_amend(c: Case):
                                                "reason": "只需名称与面积"})
 
 
+def act_renew(c: Case):
+    c.change("renew", c.approved(), "renew", {"valid_to": "2099-12-31", "reason": "延期"})
+
+
+def act_supervision(c: Case):
+    r = c.me.get("/exchange/supervision")
+    c.expect("supervision", r)
+    if r.status_code == 200:
+        assert {"by_status", "cli_grants"} <= set(r.json())
+    else:
+        assert "by_status" not in r.text
+
+
 def act_revoke(c: Case):
     c.change("revoke", c.approved(), "revoke", {"reason": "项目结束"})
 
@@ -227,8 +245,9 @@ def act_notifications(c: Case):
 
 
 ACTIONS = {"file": act_file, "read": act_read, "lists": act_lists, "answer": act_answer,
-           "amend": act_amend, "revoke": act_revoke, "withdraw": act_withdraw,
-           "appeal": act_appeal, "notifications": act_notifications}
+           "amend": act_amend, "renew": act_renew, "revoke": act_revoke, "withdraw": act_withdraw,
+           "appeal": act_appeal, "notifications": act_notifications,
+           "supervision": act_supervision}
 
 
 @pytest.mark.parametrize(("caller", "action"), list(itertools.product(CALLERS, ACTIONS)))
