@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
+import os
 
+import psycopg
+import pytest
+
+from conftest import create_test_database, drop_test_database, migrate
 from exchange.demo import load_demo_requests
 from layers import policy
 from layers.departments import DEMO_DEPARTMENTS, ensure_departments
@@ -11,7 +15,28 @@ from layers.identity import DEMO_EXTRA_DEPARTMENTS, ensure_demo_identities
 from loaders.demo import load_demo_layers
 
 
-def test_demo_requests_in_every_state(database_url, tmp_path):
+@pytest.fixture(scope="module")
+def demo_db():
+    """A database of its own: loading the demo layers here must not make the session's
+    demo load (tests/test_loaders.py) find them already loaded."""
+    from jmgeo import settings
+    from spatial.regions import load_framework
+
+    dsn = create_test_database("jmgeo_test_xdemo")
+    old = os.environ.get("DATABASE_URL")
+    try:
+        migrate(dsn)
+        load_framework(dsn, log=lambda *_: None)
+        yield dsn
+    finally:
+        if old is not None:
+            os.environ["DATABASE_URL"] = old
+        settings.reset_settings()
+        drop_test_database(dsn)
+
+
+def test_demo_requests_in_every_state(demo_db, tmp_path):
+    database_url = demo_db
     load_demo_layers(database_url, log=lambda *_: None, out=tmp_path / "demo")
     with psycopg.connect(database_url, autocommit=True) as conn:
         ensure_departments(conn, DEMO_DEPARTMENTS + DEMO_EXTRA_DEPARTMENTS)
