@@ -261,7 +261,11 @@ def answer(conn, caller: Caller, request_id: int, *, decision: str, reason: str 
             raise Invalid(bilingual(f"授权期限不能超出申请的期限（{asked_to}）",
                                     f"the validity cannot go beyond the period asked "
                                     f"(until {asked_to})"))
-        narrower |= valid_to != asked_to or (valid_from or asked_from) != asked_from
+        if asked_from is not None and valid_from is not None and valid_from < asked_from:
+            raise Invalid(bilingual(f"授权期限不能早于申请的开始日期（{asked_from}）",
+                                    f"the validity cannot start before the period asked "
+                                    f"(from {asked_from})"))
+        narrower |= valid_to != asked_to or valid_from != asked_from
         if decision == "approve_part" and not narrower:
             raise Invalid(bilingual("部分同意须缩小字段、区域或期限，否则请用同意",
                                     "approve_part needs narrower fields, regions or period "

@@ -315,3 +315,11 @@ def test_the_seeded_rule_is_51_hao_escalating_to_the_bureau(world, db):
     assert seeded["basis"] == "国发〔2016〕51号" and seeded["working_days"] == 10
     assert seeded["escalate_to"] == "wxtc" and seeded["active"]
     assert ex.current_rule(db)["working_days"] == 10
+
+
+def test_a_filing_in_a_year_the_calendar_lacks_says_so(world, db):
+    beyond = clock.covered_years()[1] + 1
+    r = file(db, now=datetime(beyond, 3, 2, 10, tzinfo=CHINA))
+    assert str(beyond) in r["calendar_warning"] and "weekends only" in r["calendar_warning"]
+    assert date.fromisoformat(r["deadline"]).weekday() < 5
+    ex.withdraw(db, HB, r["id"], reason="测试")
