@@ -244,12 +244,7 @@ def answer(conn, caller: Caller, request_id: int, *, decision: str, reason: str 
                 f"共享申请 {row['id']}（{row['resource']}）被拒绝：{reason}",
                 f"share request {row['id']} ({row['resource']}) was refused"), row["id"], now)
             return _fresh(conn, row["id"])
-        if fields is None:
-            fields = row["fields"]
-        else:
-            fields = checks.clean_fields(conn, row["resource"], fields)
-        regions = row["regions"] if regions is None else \
-            checks.clean_regions(conn, _res_of(row), regions)
+        fields, regions = _chosen(conn, row, row, fields, regions)
         asked_from = _date(row["period_from"])
         asked_to = _date(row["period_to"])
         valid_from = asked_from if valid_from is None else valid_from
@@ -305,6 +300,21 @@ def _fresh(conn, request_id: int) -> dict[str, Any]:
     return store.public(store.load(conn, policy.system("exchange"), request_id))
 
 
+def _chosen(conn, row: dict[str, Any], base: dict[str, Any], fields: list[str] | None,
+            regions: list[str] | None) -> tuple[list[str] | None, list[str] | None]:
+    """The fields and regions an answer gives: the ones given (checked against the
+    resource and the framework), else ``base``'s (what was asked, or the current answer)."""
+    if fields is not None:
+        fields = checks.clean_fields(conn, row["resource"], fields)
+    else:
+        fields = base["fields"]
+    if regions is not None:
+        regions = checks.clean_regions(conn, _res_of(row), regions)
+    else:
+        regions = base["regions"]
+    return fields, regions
+
+
 def _current_answer(conn, row: dict[str, Any]) -> dict[str, Any]:
     g = store.q(conn, "SELECT fields, regions, valid_from, valid_to FROM layer_grant "
                       "WHERE id = %s", (row["grant_id"],)).fetchone()
@@ -325,12 +335,7 @@ def _reanswer(conn, caller: Caller, request_id: int, action: str, *, fields, reg
                                      f"the grant of request {row['id']} was revoked: file a "
                                      "new request"))
         cur = _current_answer(conn, row)
-        if fields is None:
-            fields = cur["fields"]
-        else:
-            fields = checks.clean_fields(conn, row["resource"], fields)
-        regions = cur["regions"] if regions is None else \
-            checks.clean_regions(conn, _res_of(row), regions)
+        fields, regions = _chosen(conn, row, cur, fields, regions)
         checks.within(row["fields"], fields, "字段 / fields")
         checks.within(row["regions"], regions, "区域 / regions")
         old_to = (cur["valid_to"].astimezone(clock.CHINA).date() - timedelta(days=1)
