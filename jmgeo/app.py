@@ -32,6 +32,8 @@ from jmgeo.http import (
 )
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
+from jmgeo.query_api import QueryLimiter
+from jmgeo.query_api import router as query_router
 from jmgeo.upload_api import router as upload_router
 from layers import audit
 from spatial import regions
@@ -51,6 +53,8 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(AuthMiddleware)
     install_error_envelope(app)
+    # online query's rate limit: one token bucket per client, in this process
+    app.state.query_limiter = QueryLimiter.from_settings()
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:
@@ -138,6 +142,7 @@ def create_app() -> FastAPI:
     app.include_router(upload_router)
     app.include_router(catalog_router)
     app.include_router(exchange_router)
+    app.include_router(query_router)
     app.include_router(downloads.router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app

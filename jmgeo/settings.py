@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     max_field_bytes: int = 1024 * 1024
     zip_max_bytes: int = 20 * 1024 ** 3
 
+    # online query (联机查询, /exchange/query): a token bucket per API key (per client
+    # address for anonymous callers) — JMGEO_QUERY_RATE requests per second refill, up to
+    # JMGEO_QUERY_BURST at once. Kept in each server process: with N uvicorn workers a key
+    # may get up to N times this (documented in jmgeo/query_api.py)
+    query_rate: float = Field(default=20.0, gt=0)
+    query_burst: int = Field(default=100, ge=1)
+
     # exchange notifications by mail (optional): with JMGEO_SMTP_HOST set, every inbox
     # notification is also mailed to <dept code>@JMGEO_SMTP_DOMAIN from JMGEO_SMTP_FROM
     # through that internal server (plain SMTP, no auth: a government intranet relay)
