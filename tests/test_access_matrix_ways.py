@@ -1,5 +1,5 @@
-"""The access matrix for the ways out of issue 5 items 5–7: vector tiles, coverages and
-downloads — callers × sharing classes × these ways, with the expectations, fixtures and
+"""The access matrix for the ways out of issue 5 items 5–7 and issue 11 §4: vector tiles,
+coverages, downloads and online query (/exchange/query) — callers × sharing classes × these ways, with the expectations, fixtures and
 checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers exactly like a
 nonexistent one, fields are limited and masked, a region grant limits the rows, non-open
 data is never publicly cacheable and every non-open access writes one audit row.
@@ -15,6 +15,8 @@ import mapbox_vector_tile
 import pytest
 from policy_fixtures import KINDS
 from test_access_matrix import (  # noqa: F401
+    ALL_FIDS,
+    BY_FID,
     CALLERS,
     CLASSES,
     FEATURES,
@@ -117,7 +119,49 @@ def way_download(ctx: Ctx):
         assert got == set()
 
 
-WAYS = {"tiles": way_tiles, "coverage": way_coverage, "download": way_download}
+def way_query(ctx: Ctx):
+    """Online query (联机查询): a table by its key ``name``, a vector layer by point (the
+    matrix's layers declare no key: by key is a 400). A record outside the grant's region
+    answers byte for byte like a missing key; each query of non-open data one audit row."""
+    by_key = "/exchange/query/{c}/" + BY_FID[1]["name"]
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        ctx.like_nonexistent(by_key)
+        ctx.like_nonexistent("/exchange/query/{c}", lon=113.08, lat=22.58)
+        ctx.check_refused(mark, 2)
+        return
+    if ctx.is_table:
+        missing = ctx.get(f"/exchange/query/{ctx.layer}/不存在的键")
+        assert missing.status_code == 404 and "不存在的键" not in missing.text
+        for fid in sorted(ALL_FIDS):
+            mark = ctx.audit_mark()
+            r = ctx.get(f"/exchange/query/{ctx.layer}/{BY_FID[fid]['name']}")
+            if fid in ctx.exp.fids:
+                assert r.status_code == 200, r.text
+                assert "geometry" not in r.json()
+                ctx.check_properties(fid, r.json()["properties"])
+                ctx.check_audit(mark, 1, "query")
+            else:
+                assert r.content == missing.content
+                ctx.check_audit(mark, 0, "query")
+        assert ctx.get(f"/exchange/query/{ctx.layer}", lon=113.08, lat=22.58
+                       ).status_code == 400
+        return
+    assert ctx.get(by_key.format(c=ctx.layer)).status_code == 400  # no declared key
+    for fid, lon, lat, *_ in FEATURES:
+        mark = ctx.audit_mark()
+        r = ctx.get(f"/exchange/query/{ctx.layer}", lon=lon, lat=lat)
+        assert r.status_code == 200, r.text
+        records = r.json()["records"]
+        want = [fid] if fid in ctx.exp.fids else []
+        assert [FID_BY_NAME[x["properties"]["name"]] for x in records] == want
+        for x in records:
+            ctx.check_properties(fid, x["properties"])
+        ctx.check_audit(mark, len(want), "query")
+
+
+WAYS = {"tiles": way_tiles, "coverage": way_coverage, "download": way_download,
+        "query": way_query}
 MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 
 

@@ -169,6 +169,27 @@ def test_anonymous_open_and_conditional(api, db):
     assert hidden.text == never.text
 
 
+def test_no_audit_row_no_data(api, db):
+    """When the audit row cannot be written (here: a trigger refusing it, a real database
+    failure), the query answers 503 and gives no data."""
+    table = _table(db, "unconditional")
+    db.execute(f"""
+        CREATE FUNCTION tq_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.layer = '{table}' THEN RAISE EXCEPTION 'audit refused'; END IF;
+        RETURN NEW; END $$""")
+    db.execute("CREATE TRIGGER tq_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+               "EXECUTE FUNCTION tq_refuse_audit()")
+    try:
+        r = api["unrelated"].client.get(f"/exchange/query/{table}/北街地块",
+                                        headers=api["unrelated"].who.headers)
+        assert r.status_code == 503 and "北街地块" not in r.text and "陈" not in r.text
+        assert r.json()["code"] == "ServiceUnavailable"
+    finally:
+        db.execute("DROP TRIGGER tq_refuse_audit ON audit_log")
+        db.execute("DROP FUNCTION tq_refuse_audit()")
+    assert api["unrelated"].get(f"/exchange/query/{table}/北街地块").status_code == 200
+
+
 def test_rate_limited_after_the_burst(database_url, who):
     """A dedicated app whose limiter allows a burst of 3 and almost no refill."""
     from fastapi.testclient import TestClient
