@@ -66,6 +66,8 @@ class QueryLimiter:
     """Token buckets per client (API key id, or ``addr:<ip>`` for anonymous callers):
     ``rate`` tokens per second, at most ``burst``. In-process and thread-safe."""
 
+    MAX_CLIENTS = 10_000  # beyond this many buckets, refilled ones are forgotten
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = float(rate), int(burst)
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -84,11 +86,19 @@ class QueryLimiter:
         with self._lock:
             tokens, last = self._buckets.get(client, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[client] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            allowed = tokens >= 1.0
+            self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+            if len(self._buckets) > self.MAX_CLIENTS:
+                self._forget_full(now)
+            return 0.0 if allowed else (1.0 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled (they equal a new one): many anonymous
+        addresses cannot grow the table without bound."""
+        full = [c for c, (tokens, last) in self._buckets.items()
+                if tokens + (now - last) * self.rate >= self.burst]
+        for client in full:
+            del self._buckets[client]
 
 
 def client_id(caller: Caller, request: Request) -> str:
