@@ -2,9 +2,8 @@
 
 * ``GET /exchange/query/{name}/{key}`` — the record of a table or vector layer whose
   declared key (``layer.key_field``: 宗地代码, 统一社会信用代码, 身份证号 …) equals
-  ``key``: one index probe (table resources have the UNIQUE index
-  ``layers.registry.index_key`` makes; **a vector layer with a key_field needs the same
-  index — the loader should call ``index_key`` for it**, without it the probe is a scan).
+  ``key``: one index probe (the loader gives every declared key, of tables and layers,
+  the UNIQUE index ``layers.registry.index_key`` makes).
   A resource without a declared key answers 400.
 * ``GET /exchange/query/{name}?lon=&lat=`` — the records of a vector layer at a point
   (CGCS2000 lon/lat): polygons by ``ST_Intersects``; points and lines within
@@ -16,8 +15,12 @@ Minimal fields: only the caller's visible fields (``layers.access_sql.AccessSQL`
 in SQL; ``?fields=a,b`` narrows further and a hidden field is refused exactly like an
 absent one. The grant's region scope applies: **a record outside it answers byte for byte
 like a key that does not exist** (the 404 envelope, the key never echoed). A query by key
-is allowed even when the grant hides or masks the key itself (a person table keyed by
-身份证号): the caller must know the key, and gets only its visible fields back.
+needs the key field visible *and unmasked* for this caller — the rule for every filter
+(DESIGN §5: a filter on a field the caller may not see is refused, never evaluated):
+otherwise found / not found would be an oracle on a withheld value (a person table keyed by
+身份证号, masked for everyone without a grant naming it). The refusal depends only on the
+caller's own access, never on the data; match / no match without data is the base
+libraries' verification service (核验), not this one.
 
 Every query of non-open data is audited (``layers.audit.record_access``, action
 ``query``, the rows returned, the share request the grant came from); when the audit row
@@ -202,6 +205,11 @@ def query_by_key(request: Request, _limit: Limited, caller: CallerDep,
                                  f"图层） / resource {resource.name} declares no key field: "
                                  "no query by key (query a layer by point)")
     rules = _rules(resource)
+    if not rules.visible(key_field) or rules.masked(key_field):
+        raise HTTPException(400, f"您的授权不含未脱敏的键字段 {key_field}，不能按键查询；请提出共享申请"
+                                 f"并写明该字段 / your access does not include the key field "
+                                 f"{key_field} unmasked, so you cannot query by it: file a "
+                                 "share request naming that field")
     names = _chosen(rules, fields)
     kind = rules.table_columns[key_field]
     where = sql.SQL("{} = %s::{}").format(rules.column(key_field), sql.SQL(kind))

@@ -296,6 +296,8 @@ class LoadRun:
                 return None
             key = check_key(self.conn, self.table, self.key_col, self.opts.key, display,
                             row_offset=self.reader.row_offset)
+            # a layer's declared key, too, is one index probe for online query (联机查询)
+            registry.index_key(self.conn, self.table, self.key_col)
         key["diff"] = key_diff(self.conn, self.opts.layer, self.table, self.key_col)
         return key
 

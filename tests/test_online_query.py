@@ -115,6 +115,33 @@ def test_grant_from_a_share_request_limits_fields_and_is_audited(api, db):
     assert hidden.text.replace("qlr", "F") == unknown.text.replace("no_such", "F")
 
 
+def test_no_query_by_a_key_the_caller_may_not_see_unmasked(api, db):
+    """Found / not found would be an oracle on a withheld key: a grant without the key
+    field, or a key masked for the caller, refuses the query by key — the same answer
+    for a key that exists and one that does not (it depends on the grant alone)."""
+    table = _table(db, "conditional")
+    gh, owner = api["applicant"], api["owner"]
+    rid = gh.file(table, fields=["area", "county"]).json()["id"]  # no `name`: the key
+    assert owner.post(f"/exchange/requests/{rid}/answer",
+                      {"decision": "approve"}).status_code == 200
+    mark = _mark(db)
+    present = gh.get(f"/exchange/query/{table}/白沙地块")
+    absent = gh.get(f"/exchange/query/{table}/没有这块地")
+    assert present.status_code == absent.status_code == 400
+    assert present.text == absent.text
+    assert "不能按键查询" in present.json()["description"]
+    assert "share request" in present.json()["description"]
+    assert _audit(db, mark, table) == []  # nothing was evaluated, nothing handed out
+    # a masked key: an unconditional table keyed by a sensitive field (身份证号)
+    masked = f"tq_tab_sfz_{next(_N)}"
+    create_table(db, masked, "unconditional")
+    db.execute("UPDATE layer SET key_field = 'sfz' WHERE name = %s", (masked,))
+    r = api["unrelated"].get(f"/exchange/query/{masked}/{KEYS['北街地块'][7]}")
+    assert r.status_code == 400 and "sfz" in r.json()["description"]
+    r = api["owner"].get(f"/exchange/query/{masked}/{KEYS['北街地块'][7]}")
+    assert r.status_code == 200  # the owner sees the key in clear
+
+
 def test_region_scope_hides_a_record_like_a_missing_key(api, db):
     layer = _layer(db, "conditional")
     gh, owner = api["applicant"], api["owner"]
