@@ -30,6 +30,7 @@ from jmgeo.http import (
     envelope,
     install_error_envelope,
 )
+from jmgeo.jobs_api import router as jobs_router
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from jmgeo.upload_api import router as upload_router
@@ -137,6 +138,7 @@ def create_app() -> FastAPI:
     app.include_router(audit_router)
     app.include_router(upload_router)
     app.include_router(catalog_router)
+    app.include_router(jobs_router)
     app.include_router(exchange_router)
     app.include_router(downloads.router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     load_batch: int = 50_000
     max_field_bytes: int = 1024 * 1024
     zip_max_bytes: int = 20 * 1024 ** 3
+    # the job queue (jmgeo worker): seconds between a worker's heartbeats, and the silence
+    # after which its running jobs count as stalled and are run again by another worker
+    worker_heartbeat: float = Field(default=10.0, gt=0)
+    worker_stalled_after: float = Field(default=30.0, gt=0)
 
     # exchange notifications by mail (optional): with JMGEO_SMTP_HOST set, every inbox
     # notification is also mailed to <dept code>@JMGEO_SMTP_DOMAIN from JMGEO_SMTP_FROM
