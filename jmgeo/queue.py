@@ -32,7 +32,9 @@ _OPENING = threading.Lock()
 
 class SettingsConnector(PsycopgConnector):
     """procrastinate's psycopg connector with the platform's DSN, resolved when the
-    connection pool is first opened (async for workers, sync for defer/list)."""
+    connection pool is first opened (async for workers, sync for defer/list). It touches
+    two private attributes (``_pool_args``, the sync connector's ``_pool``): procrastinate
+    is pinned to 3.10.* in pyproject, and tests/test_job_queue.py covers both paths."""
 
     def _fill_conninfo(self) -> None:
         self._pool_args.setdefault("conninfo", get_settings().resolved_database_url())
