@@ -1,6 +1,7 @@
 # Jiangmen spatial data platform — the two commands a newcomer needs:
 #   make run    install what is missing, provision PostGIS (unless DATABASE_URL is set),
 #               migrate, load the Jiangmen framework + demo layers, serve on :5000
+#               with one job-queue worker (Ctrl-C stops both)
 #   make test   the same set-up, then the whole test suite against a real PostGIS
 SHELL := /bin/bash
 VENV  ?= .venv
@@ -35,7 +36,7 @@ demo: db
 	$(JMGEO) demo load
 
 run: demo
-	$(JMGEO) serve --host $(HOST) --port $(PORT)
+	$(JMGEO) serve --worker --host $(HOST) --port $(PORT)
 
 test: db
 	$(VENV)/bin/ruff check .

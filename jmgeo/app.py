@@ -30,6 +30,7 @@ from jmgeo.http import (
     envelope,
     install_error_envelope,
 )
+from jmgeo.jobs_api import router as jobs_router
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from jmgeo.query_api import QueryLimiter
@@ -141,6 +142,7 @@ def create_app() -> FastAPI:
     app.include_router(audit_router)
     app.include_router(upload_router)
     app.include_router(catalog_router)
+    app.include_router(jobs_router)
     app.include_router(exchange_router)
     app.include_router(query_router)
     app.include_router(downloads.router)

@@ -8,6 +8,7 @@ with exit status 2; nothing prints a traceback unless ``JMGEO_DEBUG=1`` (setting
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -85,6 +86,8 @@ def _serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=s.host)
     p.add_argument("--port", type=int, default=s.port)
     p.add_argument("--workers", type=int, default=s.workers)
+    p.add_argument("--worker", action="store_true",
+                   help="also run one job-queue worker (stopped with the server)")
     p.set_defaults(func=_serve_run)
 
 
@@ -96,12 +99,24 @@ def _serve_run(args: argparse.Namespace) -> None:
     export_for_workers(host=args.host, port=args.port)  # the app's base URL in every worker
     print(f"Jiangmen spatial data platform on http://{args.host}:{args.port}  "
           f"(OGC APIs: http://{args.host}:{args.port}/ogc)")
-    uvicorn.run("jmgeo.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info")
+    # --worker: a `jmgeo worker` child; Ctrl-C reaches it too (same process group), and
+    # it is stopped when the server stops however the server stops
+    worker = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker"]) \
+        if args.worker else None
+    try:
+        uvicorn.run("jmgeo.app:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level="info")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from jmgeo import demo, ogc
+    from jmgeo import demo, jobs, ogc
     from layers import cli as layers_cli
     from spatial import regions
 
@@ -109,7 +124,8 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
             layers_cli.register_cli,
             __import__("loaders.cli", fromlist=["register_cli"]).register_cli,
             __import__("catalog.cli", fromlist=["register_cli"]).register_cli,
-            __import__("exchange.cli", fromlist=["register_cli"]).register_cli]
+            __import__("exchange.cli", fromlist=["register_cli"]).register_cli,
+            jobs.register_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     load_batch: int = 50_000
     max_field_bytes: int = 1024 * 1024
     zip_max_bytes: int = 20 * 1024 ** 3
+    # the job queue (jmgeo worker): seconds between a worker's heartbeats, and the silence
+    # after which its running jobs count as stalled and are run again by another worker
+    worker_heartbeat: float = Field(default=10.0, gt=0)
+    worker_stalled_after: float = Field(default=30.0, gt=0)
 
     # online query (联机查询, /exchange/query): a token bucket per API key (per client
     # address for anonymous callers) — JMGEO_QUERY_RATE requests per second refill, up to

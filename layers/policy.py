@@ -302,3 +302,10 @@ def access_for(conn, caller: Caller, layer_name: str) -> tuple[dict[str, Any], A
     grants = live_grants(conn, caller.data_dept, layer_name) if caller.data_dept else []
     access = decide(caller, rows[0], grants)
     return None if access is None else (rows[0], access)
+
+
+def may_see_jobs(caller: Caller) -> bool:
+    """The job queue (background and periodic jobs, their arguments and errors): the
+    bureau runs the platform, the auditor supervises it; departments see their own
+    results where each mode reports them, not the queue."""
+    return caller.kind in ("admin", "auditor")
