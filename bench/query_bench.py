@@ -23,16 +23,15 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
+from benchlib import run_wrk, stop, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -98,59 +97,13 @@ def start(dsn: str, tmp: Path) -> subprocess.Popen:
         [str(REPO / ".venv/bin/python"), "-m", "uvicorn", "jmgeo.app:create_app",
          "--factory", "--workers", "2", "--port", str(PORT), "--no-access-log",
          "--log-level", "warning"], env=env, cwd=tmp, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop(proc)
-    raise RuntimeError("the server did not start")
+    wait_ready(proc, f"http://127.0.0.1:{PORT}/health", "the server")
+    return proc
 
 
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-LUA = """
-local paths = {}
-local n = 0
-init = function(args)
-  for line in io.lines(args[1]) do n = n + 1; paths[n] = line end
-  wrk.headers["X-API-Key"] = args[2]
-end
-request = function()
-  return wrk.format("GET", paths[math.random(n)])
-end
-"""
-
-
-def _ms(text: str) -> float:
-    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * factor
-    return float(text)
-
-
-def run_wrk(paths: list[str], duration: int, tmp: Path) -> dict:
-    pfile, script = tmp / "paths.txt", tmp / "query.lua"
-    pfile.write_text("\n".join(paths) + "\n")
-    script.write_text(LUA)
-    out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{duration}s", "--latency", "-s",
-                          str(script), f"http://127.0.0.1:{PORT}", "--", str(pfile), TOKEN],
-                         capture_output=True, text=True, check=True).stdout
-    latency = out.split("Latency Distribution")[1]
-    return {"rps": float(out.split("Requests/sec:")[1].split()[0]),
-            "p50_ms": _ms(latency.split("50%")[1].split()[0]),
-            "p99_ms": _ms(latency.split("99%")[1].split()[0]),
-            "non2xx": int(out.split("Non-2xx or 3xx responses:")[1].split()[0])
-            if "Non-2xx" in out else 0, "raw": out}
+def run(paths: list[str], duration: int, tmp: Path) -> dict:
+    r = run_wrk(PORT, paths, duration, tmp, TOKEN, connections=CLIENTS)
+    return {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "non2xx", "raw")}
 
 
 def main() -> None:
@@ -172,8 +125,8 @@ def main() -> None:
             check = httpx.get(f"http://127.0.0.1:{PORT}{paths[0]}",
                               headers={"X-API-Key": TOKEN}, timeout=10)
             check.raise_for_status()
-            run_wrk(paths[:200], 3, tmp)  # warm the pool, the caches and the index
-            result = run_wrk(paths, args.duration, tmp)
+            run(paths[:200], 3, tmp)  # warm the pool, the caches and the index
+            result = run(paths, args.duration, tmp)
         finally:
             stop(proc)
     OUT.mkdir(parents=True, exist_ok=True)

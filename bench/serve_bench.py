@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
+from benchlib import run_wrk, stop, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -161,56 +161,15 @@ def start(name: str, dsn: str, tmp: Path) -> subprocess.Popen:
                "--workers", "2", "--port", str(port), "--no-access-log", "--log-level",
                "warning"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp, start_new_session=True)
-    deadline = time.monotonic() + 90
     probe = {"ours": "/health", "tipg": "/collections", "pygeoapi": "/collections"}[name]
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop(proc)
-    raise RuntimeError(f"{name} did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-LUA_RANDOM_PATHS = """
-local paths = {}
-local n = 0
-init = function(args)
-  for line in io.lines(args[1]) do n = n + 1; paths[n] = line end
-  if args[2] then wrk.headers["X-API-Key"] = args[2] end
-end
-request = function()
-  return wrk.format("GET", paths[math.random(n)])
-end
-"""
+    wait_ready(proc, f"http://127.0.0.1:{port}{probe}", name)
+    return proc
 
 
 def wrk(port: int, paths: list[str], duration: int, tmp: Path,
         key: str | None = None) -> dict:
-    pfile = tmp / f"paths-{port}-{random.random()}.txt"
-    pfile.write_text("\n".join(paths) + "\n")
-    script = tmp / "random.lua"
-    script.write_text(LUA_RANDOM_PATHS)
-    res = subprocess.run(["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", "-s",
-                          str(script), f"http://127.0.0.1:{port}", "--", str(pfile),
-                          *([key] if key else [])],
-                         capture_output=True, text=True, check=True)
-    out = res.stdout
-    rps = float(out.split("Requests/sec:")[1].split()[0])
-    non2xx = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) \
-        if "Non-2xx" in out else 0
-    p50 = out.split("50%")[1].split()[0] if "50%" in out else "?"
-    return {"rps": rps, "non2xx": non2xx, "p50": p50}
+    r = run_wrk(port, paths, duration, tmp, key)
+    return {"rps": r["rps"], "non2xx": r["non2xx"], "p50": r["p50"]}
 
 
 def random_bboxes(k: int, seed: int = 7) -> list[tuple[float, float, float, float]]:

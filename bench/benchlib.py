@@ -1,0 +1,79 @@
+"""What the benchmarks share: stopping a server's process group, and wrk over a random
+list of paths (with an optional API key) parsed into numbers."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+LUA_RANDOM_PATHS = """
+local paths = {}
+local n = 0
+init = function(args)
+  for line in io.lines(args[1]) do n = n + 1; paths[n] = line end
+  if args[2] then wrk.headers["X-API-Key"] = args[2] end
+end
+request = function()
+  return wrk.format("GET", paths[math.random(n)])
+end
+"""
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (uvicorn and its workers), SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_ready(proc: subprocess.Popen, url: str, what: str, timeout: float = 90) -> None:
+    """Poll ``url`` until it answers 200; stop the server and raise if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    raise RuntimeError(f"{what} did not start")
+
+
+def ms(text: str) -> float:
+    """wrk's latency ("812.00us", "3.20ms", "1.05s") in milliseconds."""
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+def run_wrk(port: int, paths: list[str], duration: int, tmp: Path, key: str | None = None,
+            connections: int = 8) -> dict:
+    """wrk -t2 against 127.0.0.1:port, each request a random path of ``paths``: req/s,
+    non-2xx count, p50/p99 (as wrk prints them and in ms) and wrk's own output."""
+    pfile = tmp / f"paths-{port}-{random.random()}.txt"
+    pfile.write_text("\n".join(paths) + "\n")
+    script = tmp / "random.lua"
+    script.write_text(LUA_RANDOM_PATHS)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
+                          "-s", str(script), f"http://127.0.0.1:{port}", "--", str(pfile),
+                          *([key] if key else [])],
+                         capture_output=True, text=True, check=True).stdout
+    latency = out.split("Latency Distribution")[1] if "Latency Distribution" in out else ""
+    p50 = latency.split("50%")[1].split()[0] if "50%" in latency else "?"
+    p99 = latency.split("99%")[1].split()[0] if "99%" in latency else "?"
+    return {"rps": float(out.split("Requests/sec:")[1].split()[0]),
+            "non2xx": int(out.split("Non-2xx or 3xx responses:")[1].split()[0])
+            if "Non-2xx" in out else 0,
+            "p50": p50, "p99": p99,
+            "p50_ms": ms(p50) if p50 != "?" else None,
+            "p99_ms": ms(p99) if p99 != "?" else None, "raw": out}
