@@ -9,8 +9,32 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DB = "jmgeo_bench"
+
+
+def bench_dsn() -> str:
+    """The benchmarks' scratch database on the cluster `make test` / `make run` made."""
+    base = (REPO / "var" / "database_url").read_text().strip()
+    return urlsplit(base)._replace(path=f"/{BENCH_DB}").geturl()
+
+
+def ensure_bench_db(dsn: str) -> dict[str, str]:
+    """Create the scratch database if absent and migrate it; returns the environment
+    that points the platform's tools at it."""
+    admin = urlsplit(dsn)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (BENCH_DB,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    env = dict(os.environ, DATABASE_URL=dsn)
+    subprocess.run([str(REPO / ".venv/bin/jmgeo"), "db", "upgrade"], env=env, check=True)
+    return env
 
 LUA_RANDOM_PATHS = """
 local paths = {}

@@ -27,11 +27,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-from benchlib import run_wrk, stop, wait_ready
+from benchlib import bench_dsn, ensure_bench_db, run_wrk, stop, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -41,23 +40,13 @@ PORT = 5211
 CLIENTS = 50
 
 
-def bench_dsn() -> str:
-    base = (REPO / "var" / "database_url").read_text().strip()
-    return urlsplit(base)._replace(path="/jmgeo_bench").geturl()
-
-
 def key_of(i: int) -> str:
     """宗地代码-like keys: 440703 + a block letter pattern + a serial (19 characters)."""
     return f"440703{i % 97:03d}GB{i:08d}"
 
 
 def prepare(dsn: str, rows: int) -> None:
-    admin = urlsplit(dsn)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname='jmgeo_bench'").fetchone():
-            conn.execute("CREATE DATABASE jmgeo_bench")
-    env = dict(os.environ, DATABASE_URL=dsn)
-    subprocess.run([str(REPO / ".venv/bin/jmgeo"), "db", "upgrade"], env=env, check=True)
+    ensure_bench_db(dsn)
     sys.path.insert(0, str(REPO))
     from layers.departments import ensure_departments
     from layers.grants import add_grant

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-from benchlib import run_wrk, stop, wait_ready
+from benchlib import bench_dsn, ensure_bench_db, run_wrk, stop, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -53,18 +53,8 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kw)
 
 
-def bench_dsn() -> str:
-    base = (REPO / "var" / "database_url").read_text().strip()
-    return urlsplit(base)._replace(path="/jmgeo_bench").geturl()
-
-
 def prepare_database(dsn: str, parcels: Path) -> None:
-    admin = urlsplit(dsn)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname='jmgeo_bench'").fetchone():
-            conn.execute("CREATE DATABASE jmgeo_bench")
-    env = dict(os.environ, DATABASE_URL=dsn)
-    sh([str(REPO / ".venv/bin/jmgeo"), "db", "upgrade"], env=env)
+    env = ensure_bench_db(dsn)
     sh([str(REPO / ".venv/bin/jmgeo"), "regions", "load"], env=env, stdout=subprocess.DEVNULL)
     with psycopg.connect(dsn) as conn:
         have = conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0]
