@@ -1,7 +1,9 @@
 """The clock's consequences: overdue requests escalate, lapsed ones expire, reminders.
 
-:func:`check_deadlines` is run by ``jmgeo request check`` (cron) and at the start of every
-list and read of requests, so "automatic" holds without a job queue. It is idempotent:
+:func:`check_deadlines` runs every 10 minutes in a ``jmgeo worker`` (``exchange.tasks``) and
+on ``jmgeo request check``; an answer runs it for its own request first (``request_id``),
+so a late answer is counted overdue and a lapsed request cannot be approved even between
+two runs. Reads never run it (a GET writes nothing). It is idempotent:
 each request escalates once (``overdue`` is set then and never reset — a request answered
 late stays counted as overdue), expires once, and gets one reminder on its last day.
 """
@@ -26,17 +28,20 @@ def _moment(today: date | None, now: datetime | None) -> tuple[date, datetime]:
     return (today or clock.local_date(now)), now
 
 
-def check_deadlines(conn, today: date | None = None, *,
-                    now: datetime | None = None) -> list[dict[str, Any]]:
+def check_deadlines(conn, today: date | None = None, *, now: datetime | None = None,
+                    request_id: int | None = None) -> list[dict[str, Any]]:
     """Escalate every submitted request past its deadline (bureau and owner notified),
-    expire requests whose period or grant has lapsed, remind owners on the last day.
-    Returns what it did: ``[{"id", "action"}]``."""
+    expire requests whose period or grant has lapsed, remind owners on the last day —
+    all requests, or only ``request_id``. Returns what it did: ``[{"id", "action"}]``."""
     today, now = _moment(today, now)
     done: list[dict[str, Any]] = []
+    only = "" if request_id is None else " AND r.id = %s"
+    extra = () if request_id is None else (request_id,)
     with conn.transaction():
         overdue = store.q(conn,
-            "UPDATE share_request SET overdue = true, escalated_at = %s WHERE status = "
-            "'submitted' AND NOT overdue AND deadline < %s RETURNING id", (now, today)).fetchall()
+            "UPDATE share_request r SET overdue = true, escalated_at = %s WHERE r.status = "
+            "'submitted' AND NOT r.overdue AND r.deadline < %s" + only + " RETURNING r.id",
+            (now, today, *extra)).fetchall()
         for r in overdue:
             row = store.load(conn, CLOCK, r["id"])
             store.record(conn, CLOCK, row, "escalate", to_status=row["status"], now=now,
@@ -56,8 +61,9 @@ def check_deadlines(conn, today: date | None = None, *,
             "SELECT r.id FROM share_request r LEFT JOIN layer_grant g ON g.id = r.grant_id "
             "WHERE (r.status = 'submitted' AND r.period_to IS NOT NULL AND r.period_to < %s) "
             "OR (r.status IN ('approved', 'partly_approved') AND g.revoked_at IS NULL "
-            "AND g.valid_to IS NOT NULL AND g.valid_to <= %s) ORDER BY r.id FOR UPDATE OF r",
-            (today, now)).fetchall()
+            "AND g.valid_to IS NOT NULL AND g.valid_to <= %s)" + (
+                "" if request_id is None else " AND r.id = %s")
+            + " ORDER BY r.id FOR UPDATE OF r", (today, now, *extra)).fetchall()
         for r in lapsed:
             row = store.load(conn, CLOCK, r["id"])
             conn.execute("UPDATE share_request SET status = 'expired' WHERE id = %s",
@@ -73,7 +79,7 @@ def check_deadlines(conn, today: date | None = None, *,
         due = store.q(conn,
             "SELECT r.id FROM share_request r WHERE r.status = 'submitted' AND r.deadline = %s "
             "AND NOT EXISTS (SELECT 1 FROM notification n WHERE n.request_id = r.id "
-            "AND n.kind = 'reminder')", (today,)).fetchall()
+            "AND n.kind = 'reminder')" + only, (today, *extra)).fetchall()
         for r in due:
             row = store.load(conn, CLOCK, r["id"])
             notify(conn, row["owner"], "reminder", bilingual(

@@ -224,7 +224,7 @@ def answer(conn, caller: Caller, request_id: int, *, decision: str, reason: str 
     ``regions``, ``valid_*`` default to what was asked; narrower is a partial approval
     (also when ``decision='approve'``: the status says what was given)."""
     now = _now(now)
-    check_deadlines(conn, clock.local_date(now), now=now)
+    check_deadlines(conn, clock.local_date(now), now=now, request_id=request_id)
     with conn.transaction():
         row = _load_for_change(conn, caller, request_id)
         _require_owner(caller, row)
@@ -465,7 +465,6 @@ def current_rule(conn) -> dict[str, Any]:
 
 def get_request(conn, caller: Caller, request_id: int) -> dict[str, Any]:
     """One request with its events and the diffs between its answers."""
-    check_deadlines(conn)
     row = store.load(conn, caller, request_id)
     if row is None:
         raise request_not_found(request_id)
@@ -489,5 +488,4 @@ def list_requests(conn, caller: Caller, *, box: str = "all", status: str | None 
                                 f"of {', '.join(STATUSES)}"))
     if limit < 1 or limit > 1000 or offset < 0:
         raise Invalid(bilingual("分页参数无效", "limit must be 1–1000 and offset ≥ 0"))
-    check_deadlines(conn)
     return store.listing(conn, caller, box=box, status=status, limit=limit, offset=offset)

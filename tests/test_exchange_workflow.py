@@ -216,6 +216,7 @@ def test_no_request_needed(api, db, cls):
 
 def test_overdue_escalates_to_the_bureau(api, db):
     from exchange.clock import deadline
+    from exchange.deadlines import check_deadlines
 
     layer = fresh_resource(db, "conditional", "od")
     gh, owner, admin = api["applicant"], api["owner"], api["admin"]
@@ -224,6 +225,9 @@ def test_overdue_escalates_to_the_bureau(api, db):
     filed = datetime.now(UTC) - timedelta(days=35)
     db.execute("UPDATE share_request SET submitted_at = %s, deadline = %s WHERE id = %s",
                (filed, deadline(filed, 10), rid))
+    before = admin.get("/exchange/requests", box="all").json()["requests"]
+    assert {x["id"]: x for x in before}[rid]["overdue"] is False  # a read writes nothing
+    check_deadlines(db)  # what the worker's periodic job (exchange.tasks) runs
     seen = {x["id"]: x for x in admin.get("/exchange/requests", box="all").json()["requests"]}
     assert seen[rid]["overdue"] is True and seen[rid]["escalated_at"]
     full = admin.request(rid).json()
@@ -231,7 +235,7 @@ def test_overdue_escalates_to_the_bureau(api, db):
     notes = admin.get("/exchange/notifications").json()["notifications"]
     assert any(n.get("request_id") == rid for n in notes)
     # escalation is idempotent; an answer later keeps it counted as overdue
-    admin.get("/exchange/requests", box="all")
+    check_deadlines(db)
     r = owner.post(f"/exchange/requests/{rid}/answer", {"decision": "approve"})
     assert r.status_code == 200, r.text
     full = owner.request(rid).json()
@@ -333,3 +337,21 @@ def test_refused_data_access_is_audited(api, db):
     mark = db.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
     assert _items(gh, layer).status_code == 200
     assert [r[0] for r in rows_since(mark)] == ["ogc.items"]
+
+
+def test_a_late_answer_counts_as_overdue_without_a_sweep(api, db):
+    """The answer checks its own request's clock first: counted overdue even when no
+    worker has run since the deadline passed."""
+    from exchange.clock import deadline
+
+    layer = fresh_resource(db, "conditional", "late")
+    gh, owner = api["applicant"], api["owner"]
+    rid = gh.file(layer).json()["id"]
+    filed = datetime.now(UTC) - timedelta(days=35)
+    db.execute("UPDATE share_request SET submitted_at = %s, deadline = %s WHERE id = %s",
+               (filed, deadline(filed, 10), rid))
+    r = owner.post(f"/exchange/requests/{rid}/answer", {"decision": "approve"})
+    assert r.status_code == 200, r.text
+    full = owner.request(rid).json()
+    assert full["overdue"] is True and full["status"] == "approved"
+    assert [e["action"] for e in full["events"]].count("escalate") == 1
