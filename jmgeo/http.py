@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from jmgeo.auth import AuthError, authenticate_headers
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.errors import UserError, bilingual
-from layers.policy import ANONYMOUS, Access, Caller, access_for
+from layers.policy import ANONYMOUS, Access, Caller, access_row, lookup
 from layers.registry import LAYER_NAME_RE
 
 LOGGER = logging.getLogger("jmgeo")
@@ -125,30 +125,35 @@ def resolve_resource(caller: Caller, name: str, request: Request | None = None
     if not LAYER_NAME_RE.match(name):  # no registry name looks otherwise (NUL bytes …)
         raise ResourceNotFound()
     with connection() as conn:
-        found = access_for(conn, caller, name)
-    if found is None:
-        if request is not None:
+        row, access = lookup(conn, caller, name)
+    if access is None:
+        if row is not None and request is not None:
             audit_refusal(caller, name, "http", request.url.path, request.url.query,
-                          request.method)
+                          request.method, row=row)
         raise ResourceNotFound()
-    row, access = found
     return VisibleResource(row=row, access=access)
 
 
 def audit_refusal(caller: Caller, name: str, way: str, path: str, query: str = "",
-                  method: str = "GET") -> None:
+                  method: str = "GET", row: dict | None = None) -> None:
     """THE call site of refused-access auditing for every way out (the platform routes'
     ``visible_resource`` and the OGC router's collection lookup): writes an audit row
     ``action="refused"`` when an authenticated department is refused a resource it may
-    see in the catalog (``layers.audit.record_refusal`` decides). Sync: call it from a
-    worker thread. A failed write is logged, not answered: the response stays the standard
+    see in the catalog. ``row``: the registry row the policy refused (from
+    ``layers.policy.lookup``); without it (the OGC router, whose audience already left the
+    resource out) the row is read once. Sync: call it from a worker thread. A failed write is logged, not answered: the response stays the standard
     404 (a 503 here would tell the caller the resource exists)."""
     if caller.data_dept is None or not LAYER_NAME_RE.match(name):
         return  # anonymous, auditor, a name no resource has: nothing to record, no query
     from layers.audit import record_refusal
 
     try:
-        record_refusal(caller, name, way, path, query, method)
+        if row is None:
+            with connection() as conn:
+                row = access_row(conn, name)
+            if row is None:
+                return  # no such resource: nothing was refused
+        record_refusal(caller, row, way, path, query, method)
     except Exception:  # noqa: BLE001 — the 404 stands; the failure is logged
         LOGGER.exception("audit of a refused access to %r failed", name)
 

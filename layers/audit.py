@@ -199,28 +199,23 @@ def record_ogc(caller, accesses: dict, action: str | None, request, status: int,
                          method=request.method)
 
 
-def record_refusal(caller, layer_name: str, way: str, path: str, query: str = "",
+def record_refusal(caller, row: dict[str, Any], way: str, path: str, query: str = "",
                    method: str = "GET") -> int | None:
     """Audit a *refused* data access (issue 10 §5): an authenticated caller asked a way
     out (``way``: ``ogc``, ``http``) for a resource whose catalog entry it may see but
     whose data the policy withholds (conditional without a live grant, not_shared).
     Returns the audit id, or None when there is nothing to record — anonymous callers
     and auditors (for data they are anonymous: the resource does not exist for them) and
-    names that exist nowhere. The caller still answers the standard 404: this only
-    writes the evidence. Borrows a pooled connection."""
+    names that exist nowhere. ``row`` is the refused resource's registry row as the
+    policy decided on it (``layers.policy.lookup``): nothing is looked up or decided
+    again. The caller still answers the standard 404: this only writes the evidence.
+    Borrows a pooled connection."""
     from jmgeo.db import connection
-    from layers.grants import live_grants
-    from layers.policy import LAYER_QUERY, decide, listed
 
     if getattr(caller, "data_dept", None) is None:
-        return None
+        return None  # for data, anonymous callers and auditors are refused nothing listed
     with connection() as conn:
-        row = _q(conn, LAYER_QUERY + "WHERE l.name = %s", (layer_name,)).fetchone()
-        if row is None or not listed(caller, row):
-            return None
-        if decide(caller, row, live_grants(conn, caller.data_dept, layer_name)) is not None:
-            return None  # not a refusal (a grant became live meanwhile)
-        return record(conn, action="refused", caller=caller, layer=layer_name,
+        return record(conn, action="refused", caller=caller, layer=row["name"],
                       request={"method": method, "path": path, "query": query,
                                "status": 404, "way": way,
                                "sharing_class": row["sharing_class"]}, rows=0)

@@ -291,17 +291,25 @@ def access_row(conn, layer_name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def lookup(conn, caller: Caller, layer_name: str
+           ) -> tuple[dict[str, Any] | None, Access | None]:
+    """One resource's registry row (None: no such resource) and the caller's access (None:
+    no data). The row of a refused resource is for evidence only — the refusal audit —
+    never for an answer: callers answer as :func:`access_for` does."""
+    from layers.grants import live_grants
+
+    row = access_row(conn, layer_name)
+    if row is None:
+        return None, None
+    grants = live_grants(conn, caller.data_dept, layer_name) if caller.data_dept else []
+    return row, decide(caller, row, grants)
+
+
 def access_for(conn, caller: Caller, layer_name: str) -> tuple[dict[str, Any], Access] | None:
     """One layer's registry row and the caller's access, or None when the caller may not
     have its data (answer exactly as for a layer that does not exist)."""
-    from layers.grants import live_grants
-
-    rows = _rows(conn.execute(LAYER_QUERY + "WHERE l.name = %s", (layer_name,)))
-    if not rows:
-        return None
-    grants = live_grants(conn, caller.data_dept, layer_name) if caller.data_dept else []
-    access = decide(caller, rows[0], grants)
-    return None if access is None else (rows[0], access)
+    row, access = lookup(conn, caller, layer_name)
+    return None if access is None else (row, access)
 
 
 def may_see_jobs(caller: Caller) -> bool:
