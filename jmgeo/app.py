@@ -27,6 +27,7 @@ from jmgeo.http import (
     AuthMiddleware,
     CallerDep,
     LayerInQuery,
+    audit_or_503,
     envelope,
     install_error_envelope,
 )
@@ -36,7 +37,6 @@ from jmgeo.ogc.provider import table_columns
 from jmgeo.query_api import QueryLimiter
 from jmgeo.query_api import router as query_router
 from jmgeo.upload_api import router as upload_router
-from layers import audit
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
@@ -123,11 +123,10 @@ def create_app() -> FastAPI:
         if result is None:
             raise HTTPException(404, f"区划代码不存在 / unknown region code: {code}")
         result["layer"] = layer
-        headers = {}
-        if access.audited:
-            audit.record_access(caller, access, "regions.stats", request.url.path,
-                                request.url.query, rows=len(result["rows"]), status=200)
-            headers["Cache-Control"] = "private, no-store"
+        refused = audit_or_503(caller, access, "regions.stats", request, len(result["rows"]))
+        if refused is not None:
+            return refused
+        headers = {"Cache-Control": "private, no-store"} if access.audited else {}
         return JSONResponse(result, headers=headers)
 
     @app.get("/regions/{code}", tags=["regions"])

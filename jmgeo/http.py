@@ -134,6 +134,28 @@ def resolve_resource(caller: Caller, name: str, request: Request | None = None
     return VisibleResource(row=row, access=access)
 
 
+AUDIT_DOWN = bilingual("审计记录失败，数据未发送", "audit unavailable, data withheld")
+
+
+def audit_or_503(caller: Caller, access: Access, action: str, request: Request, rows: int,
+                 status: int = 200) -> JSONResponse | None:
+    """THE guard of the platform routes that hand out data: audit a non-open access before
+    any data leaves — no audit row, no data (the 503 envelope, returned for the route to
+    answer). None when the access is open or the row was written. (The OGC router has
+    its own, for pygeoapi's responses.)"""
+    if not access.audited:
+        return None
+    from layers.audit import record_access
+
+    try:
+        record_access(caller, access, action, request.url.path, request.url.query,
+                      rows=rows, status=status, method=request.method)
+    except Exception:  # noqa: BLE001 — no audit row, no data
+        LOGGER.exception("audit write failed for %s %s", action, request.url.path)
+        return envelope(503, AUDIT_DOWN)
+    return None
+
+
 def audit_refusal(caller: Caller, name: str, way: str, path: str, query: str = "",
                   method: str = "GET", row: dict | None = None) -> None:
     """THE call site of refused-access auditing for every way out (the platform routes'

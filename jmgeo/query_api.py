@@ -46,18 +46,15 @@ from psycopg import sql
 
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
-from jmgeo.http import CallerDep, NameInPath, VisibleResource, envelope
+from jmgeo.http import AUDIT_DOWN, CallerDep, NameInPath, VisibleResource, audit_or_503, envelope
 from jmgeo.ogc.access import table_columns
 from layers.access_sql import AccessSQL
-from layers.audit import record_access
 from layers.policy import Caller
 from spatial import regions
 
 router = APIRouter(prefix="/exchange/query", tags=["exchange"])
 
 RECORD_NOT_FOUND = bilingual("记录不存在", "no such record")
-AUDIT_DOWN = bilingual("审计记录无法写入，暂不提供数据，请稍后重试",
-                       "the audit row could not be written: no data is given, retry later")
 # ≈1.1 m at Jiangmen's latitude: a click "on" a point or a line
 POINT_TOLERANCE_DEG = 1e-5
 POINT_LIMIT_MAX = 100
@@ -177,13 +174,9 @@ def _record(resource: VisibleResource, row: dict[str, Any], names: list[str]) ->
 
 def _audit(caller: Caller, resource: VisibleResource, request: Request, rows: int,
            status: int) -> None:
-    if not resource.access.audited:
-        return
-    try:
-        record_access(caller, resource.access, "query", request.url.path, request.url.query,
-                      rows=rows, status=status)
-    except Exception as exc:  # noqa: BLE001 — no audit row, no data
-        raise HTTPException(503, AUDIT_DOWN) from exc
+    refused = audit_or_503(caller, resource.access, "query", request, rows, status)
+    if refused is not None:
+        raise HTTPException(503, AUDIT_DOWN)
 
 
 def _answer(resource: VisibleResource, body: dict) -> JSONResponse:

@@ -118,3 +118,40 @@ def test_region_grant_counts_rows_intersecting_its_regions(app_client, database_
     assert r.status_code == 200, r.text
     rows = {row["region_code"]: row["count"] for row in r.json()["rows"]}
     assert rows == {"440703": 1, where[0]: 1}  # fid 1 and fid 2; never fid 3 (恩平)
+
+
+def test_stats_withheld_when_the_audit_cannot_be_written(app_client, db):
+    """No audit row, no data: statistics of a non-open layer answer 503 (not 500) when
+    the audit row cannot be written — here a trigger refusing it, a real failure."""
+    from datetime import UTC, datetime
+
+    from layers.identity import create_key
+
+    with db.transaction():
+        table = create_data_table(db, "t_stats_noaudit", 1, "MultiPolygon",
+                                  [Column("dlmc", "text", "地类名称")])
+        db.execute(f"INSERT INTO {table} (fid, geom, dlmc) VALUES (1, ST_GeomFromText("
+                   "'MULTIPOLYGON(((113.07 22.57, 113.09 22.57, 113.09 22.59, 113.07 22.59, "
+                   "113.07 22.57)))', 4490), '耕地')")
+        publish(db, layer="t_stats_noaudit", version=1, table_name=table, feature_count=1,
+                report={}, title="统计审计测试", dept="gtzy", theme="land",
+                sharing_class="unconditional")
+    token = create_key(db, f"stats-noaudit-{datetime.now(UTC).timestamp()}",
+                       dept="hb")["token"]
+    db.execute("""
+        CREATE FUNCTION ts_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.layer = 't_stats_noaudit' THEN RAISE EXCEPTION 'audit refused'; END IF;
+        RETURN NEW; END $$""")
+    db.execute("CREATE TRIGGER ts_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+               "EXECUTE FUNCTION ts_refuse_audit()")
+    try:
+        r = app_client.get("/regions/440700/stats", params={"layer": "t_stats_noaudit"},
+                           headers={"X-API-Key": token})
+        assert r.status_code == 503 and "rows" not in r.json(), r.text
+        assert r.json()["code"] == "ServiceUnavailable"
+    finally:
+        db.execute("DROP TRIGGER ts_refuse_audit ON audit_log")
+        db.execute("DROP FUNCTION ts_refuse_audit()")
+    r = app_client.get("/regions/440700/stats", params={"layer": "t_stats_noaudit"},
+                       headers={"X-API-Key": token})
+    assert r.status_code == 200 and r.json()["rows"]

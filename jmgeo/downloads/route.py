@@ -16,8 +16,8 @@ from starlette.background import BackgroundTask
 from jmgeo.db import connection
 from jmgeo.downloads import flat, ogr
 from jmgeo.downloads.export import Export
-from jmgeo.http import CallerDep, LayerInPath
-from layers.policy import Access, Caller
+from jmgeo.http import CallerDep, LayerInPath, audit_or_503
+from layers.policy import Caller
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,28 +41,6 @@ REGION_CODE_RE = re.compile(r"^[0-9]{6}([0-9]{3})?$")
 def _error(status: int, code: str, description: str) -> JSONResponse:
     return JSONResponse({"code": code, "type": code, "description": description},
                         status_code=status)
-
-
-def _audit(caller: Caller, access: Access, request: Request, rows: int) -> None:
-    """THE call site of the audit log for downloads (non-open resources only)."""
-    from layers.audit import record_access
-
-    record_access(caller, access, "download", request.url.path, request.url.query,
-                  rows=rows, status=200, method=request.method)
-
-
-def _audit_or_503(caller: Caller, access: Access, request: Request, rows: int,
-                  name: str) -> JSONResponse | None:
-    """Audit a non-open download before its first byte: no audit row, no data (503)."""
-    if not access.audited:
-        return None
-    try:
-        _audit(caller, access, request, rows)
-    except Exception:  # noqa: BLE001 — no audit row, no data
-        LOGGER.exception("audit write failed for download of %s", name)
-        return _error(503, "ServiceUnavailable",
-                      "审计记录失败，数据未发送 / audit unavailable, data withheld")
-    return None
 
 
 def _headers(caller: Caller, filename: str, title: str) -> dict[str, str]:
@@ -144,7 +122,7 @@ def download(resource: LayerInPath, caller: CallerDep, request: Request,
     title = (row.get("title") or "") + (f"_{region}" if region else "")
     headers = _headers(caller, filename, title + suffix if title else "")
     if fmt in STREAMED:
-        refused = _audit_or_503(caller, access, request, rows, layer)
+        refused = audit_or_503(caller, access, "download", request, rows)
         if refused is not None:
             return refused
         return StreamingResponse(STREAMED[fmt](export), media_type=media_type,
@@ -159,7 +137,7 @@ def download(resource: LayerInPath, caller: CallerDep, request: Request,
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    refused = _audit_or_503(caller, access, request, written, layer)
+    refused = audit_or_503(caller, access, "download", request, written)
     if refused is not None:
         shutil.rmtree(tmp, ignore_errors=True)
         return refused

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from jmgeo.db import DatabaseUnavailable, connection
-from jmgeo.http import audit_refusal
+from jmgeo.http import AUDIT_DOWN, audit_refusal
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import coverages as ogc_coverages
 from jmgeo.ogc import tiles as ogc_tiles
@@ -141,8 +141,7 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
                                        status, content)
         except Exception:  # noqa: BLE001
             LOGGER.exception("audit write failed for %s", request.url.path)
-            return ogc_error(503, "ServiceUnavailable",
-                             "审计记录失败，数据未发送 / audit unavailable, data withheld")
+            return ogc_error(503, "ServiceUnavailable", AUDIT_DOWN)
         if status != HTTPStatus.NO_CONTENT:
             content = apply_gzip(headers, content)
     response = _to_response(headers, status, content)
