@@ -17,6 +17,7 @@ from exchange import store
 from exchange.errors import Forbidden, Invalid
 from jmgeo.errors import bilingual
 from layers import audit, policy
+from layers.grants import list_grants
 from layers.policy import Caller
 
 
@@ -90,10 +91,12 @@ def supervision(conn, caller: Caller) -> dict[str, Any]:
         conn, "SELECT status, count(*) AS n FROM share_request GROUP BY status")}
     overdue = store.q(conn, "SELECT count(*) AS n, count(*) FILTER (WHERE status = "
                             "'submitted') AS open FROM share_request WHERE overdue").fetchone()
-    cli = store.q(conn,
-        "SELECT g.id, l.name AS layer, d.code AS dept, g.purpose, g.approved_by, g.valid_to, "
-        "g.created_at FROM layer_grant g JOIN layer l ON l.id = g.layer_id JOIN department d "
-        "ON d.id = g.dept_id WHERE g.source = 'cli' AND g.revoked_at IS NULL "
-        "AND (g.valid_to IS NULL OR g.valid_to > now()) ORDER BY g.id").fetchall()
+    # grants typed with `jmgeo grant add` (no approval on record) that give data now or
+    # will: layers.grants decides a grant's status, once
+    cli = sorted(({k: g[k] for k in ("id", "layer", "dept", "purpose", "approved_by",
+                                     "valid_from", "valid_to", "created_at", "status")}
+                  for g in list_grants(conn)
+                  if g["source"] == "cli" and g["status"] in ("live", "future")),
+                 key=lambda g: g["id"])
     return {"by_status": by_status, "overdue_total": overdue["n"],
             "overdue_open": overdue["open"], "cli_grants": cli}

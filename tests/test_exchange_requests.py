@@ -310,6 +310,27 @@ def test_cli_grants_are_recorded_as_such(world, db):
     assert row["source"] == "cli" and row["request_id"] is None
 
 
+def test_supervision_lists_cli_grants_that_give_data_now_or_later(world, db):
+    """Grants typed with `jmgeo grant add` (no approval on record) show up in supervision
+    while they are live or still to start; expired and revoked ones do not."""
+    from datetime import UTC
+
+    from exchange.rules import supervision
+    from layers.grants import add_grant, revoke_grant
+
+    now = datetime.now(UTC)
+    live = add_grant(db, layer=TABLE, dept="jt", purpose="督办测试", approved_by="局长")
+    future = add_grant(db, layer=TABLE, dept="jt", purpose="督办测试", approved_by="局长",
+                       valid_from=now + timedelta(days=30))
+    expired = add_grant(db, layer=TABLE, dept="jt", purpose="督办测试", approved_by="局长",
+                        valid_from=now - timedelta(days=30), valid_to=now - timedelta(days=1))
+    revoked = add_grant(db, layer=TABLE, dept="jt", purpose="督办测试", approved_by="局长")
+    revoke_grant(db, revoked, by="局长")
+    listed = {g["id"]: g["status"] for g in supervision(db, BUREAU)["cli_grants"]}
+    assert listed.get(live) == "live" and listed.get(future) == "future"
+    assert expired not in listed and revoked not in listed
+
+
 def test_the_seeded_rule_is_51_hao_escalating_to_the_bureau(world, db):
     seeded = [r for r in ex.rules(db) if r["code"] == "gf-2016-51"][0]
     assert seeded["basis"] == "国发〔2016〕51号" and seeded["working_days"] == 10
