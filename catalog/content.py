@@ -39,8 +39,6 @@ FIELD_LABELS = {
     "open_condition": "开放条件", "update_cycle": "更新周期", "publish_date": "发布日期",
     "related_codes": "关联资源代码", "items": "信息项",
 }
-ITEM_LABELS = {"name": "信息项名称", "data_type": "数据类型", "length": "数据长度",
-               "sharing_type": "信息项共享类型", "field": "字段"}
 
 
 class CatalogError(UserError, ValueError):

@@ -21,7 +21,6 @@ from catalog.content import (
     ENTRY_FIELDS,
     FIELD_LABELS,
     ITEM_FIELDS,
-    ITEM_LABELS,
     REQUIRED,
     CatalogError,
     Conflict,
@@ -46,7 +45,7 @@ from catalog.lifecycle import TRANSITIONS, create, edit, entry_for, transition, 
 
 __all__ = [
     "CONTENT_FIELDS", "ENTRY_FIELDS", "FIELD_LABELS", "FILTERS", "ITEM_FIELDS",
-    "ITEM_LABELS", "REQUIRED", "TRANSITIONS", "CatalogError", "Conflict", "Forbidden",
+    "REQUIRED", "TRANSITIONS", "CatalogError", "Conflict", "Forbidden",
     "NotFound", "Problem", "actor_name", "content_of", "create", "edit", "entry_filter",
     "entry_for", "get_entry", "history", "list_entries", "normalise", "record_history",
     "save", "transition", "validate", "visible",

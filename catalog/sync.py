@@ -42,7 +42,7 @@ TABLE_ITEMS = {"population": "01", "person": "01", "enterprise": "02", "legal_pe
                "organisation": "02", "credit": "04", "licence": "05", "license": "05"}
 # source formats a table resource is 电子表格 for; anything else (DBF, a GeoPackage table,
 # a database export) is 数据库
-SPREADSHEET_SOURCES = ("csv", "xlsx", "xls")
+SPREADSHEET_SOURCES = ("csv", "xlsx")
 
 
 def resource_format(layer: dict[str, Any]) -> str:

@@ -34,15 +34,10 @@ def list_rules(conn) -> list[dict[str, Any]]:
     return rows
 
 
-def current_rule(conn) -> dict[str, Any]:
-    """The rule a request filed now is answered under (escalate_to resolved)."""
-    return store.active_rule(conn)
-
-
 def set_rule(conn, caller: Caller, *, working_days: int, basis: str, code: str | None = None,
              escalate_to: str = store.BUREAU) -> dict[str, Any]:
     """Add an active rule (the bureau only): requests filed from now on follow it."""
-    if caller.kind != "admin":
+    if not caller.can_manage:  # the bureau (layers.policy)
         raise Forbidden(bilingual("只有市网信统筹局可以设定答复时限",
                                   "only the bureau sets the answer rule"))
     basis = (basis or "").strip()
@@ -69,7 +64,7 @@ def set_rule(conn, caller: Caller, *, working_days: int, basis: str, code: str |
 
 def deactivate_rule(conn, caller: Caller, code: str) -> None:
     """Retire a rule (the bureau only); the seeded 51号 rule then applies again."""
-    if caller.kind != "admin":
+    if not caller.can_manage:  # the bureau (layers.policy)
         raise Forbidden(bilingual("只有市网信统筹局可以停用规则",
                                   "only the bureau retires a rule"))
     with conn.transaction():

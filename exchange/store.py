@@ -40,7 +40,8 @@ def q(conn, query, params=None):
     return conn.cursor(row_factory=dict_row).execute(query, params)
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """A request row as the API and CLI give it (ISO dates)."""
     out = dict(row)
     for key in ("period_from", "period_to", "deadline"):
         if isinstance(out.get(key), date):
@@ -75,12 +76,7 @@ def listing(conn, caller: Caller, *, box: str, status: str | None, limit: int,
               params).fetchone()["n"]
     rows = q(conn, SELECT + "WHERE " + cond + " ORDER BY r.id DESC LIMIT %s OFFSET %s",
              [*params, limit, offset]).fetchall()
-    return [_public(r) for r in rows], total
-
-
-def public(row: dict[str, Any]) -> dict[str, Any]:
-    """A request row as the API and CLI give it (ISO dates)."""
-    return _public(row)
+    return [public(r) for r in rows], total
 
 
 def events(conn, request_id: int) -> list[dict[str, Any]]:
@@ -99,10 +95,10 @@ def actor_of(caller: Caller, owner: str | None = None) -> dict[str, Any]:
 def record(conn, caller: Caller, row: dict[str, Any], action: str, *, to_status: str,
            reason: str | None = None, answer: dict[str, Any] | None = None,
            grant_id: int | None = None, now: datetime | None = None,
-           from_status: str | None = None, owner: str | None = None) -> None:
+           owner: str | None = None) -> None:
     """One event row and one audit row for a transition of request ``row``."""
     who = actor_of(caller, owner)
-    frm = row.get("status") if from_status is None else from_status
+    frm = row.get("status")
     q(conn, "INSERT INTO share_request_event (request_id, action, actor, actor_dept, "
             "for_dept, at, reason, answer, from_status, to_status, grant_id) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -1,4 +1,4 @@
-"""Authentication seam: who is calling? Every request passes through ``authenticate``.
+"""Authentication seam: who is calling? Every request passes through ``authenticate_headers``.
 
 Credentials: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>`` (see
 ``layers.identity`` for the token format and how keys are stored: sha256 only).
@@ -130,18 +130,9 @@ def caller_for_token(token: str) -> Caller:
     return _caller(token, _lookup(_prefix(token)))
 
 
-def authenticate(headers: Mapping[str, str]) -> Caller:
-    """The caller for these request headers (anonymous when no credentials are sent);
-    blocking — the server uses :func:`authenticate_headers`."""
-    token = credentials(headers)
-    if token is None:
-        return ANONYMOUS
-    return caller_for_token(token)
-
-
 async def authenticate_headers(headers: Mapping[str, str]) -> Caller:
-    """:func:`authenticate` for the event loop: a cache miss reads the key state in a
-    worker thread."""
+    """The caller for these request headers (anonymous when no credentials are sent), on
+    the event loop: a cache miss reads the key state in a worker thread."""
     token = credentials(headers)
     if token is None:
         return ANONYMOUS

@@ -38,6 +38,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from exchange.requests import MODES, STATUSES
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.http import AUTH_CHALLENGE, CallerDep
@@ -45,9 +46,6 @@ from layers.policy import Caller
 
 router = APIRouter(prefix="/exchange", tags=["exchange"])
 
-MODES = ("system", "fep", "query", "download")
-STATUSES = ("submitted", "approved", "partly_approved", "refused", "withdrawn", "expired",
-            "appealed")
 MAX_ID = 2**31 - 1
 
 

@@ -13,12 +13,12 @@ from fastapi import APIRouter, HTTPException, Query
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.http import AUTH_CHALLENGE, CallerDep
-from jmgeo.jobs import list_jobs
+from jmgeo.jobs import STATUSES, list_jobs
 from layers.policy import may_see_jobs
 
 router = APIRouter(prefix="/exchange", tags=["exchange"])
 
-Status = Literal["todo", "doing", "failed", "succeeded", "cancelled", "aborting", "aborted"]
+Status = Literal[STATUSES]  # type: ignore[valid-type] — jmgeo.jobs spells them once
 
 
 @router.get("/jobs", summary="the job queue (作业队列)")

@@ -108,10 +108,6 @@ def client_id(caller: Caller, request: Request) -> str:
     return f"addr:{host}"
 
 
-class RateLimited(HTTPException):
-    pass
-
-
 def rate_limit(request: Request, caller: CallerDep) -> None:
     """Dependency run before the resource is resolved: a limited caller learns nothing."""
     limiter = getattr(request.app.state, "query_limiter", None)
@@ -119,7 +115,7 @@ def rate_limit(request: Request, caller: CallerDep) -> None:
         limiter = request.app.state.query_limiter = QueryLimiter.from_settings()
     wait = limiter.take(client_id(caller, request))
     if wait > 0:
-        raise RateLimited(429, bilingual(
+        raise HTTPException(429, bilingual(
             "查询过于频繁，请稍后重试", "too many queries: retry after the Retry-After "
             "seconds"), headers={"Retry-After": str(max(1, math.ceil(wait)))})
 

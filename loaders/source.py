@@ -31,7 +31,6 @@ VECTOR_EXTS = {".shp": "shapefile", ".gpkg": "gpkg", ".geojson": "geojson",
 RASTER_EXTS = {".tif": "geotiff", ".tiff": "geotiff"}
 # formats that hold records without geometry only (loaded with --kind table)
 TABLE_EXTS = {".xlsx": "xlsx", ".xlsm": "xlsx"}
-SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
 SIDE_EXTS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".xml", ".qpj")
 
 # zip bomb limits (the bytes actually written are counted too); the total is the

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc.compat import ProviderGenericError
-from layers.access_sql import AccessSQL, intersects_regions, region_scope
+from layers.access_sql import AccessSQL, intersects_regions
 from layers.policy import Access
 
 # column metadata per table: {table: {column: pg type}}; tables are versioned by name,
@@ -107,10 +107,6 @@ class AccessColumnsMixin:
     @property
     def masks(self) -> dict[str, str]:
         return dict(self.access.masks) if self.access is not None else {}
-
-    @property
-    def region_scope(self) -> list[str] | None:
-        return region_scope(self.access)
 
     def visible_columns(self) -> list[str]:
         """The columns this caller may see, in table order (geometry excluded)."""
