@@ -67,6 +67,50 @@ def layer_fields(conn, layer: str) -> list[str]:
     return [r["attname"] for r in rows if r["attname"] not in ("fid", "geom")]
 
 
+def check_fields(conn, layer: str, fields: list[str] | None) -> list[str] | None:
+    """THE check of a field list a grant (or a share request) names: every field exists
+    in the resource's current version, the list is not empty. Returns it de-duplicated
+    (None: every field)."""
+    if fields is None:
+        return None
+    fields = list(dict.fromkeys(f.strip() for f in fields if f and f.strip()))
+    known = layer_fields(conn, layer)
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise GrantError(
+            f"资源 {layer} 没有字段 {', '.join(unknown)}；可用字段：{', '.join(known)} / "
+            f"resource {layer!r} has no field {', '.join(map(repr, unknown))}; its fields "
+            f"are {', '.join(known)}")
+    if not fields:
+        raise GrantError("字段列表为空 / the field list is empty: omit it for all fields")
+    return fields
+
+
+def check_regions(conn, layer: str, kind: str, regions: list[str] | None) -> list[str] | None:
+    """THE check of a region scope: region codes of Jiangmen that have a boundary polygon
+    (the rule needs one to intersect), and never on a table — its rows have no geometry,
+    so a region scope could only ever mean "no rows". Returns it de-duplicated (None:
+    no region limit)."""
+    if regions is None:
+        return None
+    if kind == "table":
+        raise GrantError(
+            f"{layer} 是数据表，没有几何，不能按区域授权或申请：请去掉区域（--regions），或以字段限定 / "
+            f"{layer!r} is a table without geometry: its rows cannot be limited by region "
+            "— drop the regions (--regions), limit it by fields instead")
+    regions = list(dict.fromkeys(r.strip() for r in regions if r and r.strip()))
+    with_polygons = {r["code"] for r in _q(conn,
+        "SELECT DISTINCT r.code FROM region r JOIN region_part p ON p.region_id = r.id "
+        "WHERE r.valid_to IS NULL")}
+    bad = [r for r in regions if r not in with_polygons]
+    if bad or not regions:
+        raise GrantError(
+            f"区划代码不在江门市范围内或无边界：{', '.join(bad) or '（空）'}；可用：{', '.join(sorted(with_polygons))}"
+            f" / region code(s) {', '.join(bad) or '(none)'} are not regions of Jiangmen "
+            f"with a boundary polygon; use one of {', '.join(sorted(with_polygons))}")
+    return regions
+
+
 def _layer(conn, name: str) -> dict[str, Any]:
     row = _q(conn, "SELECT l.id, l.name, l.kind, l.sharing_class, d.code AS owner_code, "
                    "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
@@ -115,34 +159,8 @@ def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
                          "'城市规划编制'")
     if not (approved_by or "").strip():
         raise GrantError("授权必须写明审批人 / a grant needs approved_by (who approved it)")
-    if fields is not None:
-        fields = list(dict.fromkeys(f.strip() for f in fields if f.strip()))
-        known = layer_fields(conn, layer)
-        unknown = [f for f in fields if f not in known]
-        if unknown:
-            raise GrantError(
-                f"图层 {layer} 没有字段 {', '.join(unknown)}；可用字段：{', '.join(known)} / "
-                f"layer {layer!r} has no field {', '.join(map(repr, unknown))}; its fields "
-                f"are {', '.join(known)}")
-        if not fields:
-            raise GrantError("字段列表为空 / the field list is empty: omit --fields for all fields")
-    if regions is not None and lay["kind"] == "table":
-        # a table's rows have no geometry: a region scope could only ever mean "no rows"
-        raise GrantError(
-            f"{layer} 是数据表，没有几何，不能按区域授权：请去掉 --regions，或以字段限定 / "
-            f"{layer!r} is a table resource without geometry: its rows cannot be limited "
-            "by region — drop --regions (limit it by --fields instead)")
-    if regions is not None:
-        regions = list(dict.fromkeys(r.strip() for r in regions if r.strip()))
-        with_polygons = {r["code"] for r in _q(conn,
-            "SELECT DISTINCT r.code FROM region r JOIN region_part p ON p.region_id = r.id "
-            "WHERE r.valid_to IS NULL")}
-        bad = [r for r in regions if r not in with_polygons]
-        if bad or not regions:
-            raise GrantError(
-                f"区划代码无效或无边界：{', '.join(bad) or '（空）'}；可用：{', '.join(sorted(with_polygons))}"
-                f" / region code(s) {', '.join(bad) or '(none)'} unknown or without a boundary "
-                f"polygon; use one of {', '.join(sorted(with_polygons))}")
+    fields = check_fields(conn, layer, fields)
+    regions = check_regions(conn, layer, lay["kind"], regions)
     now = datetime.now(UTC)
     valid_from = valid_from or now
     if valid_to is not None and valid_to <= valid_from:
