@@ -185,19 +185,18 @@ def _describe_collections(api: API, request: APIRequest, dataset: str | None):
     headers, status, content = core_api.describe_collections(api, request, dataset)
     if status != HTTPStatus.OK or request.format == "html":
         return headers, status, content
+    tables = {name for name in ([dataset] if dataset else api.config["resources"])
+              if _served_by(api, name, ogc_config.TABLE_PROVIDER)}
+    if not tables:  # most audiences, and every layer: pygeoapi's answer as it is
+        return headers, status, content
     body = json.loads(content)
-    described = [body] if dataset else body.get("collections", [])
-    changed = False
-    for coll in described:
-        if _served_by(api, coll.get("id", ""), ogc_config.TABLE_PROVIDER):
+    for coll in [body] if dataset else body.get("collections", []):
+        if coll.get("id") in tables:
             extent = coll.get("extent") or {}
             extent.pop("spatial", None)
             if not extent:
                 coll.pop("extent", None)
-            changed = True
-    if changed:
-        content = json.dumps(body, ensure_ascii=False, default=str)
-    return headers, status, content
+    return headers, status, json.dumps(body, ensure_ascii=False, default=str)
 
 
 async def collections(request: Request) -> Response:
