@@ -285,19 +285,16 @@ class LoadRun:
         if self.bar:
             self.bar.set_stage("索引 / indexing")
         self.lap("checks")
-        if self.is_table:  # refuse bad keys before the (unique) index is built
+        key = None
+        if self.key_col:  # bad keys are refused (rows named) before the unique index;
+            # every declared key, a table's or a layer's, is one probe for online query
             key = check_key(self.conn, self.table, self.key_col, self.opts.key, display,
-                            row_offset=self.reader.row_offset, is_table=True)
+                            row_offset=self.reader.row_offset, is_table=self.is_table)
             registry.index_key(self.conn, self.table, self.key_col)
         registry.finish_data_table(self.conn, self.table)
         self.lap("index")
-        if not self.is_table:
-            if not self.key_col:
-                return None
-            key = check_key(self.conn, self.table, self.key_col, self.opts.key, display,
-                            row_offset=self.reader.row_offset)
-            # a layer's declared key, too, is one index probe for online query (联机查询)
-            registry.index_key(self.conn, self.table, self.key_col)
+        if key is None:
+            return None
         key["diff"] = key_diff(self.conn, self.opts.layer, self.table, self.key_col)
         return key
 
