@@ -20,7 +20,7 @@ import pyproj
 from pyproj.crs import BoundCRS
 from pyproj.crs.coordinate_operation import ToWGS84Transformation
 
-from jmgeo.settings import Settings
+from jmgeo.settings import Settings, get_settings
 from spatial.crsnames import _BD_NAMES, _GCJ_NAMES, Datum, _normalise_name, datum_of, get_crs
 
 
@@ -57,12 +57,10 @@ class LocalDatumParams:
 
 def load_local_datum_params(settings: Settings | None = None) -> dict[str, LocalDatumParams]:
     """The configured shifts: ``Settings.xian80_towgs84`` / ``beijing54_towgs84``
-    ("dx,dy,dz,rx,ry,rz,s"; environment ``JMGEO_XIAN80_TOWGS84`` / ``…BEIJING54…``).
-
-    Without ``settings`` they are read afresh (a new ``Settings()``, not the cached one):
-    only a legacy-datum CRS asks, a few times per loaded file, and parameters set for one
-    run (``JMGEO_XIAN80_TOWGS84=… jmgeo load``, or a test) must apply to that run."""
-    settings = Settings() if settings is None else settings
+    ("dx,dy,dz,rx,ry,rz,s"; environment ``JMGEO_XIAN80_TOWGS84`` / ``…BEIJING54…``),
+    from the process's settings like every other knob (a test that changes the environment
+    calls ``jmgeo.settings.reset_settings``)."""
+    settings = get_settings() if settings is None else settings
     out: dict[str, LocalDatumParams] = {}
     for datum, text in (("xian80", settings.xian80_towgs84),
                         ("beijing54", settings.beijing54_towgs84)):

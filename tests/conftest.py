@@ -86,6 +86,15 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_settings():
+    """Call it after changing ``JMGEO_*`` variables: settings are read once per process
+    (``jmgeo.settings.get_settings``); they are read afresh again after the test, when
+    monkeypatch has put the environment back."""
+    yield settings_mod.reset_settings
+    settings_mod.reset_settings()
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn

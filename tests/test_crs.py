@@ -221,10 +221,11 @@ def test_resolve_input_crs_kinds(spec, kind, datum):
     assert info.label
 
 
-def test_local_datum_params_make_legacy_exact(monkeypatch):
+def test_local_datum_params_make_legacy_exact(monkeypatch, fresh_settings):
     params = "24,-123,-94,0.02,-0.25,-0.13,1.1"  # illustrative numbers, not official ones
     monkeypatch.setenv("JMGEO_XIAN80_TOWGS84", params)
     monkeypatch.delenv("JMGEO_BEIJING54_TOWGS84", raising=False)
+    fresh_settings()
     info = C.resolve_input_crs("xian80-gk38")
     assert info.approximate is False and info.crs.is_bound
     assert C.resolve_input_crs("beijing54").approximate is True
@@ -242,7 +243,7 @@ def test_local_datum_params_make_legacy_exact(monkeypatch):
     assert metres(*shifted, *ref.transform(400000.0, 2500000.0)) < 0.01
 
 
-def test_local_datum_params_validation(monkeypatch):
+def test_local_datum_params_validation(monkeypatch, fresh_settings):
     from jmgeo.settings import Settings
 
     def params(**kw):
@@ -254,9 +255,10 @@ def test_local_datum_params_validation(monkeypatch):
     assert params(xian80_towgs84="  ") == {}
     with pytest.raises(ValueError, match="3 or 7"):
         params(xian80_towgs84="1,2")
-    # the settings read the environment (JMGEO_ prefix), afresh when none are given
+    # the settings read the environment (JMGEO_ prefix) when none are given
     monkeypatch.setenv("JMGEO_BEIJING54_TOWGS84", "4,5,6")
     monkeypatch.delenv("JMGEO_XIAN80_TOWGS84", raising=False)
+    fresh_settings()
     assert C.load_local_datum_params() == {"beijing54": C.LocalDatumParams("beijing54",
                                                                            (4, 5, 6))}
     with pytest.raises(ValueError, match="cannot parse"):

@@ -636,12 +636,14 @@ def test_zip_with_gbk_member_names_from_windows(dsn, tmp_path):
     assert report["counts"]["loaded"] == 6
 
 
-def test_xian80_with_configured_parameters_is_not_approximate(dsn, tmp_path, monkeypatch):
+def test_xian80_with_configured_parameters_is_not_approximate(dsn, tmp_path, monkeypatch,
+                                                              fresh_settings):
     p = parcels_shp(tmp_path / "x80" / "宗地.shp", 10, crs=2383)
     report = load(p, opts("tload_xian80", dry_run=True), dsn=dsn, progress=False)
     assert report["crs"]["approximate"] is True
     assert any("JMGEO_XIAN80_TOWGS84" in w for w in report["warnings"])
     monkeypatch.setenv("JMGEO_XIAN80_TOWGS84", "-10.2,95.3,54.1,0,0,0,0")
+    fresh_settings()
     report = load(p, opts("tload_xian80", dry_run=True), dsn=dsn, progress=False)
     assert report["crs"]["approximate"] is False
     assert "towgs84" in report["crs"]["crs"]
