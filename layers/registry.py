@@ -30,6 +30,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from jmgeo.errors import UserError
+from layers import changes
 from layers.models import RESOURCE_KINDS, SHARING_CLASSES, UPDATE_CYCLES
 
 DATA_SCHEMA = "layer_data"
@@ -312,6 +313,7 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
                         .replace("\\u0000", ""))
     with conn.transaction():
         lock_layer(conn, layer)
+        before = _current_table(conn, layer)
         layer_id = register_layer(conn, name=layer, **layer_fields)
         _q(conn,
             "INSERT INTO layer_version (layer_id, version, table_name, loaded_by, source_name, "
@@ -320,8 +322,23 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
              Jsonb(report)))
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (version, layer_id))
+        step = changes.record_step(
+            conn, layer_id=layer_id, kind="publish", from_version=before[0],
+            from_table=before[1], to_version=version, to_table=table_name,
+            key_field=layer_fields.get("key_field"))
         epoch = bump_epoch(conn)
-    return {"layer": layer, "version": version, "table": table_name, "epoch": epoch}
+    return {"layer": layer, "version": version, "table": table_name, "epoch": epoch,
+            "step": step}
+
+
+def _current_table(conn: psycopg.Connection, name: str) -> tuple[int | None, str | None]:
+    """The current version of a resource and its table (``(None, None)``: none yet, or
+    its table is gone)."""
+    row = _q(conn,
+        "SELECT v.version, v.table_name FROM layer l JOIN layer_version v ON v.layer_id = l.id "
+        "AND v.version = l.current_version WHERE l.name = %s AND to_regclass(v.table_name) "
+        "IS NOT NULL", (name,)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def history(conn: psycopg.Connection, name: str) -> list[dict[str, Any]]:
@@ -366,8 +383,14 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
                                 f"table {row[0]} of version {to_version} was dropped: cannot "
                                 "roll back to it")
         previous = layer["current_version"]
+        before = _current_table(conn, name)
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (to_version, layer["id"]))
+        if to_version != previous:
+            changes.record_step(conn, layer_id=layer["id"], kind="rollback",
+                                from_version=before[0], from_table=before[1],
+                                to_version=to_version, to_table=row[0],
+                                key_field=layer.get("key_field"))
         epoch = bump_epoch(conn)
     return {"layer": name, "from_version": previous, "to_version": to_version, "epoch": epoch}
 
@@ -379,3 +402,27 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
         "(SELECT count(*) FROM pg_tables WHERE schemaname = %s), "
         "(SELECT epoch FROM registry_state WHERE id = 1)", (DATA_SCHEMA,)).fetchone()
     return {"layers": row[0], "versions": row[1], "tables": row[2], "epoch": row[3]}
+
+
+def prune(conn: psycopg.Connection, name: str, keep: int) -> dict[str, Any]:
+    """Drop the tables of all but the newest ``keep`` versions (never the current one):
+    the retention of version history. Their ``layer_version`` rows stay (the history and
+    the audit log name them); a rollback to, or a feed pull from, a pruned version is
+    refused with the oldest one kept."""
+    if keep < 1:
+        raise RegistryError(f"--keep 至少为 1 / --keep must be at least 1 (got {keep})")
+    dropped: list[int] = []
+    with conn.transaction():
+        lock_layer(conn, name)
+        layer = require_layer(conn, name)
+        rows = _q(conn,
+            "SELECT version, table_name FROM layer_version WHERE layer_id = %s AND "
+            "to_regclass(table_name) IS NOT NULL ORDER BY version DESC",
+            (layer["id"],)).fetchall()
+        for version, table in rows[keep:]:
+            if version == layer["current_version"]:
+                continue
+            _q(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(*table.split(".", 1))))
+            dropped.append(version)
+    return {"layer": name, "dropped_versions": sorted(dropped),
+            "kept_versions": sorted(v for v, _ in rows if v not in dropped)}

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from layers import changes
 from loaders.errors import LoaderError
 
 SHOWN = 20  # rows named in a refusal
@@ -68,7 +69,8 @@ def check_key(conn: psycopg.Connection, table: str, key_col: str, key: str, disp
 
 def key_diff(conn: psycopg.Connection, layer: str, table: str,
              key_col: str) -> dict[str, Any] | None:
-    """Records added, removed and changed (by key) against the current version."""
+    """Records added, removed and changed (by key) against the current version — a dry
+    run's report (a real load records them once, at publish: ``layers.changes``)."""
     row = conn.execute(
         "SELECT v.table_name, v.version FROM layer l JOIN layer_version v ON v.layer_id = l.id "
         "AND v.version = l.current_version WHERE l.name = %s AND to_regclass(v.table_name) "
@@ -81,14 +83,4 @@ def key_diff(conn: psycopg.Connection, layer: str, table: str,
         "AND NOT attisdropped", (old, key_col)).fetchone()
     if not has_key:
         return {"against_version": old_version, "note": "previous version has no such key"}
-    n = sql.Identifier(*table.split(".", 1))
-    o = sql.Identifier(*old.split(".", 1))
-    k = sql.Identifier(key_col)
-    added, removed, changed = conn.execute(sql.SQL(
-        "SELECT count(*) FILTER (WHERE o.k IS NULL), count(*) FILTER (WHERE n.k IS NULL), "
-        "count(*) FILTER (WHERE n.k IS NOT NULL AND o.k IS NOT NULL AND n.h <> o.h) FROM "
-        "(SELECT {k} AS k, md5((to_jsonb(x) - 'fid')::text) AS h FROM {n} x) n FULL JOIN "
-        "(SELECT {k} AS k, md5((to_jsonb(y) - 'fid')::text) AS h FROM {o} y) o ON n.k = o.k"
-    ).format(k=k, n=n, o=o)).fetchone()
-    return {"against_version": old_version, "added": added, "removed": removed,
-            "changed": changed}
+    return {"against_version": old_version, **changes.diff_counts(conn, old, table, key_col)}

@@ -22,6 +22,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import shapely
+from psycopg.types.json import Jsonb
 
 from layers import registry
 from loaders.attributes import AttributePlan, clean_text, convert, plan_attributes
@@ -295,7 +296,8 @@ class LoadRun:
         self.lap("index")
         if key is None:
             return None
-        key["diff"] = key_diff(self.conn, self.opts.layer, self.table, self.key_col)
+        if self.opts.dry_run:  # a real load's diff is recorded at publish (layers.changes)
+            key["diff"] = key_diff(self.conn, self.opts.layer, self.table, self.key_col)
         return key
 
     def report(self, key_report: dict[str, Any] | None) -> dict[str, Any]:
@@ -359,6 +361,17 @@ class LoadRun:
                 sensitive_fields=self.sensitive, field_labels=self.plan.labels)
         except registry.RegistryError as exc:
             raise registry_error(exc, self.display) from exc
+        step = result["step"]
+        if report.get("key") is not None and step.get("against_version") is not None:
+            report["key"]["diff"] = {k: step[k] for k in
+                                     ("against_version", "added", "removed", "changed")
+                                     if k in step} if "added" in step else {
+                "against_version": step["against_version"],
+                "note": "previous version has no such key"}
+            self.conn.execute(
+                "UPDATE layer_version v SET report = jsonb_set(v.report, '{key,diff}', %s) "
+                "FROM layer l WHERE l.id = v.layer_id AND l.name = %s AND v.version = %s",
+                (Jsonb(report["key"]["diff"]), opts.layer, self.version))
         self.conn.commit()
         self.lap("publish")
         return result
