@@ -257,7 +257,7 @@ def listed(caller: Caller, layer: Mapping[str, Any]) -> bool:
 
 
 LAYER_QUERY = (
-    "SELECT l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
+    "SELECT l.id, l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
     "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "
     "l.update_cycle, d.code AS owner_code, d.name AS owner_name, v.table_name, "
     "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
