@@ -41,12 +41,11 @@ class FeedRefused(UserError):
 
 def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:
     """Column name → PostgreSQL type of a data table, in table order."""
-    rows = conn.execute(
+    rows = conn.cursor(row_factory=tuple_row).execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY a.attnum", (table,)).fetchall()
-    return {(r["attname"] if isinstance(r, dict) else r[0]):
-            (r["format_type"] if isinstance(r, dict) else r[1]) for r in rows}
+    return dict(rows)
 
 
 @dataclass
@@ -104,18 +103,21 @@ class Feed:
             old = AccessSQL(access, table_columns(conn, p.old_table), geom=geom)
         return cls(layer, access, p, key, new.table_columns[key], names, new, old)
 
-    def query(self) -> tuple[sql.Composed, list[Any]]:
-        geometry = None if self.is_table else sql.SQL("ST_AsGeoJSON(t.geom, 7)")
+    def query(self, wkt: bool = False) -> tuple[sql.Composed, list[Any]]:
+        geometry = None if self.is_table else (
+            sql.SQL("ST_AsText(t.geom)") if wkt else sql.SQL("ST_AsGeoJSON(t.geom, 7)"))
         return changes.change_query(self.plan, self.key, self.key_type, self.old, self.new,
                                     self.names, geometry, self.layer["id"])
 
-    def records(self, conn: psycopg.Connection) -> Iterator[dict[str, Any]]:
+    def records(self, conn: psycopg.Connection, *, wkt: bool = False
+                ) -> Iterator[dict[str, Any]]:
         """Each change as ``{"op", "key", "properties", "geometry"}`` (``properties`` and
-        ``geometry`` None for a delete; ``geometry`` GeoJSON text, absent for a table).
+        ``geometry`` None for a delete; ``geometry`` GeoJSON text — WKT with ``wkt`` —
+        absent for a table).
         ``conn`` must be in a transaction (the server-side cursor lives in it)."""
         if self.plan.empty:
             return
-        q, params = self.query()
+        q, params = self.query(wkt)
         n = len(self.names)
         with conn.cursor(name="jmgeo_feed", row_factory=tuple_row) as cur:
             cur.itersize = BATCH

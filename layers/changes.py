@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from jmgeo.errors import UserError
 from layers.access_sql import AccessSQL
@@ -53,12 +54,18 @@ class BadVersion(UserError):
     """A ``since`` that is no version of the resource (HTTP 400)."""
 
 
+def _q(conn: psycopg.Connection, query: Any, params: Any = None) -> psycopg.Cursor:
+    """Execute with tuple rows, whatever row factory the connection has (the pool's is
+    dict rows)."""
+    return conn.cursor(row_factory=tuple_row).execute(query, params)
+
+
 def _ident(table: str) -> sql.Composable:
     return sql.Identifier(*table.split(".", 1))
 
 
 def _has_column(conn: psycopg.Connection, table: str, column: str) -> bool:
-    return conn.execute(
+    return _q(conn,
         "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
         "AND NOT attisdropped", (table, column)).fetchone() is not None
 
@@ -77,7 +84,7 @@ def _diff_sql(old: str, new: str, key: str) -> sql.Composed:
 
 def diff_counts(conn: psycopg.Connection, old: str, new: str, key: str) -> dict[str, int]:
     """Added, removed and changed records by key (a dry run's report: nothing stored)."""
-    row = conn.execute(sql.SQL(
+    row = _q(conn, sql.SQL(
         "SELECT count(*) FILTER (WHERE op = 'i'), count(*) FILTER (WHERE op = 'd'), "
         "count(*) FILTER (WHERE op = 'u') FROM ({}) d").format(_diff_sql(old, new, key))
     ).fetchone()
@@ -92,19 +99,19 @@ def record_step(conn: psycopg.Connection, *, layer_id: int, kind: str,
     transaction (the publish's), so the step exists exactly when the version is current."""
     known = bool(key_field and from_table and _has_column(conn, from_table, key_field)
                  and _has_column(conn, to_table, key_field))
-    step = conn.execute(
+    step = _q(conn,
         "INSERT INTO layer_step (layer_id, from_version, to_version, kind, key_field) "
         "VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (layer_id, from_version, to_version, kind, key_field if known else None)).fetchone()[0]
     result: dict[str, Any] = {"step": step, "against_version": from_version}
     if not known:
         return result
-    row = conn.execute(sql.SQL(
+    row = _q(conn, sql.SQL(
         "WITH ins AS (INSERT INTO layer_change (step_id, key, op) SELECT {s}, d.key, d.op "
         "FROM ({d}) d RETURNING op) SELECT count(*) FILTER (WHERE op = 'i'), "
         "count(*) FILTER (WHERE op = 'd'), count(*) FILTER (WHERE op = 'u') FROM ins").format(
             s=sql.Literal(step), d=_diff_sql(from_table, to_table, key_field))).fetchone()
-    conn.execute("UPDATE layer_step SET added = %s, removed = %s, changed = %s WHERE id = %s",
+    _q(conn, "UPDATE layer_step SET added = %s, removed = %s, changed = %s WHERE id = %s",
                  (row[0], row[1], row[2], step))
     result.update(added=row[0], removed=row[1], changed=row[2])
     return result
@@ -132,7 +139,7 @@ class Plan:
 
 def oldest_pullable(conn: psycopg.Connection, layer_id: int) -> int | None:
     """The oldest version whose table is still kept (a pull may start there)."""
-    row = conn.execute(
+    row = _q(conn,
         "SELECT min(version) FROM layer_version WHERE layer_id = %s "
         "AND to_regclass(table_name) IS NOT NULL", (layer_id,)).fetchone()
     return row[0]
@@ -143,7 +150,7 @@ def plan(conn: psycopg.Connection, layer: dict[str, Any], since: int | None) -> 
     current, table = layer["current_version"], layer["table_name"]
     if not since:
         return Plan(0, current, None, table, None)
-    versions = dict(conn.execute(
+    versions = dict(_q(conn,
         "SELECT version, table_name FROM layer_version WHERE layer_id = %s",
         (layer["id"],)).fetchall())
     if since not in versions:
@@ -154,17 +161,17 @@ def plan(conn: psycopg.Connection, layer: dict[str, Any], since: int | None) -> 
     if since == current:
         return Plan(since, current, table, table, None)
     old = versions[since]
-    if conn.execute("SELECT to_regclass(%s)", (old,)).fetchone()[0] is None:
+    if _q(conn, "SELECT to_regclass(%s)", (old,)).fetchone()[0] is None:
         raise HistoryGone(layer["name"], since, oldest_pullable(conn, layer["id"]))
     key = layer["key_field"]
     if not _has_column(conn, old, key):
         return Plan(since, current, old, table, None, full_compare=True)
-    boundary = conn.execute(
+    boundary = _q(conn,
         "SELECT max(id) FROM layer_step WHERE layer_id = %s AND to_version = %s",
         (layer["id"], since)).fetchone()[0]
     if boundary is None:  # that version became current before change capture
         return Plan(since, current, old, table, None, full_compare=True)
-    unknown = conn.execute(
+    unknown = _q(conn,
         "SELECT 1 FROM layer_step WHERE layer_id = %s AND id > %s AND key_field IS NULL "
         "LIMIT 1", (layer["id"], boundary)).fetchone()
     return Plan(since, current, old, table, boundary, full_compare=unknown is not None)

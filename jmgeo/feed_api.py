@@ -1,0 +1,167 @@
+"""系统对接 — feeds (issue 11 §2): a resource's records in full, or what changed since a
+version, for a department system.
+
+``GET /exchange/feeds/{name}`` — the full pull: every record of the current version the
+caller may have (op ``insert``).
+``GET /exchange/feeds/{name}?since=V`` — the incremental pull: the inserts, updates and
+deletes **by key** between version V and the current one, exactly as this caller sees
+them (``exchange.feeds``, ``layers.changes``): a record leaving the grant's regions is a
+delete, a change to a field the grant leaves out is no change.
+
+Formats (``?format=``): ``ndjson`` (default; one JSON object per line), ``geojsonseq``
+(RFC 8142 GeoJSON text sequences: RS, a Feature, LF — with ``id`` the key and ``op`` a
+foreign member) and ``csv`` (UTF-8 with BOM; ``op`` and the fields; a layer's geometry as
+WKT in CGCS2000). The version range travels in headers — ``Jmgeo-From-Version``,
+``Jmgeo-To-Version``, ``Jmgeo-Full`` — and ``Link: <…?since=TO>; rel="next"`` is the
+next pull. A ``since`` older than the retained history answers 410 with the oldest
+version a pull may start from; a ``since`` that is no version, 400.
+
+Every pull of non-open data is audited before the first byte (``action="feed"``); the
+delivery (rows, bytes) is counted after the last (``exchange.deliveries``, mode
+``system``). Records stream from one repeatable-read transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from exchange import deliveries
+from exchange.feeds import Feed, FeedRefused
+from jmgeo.db import connection
+from jmgeo.http import CallerDep, NameInPath, audit_or_503, envelope
+from layers import changes
+from layers.policy import Caller
+
+LOGGER = logging.getLogger(__name__)
+router = APIRouter(prefix="/exchange/feeds", tags=["exchange"])
+
+MEDIA = {"ndjson": "application/x-ndjson", "geojsonseq": "application/geo+json-seq",
+         "csv": "text/csv; charset=utf-8"}
+RS = "\x1e"
+
+
+def _ndjson(rec: dict[str, Any]) -> str:
+    if rec.get("geometry") is not None:
+        rec = {**rec, "geometry": json.loads(rec["geometry"])}
+    return json.dumps(rec, ensure_ascii=False, default=str) + "\n"
+
+
+def _geojsonseq(rec: dict[str, Any]) -> str:
+    geom = rec.get("geometry")
+    feature = {"type": "Feature", "id": rec["key"], "op": rec["op"],
+               "properties": rec["properties"],
+               "geometry": json.loads(geom) if geom is not None else None}
+    return RS + json.dumps(feature, ensure_ascii=False, default=str) + "\n"
+
+
+def _csv_rows(feed: Feed, records: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    header = ["op", *feed.names] + ([] if feed.is_table else ["geometry_wkt"])
+    w.writerow(header)
+    yield "\ufeff" + buf.getvalue()
+    for rec in records:
+        buf.seek(0)
+        buf.truncate()
+        props = rec["properties"] or {feed.key: rec["key"]}
+        row = [rec["op"], *(props.get(n) for n in feed.names)]
+        if not feed.is_table:
+            row.append(rec.get("geometry") or "")
+        w.writerow(row)
+        yield buf.getvalue()
+
+
+def _stream(caller: Caller, resource_name: str, feed_args: dict[str, Any], fmt: str,
+            counted: dict[str, Any]) -> Iterator[bytes]:
+    """The records, encoded, from one transaction; counts the delivery at the end."""
+    rows = nbytes = 0
+    with connection() as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            feed = Feed.open(conn, **feed_args)
+            records = feed.records(conn, wkt=(fmt == "csv"))
+            if fmt == "csv":
+                chunks: Iterator[str] = _csv_rows(feed, records)
+            else:
+                enc = _ndjson if fmt == "ndjson" else _geojsonseq
+                chunks = (enc(r) for r in records)
+            pending: list[bytes] = []
+            size = 0
+            for chunk in chunks:
+                data = chunk.encode("utf-8")
+                pending.append(data)
+                size += len(data)
+                rows += 1
+                if size >= 64_000:
+                    yield b"".join(pending)
+                    nbytes += size
+                    pending, size = [], 0
+            if pending:
+                yield b"".join(pending)
+                nbytes += size
+        finally:
+            conn.execute("COMMIT")
+        if fmt == "csv":
+            rows -= 1  # the header
+        deliveries.record(conn, layer=resource_name, dept=caller.data_dept, mode="system",
+                          rows=rows, nbytes=nbytes, request_id=counted.get("request_id"),
+                          detail=counted.get("detail"))
+
+
+@router.get("/{name}", summary="full or incremental pull by key (系统对接：数据订阅拉取)")
+def pull(request: Request, caller: CallerDep, resource: NameInPath,
+         since: int | None = Query(None, ge=0, description="the version the client holds "
+                                   "(omit or 0: full pull)"),
+         format: str = Query("ndjson", pattern="^(ndjson|geojsonseq|csv)$",
+                             description="ndjson | geojsonseq | csv"),
+         fields: str | None = Query(None, description="comma-separated fields (the key is "
+                                    "always included)")):
+    """The caller's records of one resource — all, or the changes since ``since``."""
+    names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    # resolve the version range before any byte leaves: errors are whole answers
+    try:
+        with connection() as conn:
+            row = dict(resource.row)
+            feed = Feed.open(conn, row, resource.access, since, names)
+    except changes.HistoryGone as exc:
+        return envelope(410, str(exc), oldest_version=exc.oldest)
+    except (FeedRefused, changes.BadVersion) as exc:
+        raise HTTPException(400, str(exc)) from exc
+    info = feed.describe()
+    refused = audit_or_503(caller, resource.access, "feed", request, 0)
+    if refused is not None:
+        return refused
+    headers = {
+        "Jmgeo-From-Version": str(info["from_version"]),
+        "Jmgeo-To-Version": str(info["to_version"]),
+        "Jmgeo-Full": "true" if info["full"] else "false",
+        "Link": f'</exchange/feeds/{resource.name}?since={info["to_version"]}'
+                f'&format={format}>; rel="next"',
+        "Cache-Control": "private, no-store" if resource.access.audited else "no-cache",
+    }
+    # the stream reopens the same plan: the row fixes the current version it was told
+    args = {"layer": row, "access": resource.access, "since": since, "fields": names}
+    counted = {"request_id": resource.access.request_id,
+               "detail": f"v{info['from_version']}→v{info['to_version']}"}
+    return StreamingResponse(_stream(caller, resource.name, args, format, counted),
+                             media_type=MEDIA[format], headers=headers)
+
+
+@router.get("/{name}/versions", summary="the versions a pull may start from")
+def versions(caller: CallerDep, resource: NameInPath) -> JSONResponse:
+    """The current version and the oldest kept one (an incremental pull may start at any
+    kept version in between)."""
+    del caller
+    with connection() as conn:
+        oldest = changes.oldest_pullable(conn, resource.row["id"])
+    return JSONResponse({"resource": resource.name, "key_field": resource.row.get("key_field"),
+                         "current_version": resource.row["current_version"],
+                         "oldest_version": oldest})
