@@ -136,7 +136,9 @@ def pull(request: Request, caller: CallerDep, resource: NameInPath,
     except (FeedRefused, changes.BadVersion) as exc:
         raise HTTPException(400, str(exc)) from exc
     info = feed.describe()
-    refused = audit_or_503(caller, resource.access, "feed", request, 0)
+    # rows are not known before the stream: the audit row says who pulled what range,
+    # the delivery count (written after the last byte) how many rows went
+    refused = audit_or_503(caller, resource.access, "feed", request, None)
     if refused is not None:
         return refused
     headers = {

@@ -137,7 +137,8 @@ def resolve_resource(caller: Caller, name: str, request: Request | None = None
 AUDIT_DOWN = bilingual("审计记录失败，数据未发送", "audit unavailable, data withheld")
 
 
-def audit_or_503(caller: Caller, access: Access, action: str, request: Request, rows: int,
+def audit_or_503(caller: Caller, access: Access, action: str, request: Request,
+                 rows: int | None,
                  status: int = 200) -> JSONResponse | None:
     """THE guard of the platform routes that hand out data: audit a non-open access before
     any data leaves — no audit row, no data (the 503 envelope, returned for the route to

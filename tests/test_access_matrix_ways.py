@@ -1,5 +1,6 @@
-"""The access matrix for the ways out of issue 5 items 5–7 and issue 11 §4: vector tiles,
-coverages, downloads and online query (/exchange/query) — callers × sharing classes × these ways, with the expectations, fixtures and
+"""The access matrix for the ways out of issue 5 items 5–7 and issue 11 §2 and §4: vector
+tiles, coverages, downloads, online query (/exchange/query) and feeds (/exchange/feeds) —
+callers × sharing classes × these ways, with the expectations, fixtures and
 checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers exactly like a
 nonexistent one, fields are limited and masked, a region grant limits the rows, non-open
 data is never publicly cacheable and every non-open access writes one audit row.
@@ -160,8 +161,39 @@ def way_query(ctx: Ctx):
         ctx.check_audit(mark, len(want), "query")
 
 
+def way_feed(ctx: Ctx):
+    """系统对接 feeds: a table (key ``name``) in full, exactly the caller's records and
+    fields, masked; the matrix's layers declare no key: a 400, never data. Hidden: like a
+    nonexistent resource, the versions document too. One audit row per pull (rows: the
+    delivery count has them — the audit is written before the stream)."""
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        ctx.like_nonexistent("/exchange/feeds/{c}")
+        ctx.like_nonexistent("/exchange/feeds/{c}", since=1, format="csv")
+        ctx.like_nonexistent("/exchange/feeds/{c}/versions")
+        ctx.check_refused(mark, 3)
+        return
+    if not ctx.is_table:
+        r = ctx.get(f"/exchange/feeds/{ctx.layer}")
+        assert r.status_code == 400 and "--key" in r.json()["description"]
+        return
+    if "name" not in ctx.exp.fields or "name" in ctx.exp.masked:
+        assert ctx.get(f"/exchange/feeds/{ctx.layer}").status_code == 400
+        return
+    mark = ctx.audit_mark()
+    r = ctx.get(f"/exchange/feeds/{ctx.layer}")
+    assert r.status_code == 200, r.text
+    records = [json.loads(line) for line in r.text.splitlines()]
+    assert {FID_BY_NAME[x["key"]] for x in records} == set(ctx.exp.fids)
+    for x in records:
+        assert x["op"] == "insert"
+        ctx.check_properties(FID_BY_NAME[x["key"]], x["properties"])
+    ctx.check_audit(mark, None, "feed")
+    assert ctx.get(f"/exchange/feeds/{ctx.layer}", since=1).text == ""
+
+
 WAYS = {"tiles": way_tiles, "coverage": way_coverage, "download": way_download,
-        "query": way_query}
+        "query": way_query, "feed": way_feed}
 MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 
 
