@@ -70,23 +70,38 @@ def _has_column(conn: psycopg.Connection, table: str, column: str) -> bool:
         "AND NOT attisdropped", (table, column)).fetchone() is not None
 
 
-def _diff_sql(old: str, new: str, key: str) -> sql.Composed:
+def _row_hash(conn: psycopg.Connection, table: str, alias: str) -> sql.Composable:
+    """``md5(ROW(every column but fid)::text)`` of one table's row: the geometry in its
+    text form (hex EWKB — no GeoJSON conversion), the row id left out (a row's ``fid`` is
+    its place in the file and shifts when a record is inserted before it)."""
+    cols = [c for c in _q(conn,
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()]
+    names = [c[0] for c in cols if c[0] != "fid"]
+    if not names:
+        return sql.SQL("''")
+    return sql.SQL("md5(ROW({}, NULL)::text)").format(sql.SQL(", ").join(
+        sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(n)) for n in names))
+
+
+def _diff_sql(conn: psycopg.Connection, old: str, new: str, key: str) -> sql.Composed:
     """Every key whose whole row (all columns but ``fid``) differs between two tables,
     with its op against ``old``."""
     return sql.SQL(
         "SELECT coalesce(n.k, o.k) AS key, CASE WHEN o.k IS NULL THEN 'i' WHEN n.k IS NULL "
         "THEN 'd' ELSE 'u' END AS op FROM "
-        "(SELECT {k}::text AS k, md5((to_jsonb(x) - 'fid')::text) AS h FROM {n} x) n FULL JOIN "
-        "(SELECT {k}::text AS k, md5((to_jsonb(y) - 'fid')::text) AS h FROM {o} y) o "
+        "(SELECT x.{k}::text AS k, {nh} AS h FROM {n} x) n FULL JOIN "
+        "(SELECT y.{k}::text AS k, {oh} AS h FROM {o} y) o "
         "ON n.k = o.k WHERE o.h IS DISTINCT FROM n.h"
-    ).format(k=sql.Identifier(key), n=_ident(new), o=_ident(old))
+    ).format(k=sql.Identifier(key), n=_ident(new), o=_ident(old),
+             nh=_row_hash(conn, new, "x"), oh=_row_hash(conn, old, "y"))
 
 
 def diff_counts(conn: psycopg.Connection, old: str, new: str, key: str) -> dict[str, int]:
     """Added, removed and changed records by key (a dry run's report: nothing stored)."""
     row = _q(conn, sql.SQL(
         "SELECT count(*) FILTER (WHERE op = 'i'), count(*) FILTER (WHERE op = 'd'), "
-        "count(*) FILTER (WHERE op = 'u') FROM ({}) d").format(_diff_sql(old, new, key))
+        "count(*) FILTER (WHERE op = 'u') FROM ({}) d").format(_diff_sql(conn, old, new, key))
     ).fetchone()
     return {"added": row[0], "removed": row[1], "changed": row[2]}
 
@@ -110,7 +125,7 @@ def record_step(conn: psycopg.Connection, *, layer_id: int, kind: str,
         "WITH ins AS (INSERT INTO layer_change (step_id, key, op) SELECT {s}, d.key, d.op "
         "FROM ({d}) d RETURNING op) SELECT count(*) FILTER (WHERE op = 'i'), "
         "count(*) FILTER (WHERE op = 'd'), count(*) FILTER (WHERE op = 'u') FROM ins").format(
-            s=sql.Literal(step), d=_diff_sql(from_table, to_table, key_field))).fetchone()
+            s=sql.Literal(step), d=_diff_sql(conn, from_table, to_table, key_field))).fetchone()
     _q(conn, "UPDATE layer_step SET added = %s, removed = %s, changed = %s WHERE id = %s",
                  (row[0], row[1], row[2], step))
     result.update(added=row[0], removed=row[1], changed=row[2])

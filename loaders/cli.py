@@ -1,4 +1,4 @@
-"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|show``.
+"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|prune|show``.
 
 User errors (a bad file, a wrong option) print one bilingual line and exit 2
 (:class:`jmgeo.errors.UserError`); the report goes to stdout, progress to stderr.
@@ -70,6 +70,12 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     r.add_argument("name")
     r.add_argument("--to", type=int, required=True, metavar="N", help="version number")
     r.set_defaults(func=_rollback)
+    pr = lsub.add_parser("prune", help="drop the tables of old versions (retention); feeds "
+                         "and rollbacks then start from the oldest kept")
+    pr.add_argument("name")
+    pr.add_argument("--keep", type=int, required=True, metavar="N",
+                    help="how many newest versions keep their tables (the current always)")
+    pr.set_defaults(func=_prune)
     s = lsub.add_parser("show", help="a layer's registry entry and current version report")
     s.add_argument("name")
     s.add_argument("--version", type=int, help="another version's report")
@@ -221,6 +227,21 @@ def _rollback(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(f"{res['layer']}: 当前版本 {res['from_version']} → {res['to_version']} / current version "
           f"{res['from_version']} → {res['to_version']} (registry epoch {res['epoch']})")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from jmgeo.errors import UserError
+    from layers.registry import RegistryError, prune
+
+    try:
+        with _conn() as conn:
+            res = prune(conn, args.name, args.keep)
+    except RegistryError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"{res['layer']}: 删除版本 {res['dropped_versions'] or '无'}，保留 {res['kept_versions']} / "
+          f"dropped the tables of versions {res['dropped_versions'] or 'none'}, kept "
+          f"{res['kept_versions']}")
     return 0
 
 
