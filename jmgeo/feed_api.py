@@ -48,18 +48,24 @@ MEDIA = {"ndjson": "application/x-ndjson", "geojsonseq": "application/geo+json-s
 RS = "\x1e"
 
 
+def _with_geometry(obj: dict[str, Any], geom: str | None) -> str:
+    """``obj`` as JSON with a ``geometry`` member spliced in as PostGIS wrote it (GeoJSON
+    text): no parse and re-encode of every coordinate in Python."""
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    return f'{text[:-1]}, "geometry": {geom if geom is not None else "null"}}}'
+
+
 def _ndjson(rec: dict[str, Any]) -> str:
-    if rec.get("geometry") is not None:
-        rec = {**rec, "geometry": json.loads(rec["geometry"])}
-    return json.dumps(rec, ensure_ascii=False, default=str) + "\n"
+    if "geometry" not in rec:  # a table
+        return json.dumps(rec, ensure_ascii=False, default=str) + "\n"
+    geom = rec.pop("geometry")
+    return _with_geometry(rec, geom) + "\n"
 
 
 def _geojsonseq(rec: dict[str, Any]) -> str:
-    geom = rec.get("geometry")
     feature = {"type": "Feature", "id": rec["key"], "op": rec["op"],
-               "properties": rec["properties"],
-               "geometry": json.loads(geom) if geom is not None else None}
-    return RS + json.dumps(feature, ensure_ascii=False, default=str) + "\n"
+               "properties": rec["properties"]}
+    return RS + _with_geometry(feature, rec.get("geometry")) + "\n"
 
 
 def _csv_rows(feed: Feed, records: Iterator[dict[str, Any]]) -> Iterator[str]:
