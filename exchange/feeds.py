@@ -82,7 +82,7 @@ class Feed:
                               f"resource {name} declares no key field, so changes cannot be "
                               "said by key: the owner must load it with --key")
         geom = None if layer["kind"] == "table" else "geom"
-        new = AccessSQL(access, table_columns(conn, layer["table_name"]), geom=geom)
+        new = AccessSQL(access, table_columns(conn, layer["table_name"]), geom=geom, alias="n")
         if not new.visible(key) or new.masked(key):
             raise FeedRefused(f"您的授权不含未脱敏的键字段 {key}，不能订阅或同步该资源；请提出共享申请并"
                               f"写明该字段 / your access does not include the key field {key} "
@@ -100,12 +100,11 @@ class Feed:
         p = changes.plan(conn, layer, since)
         old = None
         if p.old_table is not None:
-            old = AccessSQL(access, table_columns(conn, p.old_table), geom=geom)
+            old = AccessSQL(access, table_columns(conn, p.old_table), geom=geom, alias="o")
         return cls(layer, access, p, key, new.table_columns[key], names, new, old)
 
     def query(self, wkt: bool = False) -> tuple[sql.Composed, list[Any]]:
-        geometry = None if self.is_table else (
-            sql.SQL("ST_AsText(t.geom)") if wkt else sql.SQL("ST_AsGeoJSON(t.geom, 7)"))
+        geometry = None if self.is_table else ("wkt" if wkt else "geojson")
         return changes.change_query(self.plan, self.key, self.key_type, self.old, self.new,
                                     self.names, geometry, self.layer["id"])
 

@@ -192,71 +192,69 @@ def plan(conn: psycopg.Connection, layer: dict[str, Any], since: int | None) -> 
     return Plan(since, current, old, table, boundary, full_compare=unknown is not None)
 
 
-def _view(rules: AccessSQL, names: Sequence[str]) -> tuple[list[sql.Composable],
-                                                            sql.Composable]:
-    """The caller's values of ``names`` in one table, and a hash of the whole view
-    (masked values, the geometry) for comparing two versions."""
-    exprs = [rules.value(n) for n in names]
+GEOMETRY_FORMATS = {"geojson": "ST_AsGeoJSON({}, 7)", "wkt": "ST_AsText({})"}
+
+
+def _values(rules: AccessSQL, names: Sequence[str]) -> list[sql.Composable]:
+    """The caller's view of one row: each of ``names`` as the caller gets it (masked),
+    and the geometry — what two versions are compared on."""
+    exprs = [rules.value(n) if n in rules.table_columns else sql.SQL("NULL")
+             for n in names]  # a field the older version did not have was empty there
     if rules.geom is not None:
-        exprs.append(sql.SQL("ST_AsEWKB({})").format(rules.geom_sql()))
-    digest = sql.SQL("md5(ROW({}, NULL)::text)").format(sql.SQL(", ").join(exprs)) \
-        if exprs else sql.SQL("''")
-    return [sql.SQL("{} AS {}").format(rules.value(n), sql.Identifier(n)) for n in names], \
-        digest
+        exprs.append(rules.geom_sql())
+    return exprs
 
 
-def _scoped(rules: AccessSQL, where: sql.Composable) -> tuple[sql.Composable, list[Any]]:
+def _join_scope(rules: AccessSQL) -> tuple[sql.Composable, list[Any]]:
     scope, params = rules.row_scope()
-    if scope is None:
-        return where, []
-    return sql.SQL("({}) AND {}").format(where, scope), params
+    return (sql.SQL(" AND {}").format(scope), params) if scope is not None else \
+        (sql.SQL(""), [])
 
 
 def change_query(p: Plan, key: str, key_type: str, old: AccessSQL | None, new: AccessSQL,
-                 names: Sequence[str], geometry: sql.Composable | None,
+                 names: Sequence[str], geometry: str | None,
                  layer_id: int) -> tuple[sql.Composed, list[Any]]:
     """The SELECT of one pull: ``__op`` (insert/update/delete), ``__key`` (text), the
-    caller's ``names`` of the new row (NULL for a delete) and, for a layer, ``geometry``
-    (an expression over the new table's alias ``t``) as ``__geometry``.
+    caller's ``names`` of the new row (NULL for a delete) and, for a layer, the geometry
+    as ``__geometry`` in ``geometry`` format (:data:`GEOMETRY_FORMATS`).
 
-    ``old``/``new``: the caller's rules over the two versions' tables, alias ``t``."""
-    new_cols, new_hash = _view(new, names)
-    geom_col = [sql.SQL("{} AS __geometry").format(geometry)] if geometry is not None else []
+    ``old``/``new``: the caller's rules over the two versions' tables, with the aliases
+    ``o`` and ``n``. The two views are compared as rows (``IS DISTINCT FROM``: masked
+    values as the caller gets them; geometries by PostGIS's exact ``=``), so a change the
+    caller cannot see is no change."""
+    cols = [sql.SQL("{} AS {}").format(new.value(c), sql.Identifier(c)) for c in names]
+    if geometry is not None:
+        cols.append(sql.SQL(GEOMETRY_FORMATS[geometry] + " AS __geometry").format(
+            new.geom_sql()))
+    select = sql.SQL(", ").join(cols) if cols else sql.SQL("NULL")
+    k = sql.Identifier(key)
     if p.old_table is None:  # full pull: every visible row of the current version
-        where, params = _scoped(new, sql.SQL("TRUE"))
-        q = sql.SQL("SELECT 'insert' AS __op, t.{k}::text AS __key, {cols} FROM {tab} t "
-                    "WHERE {w}").format(
-            k=sql.Identifier(key), cols=sql.SQL(", ").join([*new_cols, *geom_col]) or
-            sql.SQL("NULL"), tab=_ident(p.new_table), w=where)
+        scope, params = new.row_scope()
+        q = sql.SQL("SELECT 'insert' AS __op, n.{k}::text AS __key, {cols} FROM {tab} n "
+                    "WHERE {w}").format(k=k, cols=select, tab=_ident(p.new_table),
+                                        w=scope if scope is not None else sql.SQL("TRUE"))
         return q, params
     assert old is not None
     if p.full_compare:
         cand = sql.SQL("SELECT {k}::text AS key FROM {o} UNION SELECT {k}::text FROM {n}"
-                       ).format(k=sql.Identifier(key), o=_ident(p.old_table),
-                                n=_ident(p.new_table))
+                       ).format(k=k, o=_ident(p.old_table), n=_ident(p.new_table))
         cand_params: list[Any] = []
     else:
         cand = sql.SQL("SELECT DISTINCT c.key FROM layer_change c JOIN layer_step s ON "
                        "s.id = c.step_id WHERE s.layer_id = %s AND s.id > %s")
         cand_params = [layer_id, p.boundary]
-    old_cols, old_hash = _view(old, names)
-    del old_cols
-    match = sql.SQL("t.{k} = k.key::{typ}").format(k=sql.Identifier(key), typ=sql.SQL(key_type))
-    o_where, o_params = _scoped(old, match)
-    n_where, n_params = _scoped(new, match)
+    o_scope, o_params = _join_scope(old)
+    n_scope, n_params = _join_scope(new)
     q = sql.SQL(
-        "WITH k AS MATERIALIZED ({cand}), "
-        "o AS (SELECT k.key AS __key, {oh} AS __h FROM k JOIN {old} t ON {ow}), "
-        "n AS (SELECT k.key AS __key, {nh} AS __h, {cols} FROM k JOIN {new} t ON {nw}) "
-        "SELECT CASE WHEN o.__key IS NULL THEN 'insert' WHEN n.__key IS NULL THEN 'delete' "
-        "ELSE 'update' END AS __op, coalesce(n.__key, o.__key) AS __key, {outs} "
-        "FROM o FULL JOIN n ON o.__key = n.__key WHERE o.__h IS DISTINCT FROM n.__h "
-        "ORDER BY 2").format(
-            cand=cand, oh=old_hash, old=_ident(p.old_table), ow=o_where,
-            nh=new_hash, cols=sql.SQL(", ").join([*new_cols, *geom_col]) or sql.SQL("NULL"),
-            new=_ident(p.new_table), nw=n_where,
-            outs=sql.SQL(", ").join(
-                [sql.SQL("n.{}").format(sql.Identifier(c)) for c in
-                 [*names, *(["__geometry"] if geometry is not None else [])]]) or
-            sql.SQL("NULL"))
+        "WITH k AS MATERIALIZED ({cand}) "
+        "SELECT CASE WHEN o.{k} IS NULL THEN 'insert' WHEN n.{k} IS NULL THEN 'delete' "
+        "ELSE 'update' END AS __op, k.key AS __key, {cols} FROM k "
+        "LEFT JOIN {old} o ON o.{k} = k.key::{typ}{os} "
+        "LEFT JOIN {new} n ON n.{k} = k.key::{typ}{ns} "
+        "WHERE (o.{k} IS NOT NULL OR n.{k} IS NOT NULL) "
+        "AND ROW({ov}) IS DISTINCT FROM ROW({nv}) ORDER BY k.key").format(
+            cand=cand, k=k, cols=select, old=_ident(p.old_table), new=_ident(p.new_table),
+            typ=sql.SQL(key_type), os=o_scope, ns=n_scope,
+            ov=sql.SQL(", ").join(_values(old, names)),
+            nv=sql.SQL(", ").join(_values(new, names)))
     return q, [*cand_params, *o_params, *n_params]

@@ -290,3 +290,20 @@ def test_the_loader_records_the_change_set_once_at_publish(db, database_url, tmp
         (name,)).fetchall()
     assert steps == [(None, 1, "publish", [None]),
                      (1, 2, "publish", ["A2:u", "A3:d", "A4:i"])]
+
+
+def test_a_field_added_in_the_new_version_updates_every_record(api, db, database_url,
+                                                               tmp_path):
+    from loaders.pipeline import LoadOptions, load
+
+    name = f"tf_schema_{next(_N)}"
+    (tmp_path / "a.csv").write_text("code,title\nB1,甲\nB2,乙\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("code,title,amount\nB1,甲,5\nB2,乙,6\n",
+                                    encoding="utf-8")
+    opts = dict(dept="gtzy", layer=name, theme="land", sharing="unconditional",
+                kind="table", key="code")
+    load(tmp_path / "a.csv", LoadOptions(**opts), dsn=database_url, progress=False)
+    load(tmp_path / "b.csv", LoadOptions(**opts), dsn=database_url, progress=False)
+    recs = ndjson(api["owner"].get(f"/exchange/feeds/{name}", since=1))
+    assert [(r["key"], r["op"], r["properties"]["amount"]) for r in recs] == [
+        ("B1", "update", 5), ("B2", "update", 6)]
