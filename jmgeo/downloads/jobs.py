@@ -66,8 +66,15 @@ def create(conn, caller: Caller, row: dict[str, Any], fmt: str, region: str | No
 
 
 def submit(job_id: str) -> None:
-    """Queue the job's task (a separate step: the row exists before any worker sees it)."""
-    export_task.defer(job_id=job_id)
+    """Queue the job's task (a separate step: the row exists before any worker sees it).
+    A job that cannot be queued is marked failed (never left ``queued`` for ever)."""
+    try:
+        export_task.defer(job_id=job_id)
+    except Exception:
+        with psycopg.connect(database_url(), autocommit=True) as conn:
+            _finish_failed(conn, job_id, bilingual("导出作业未能排队，请重试",
+                                                   "the export could not be queued: retry"))
+        raise
 
 
 def get(conn, job_id: str) -> dict | None:
