@@ -11,10 +11,15 @@ A failed count never undoes a delivery: it is logged, not raised.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from jmgeo.errors import UserError, bilingual
 
 MODES = ("system", "fep", "query", "download")
 log = logging.getLogger(__name__)
@@ -47,4 +52,42 @@ def summary(conn: psycopg.Connection, *, since: Any = None, until: Any = None
         "(%(u)s::timestamptz IS NULL OR e.at < %(u)s) "
         "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", {"s": since, "u": until})
     names = [c.name for c in rows.description]
-    return [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
+    return [dict(r) if isinstance(r, dict) else dict(zip(names, r, strict=True))
+            for r in rows.fetchall()]  # a pooled connection has dict rows already
+
+
+# -- the CLI: `jmgeo deliveries` -----------------------------------------------------------
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UserError(bilingual(f"--{name} 应为 ISO 日期或时间，如 2026-01-31 或 "
+                                  f"2026-01-31T08:00+08:00：{text!r}",
+                                  f"--{name} must be an ISO date or time, e.g. 2026-01-31 "
+                                  f"or 2026-01-31T08:00+08:00: {text!r}")) from exc
+
+
+def _show(args: argparse.Namespace) -> None:
+    from jmgeo.settings import database_url
+
+    with psycopg.connect(database_url(), autocommit=True) as conn:
+        rows = summary(conn, since=_when(args.since, "since"), until=_when(args.until, "until"))
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        print(f"{r['resource']:<32} {r['dept'] or '-':<8} {r['mode']:<9} "
+              f"{r['deliveries']:>6} × {r['rows']:>10} rows {r['bytes']:>14} bytes")
+    print(f"{len(rows)} line(s)")
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deliveries", help="交付计数 / deliveries per resource, department, "
+                                          "mode (supervision)")
+    p.add_argument("--since", help="from (ISO date or time, inclusive)")
+    p.add_argument("--until", help="until (ISO date or time, exclusive)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_show)

@@ -21,6 +21,7 @@ from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.deliveries_api import router as deliveries_router
 from jmgeo.exchange_api import router as exchange_router
 from jmgeo.feed_api import router as feed_router
 from jmgeo.http import (
@@ -143,6 +144,7 @@ def create_app() -> FastAPI:
     app.include_router(upload_router)
     app.include_router(catalog_router)
     app.include_router(jobs_router)
+    app.include_router(deliveries_router)
     app.include_router(exchange_router)
     app.include_router(query_router)
     app.include_router(feed_router)

@@ -157,6 +157,22 @@ def audit_or_503(caller: Caller, access: Access, action: str, request: Request,
     return None
 
 
+def count_delivery(caller: Caller, access: Access, mode: str, rows: int, nbytes: int,
+                   detail: str | None = None) -> None:
+    """THE after-data hook of the platform routes: count one delivery
+    (``exchange.deliveries.record``) once the data has left — after the stream's last
+    chunk, or as the response's background task. Never raises: the data is delivered."""
+    from exchange import deliveries
+
+    try:
+        with connection() as conn:
+            deliveries.record(conn, layer=access.layer, dept=caller.data_dept, mode=mode,
+                              rows=rows, nbytes=nbytes, request_id=access.request_id,
+                              detail=detail)
+    except Exception:  # noqa: BLE001 — a failed count never undoes a delivery
+        LOGGER.exception("delivery count failed for %s (%s)", access.layer, mode)
+
+
 def audit_refusal(caller: Caller, name: str, way: str, path: str, query: str = "",
                   method: str = "GET", row: dict | None = None) -> None:
     """THE call site of refused-access auditing for every way out (the platform routes'

@@ -24,7 +24,8 @@ libraries' verification service (核验), not this one.
 
 Every query of non-open data is audited (``layers.audit.record_access``, action
 ``query``, the rows returned, the share request the grant came from); when the audit row
-cannot be written the answer is 503 and no data leaves. Requests are rate-limited per API
+cannot be written the answer is 503 and no data leaves. Every answer with records is counted as a delivery (``exchange_delivery``, mode ``query``:
+records, bytes) after it is sent. Requests are rate-limited per API
 key (per client address for anonymous callers) by a token bucket (:class:`QueryLimiter`,
 ``JMGEO_QUERY_RATE`` / ``JMGEO_QUERY_BURST``): 429 with ``Retry-After``. **The bucket lives
 in the server process**: with N uvicorn workers a key may get up to N × the rate.
@@ -43,10 +44,19 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import sql
+from starlette.background import BackgroundTask
 
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
-from jmgeo.http import AUDIT_DOWN, CallerDep, NameInPath, VisibleResource, audit_or_503, envelope
+from jmgeo.http import (
+    AUDIT_DOWN,
+    CallerDep,
+    NameInPath,
+    VisibleResource,
+    audit_or_503,
+    count_delivery,
+    envelope,
+)
 from jmgeo.ogc.access import table_columns
 from layers.access_sql import AccessSQL
 from layers.policy import Caller
@@ -175,9 +185,15 @@ def _audit(caller: Caller, resource: VisibleResource, request: Request, rows: in
         raise HTTPException(503, AUDIT_DOWN)
 
 
-def _answer(resource: VisibleResource, body: dict) -> JSONResponse:
+def _answer(caller: Caller, resource: VisibleResource, body: dict, rows: int
+            ) -> JSONResponse:
+    """The answer; its records counted as a delivery (mode ``query``) once it is sent."""
     headers = {"Cache-Control": "private, no-store"} if resource.access.audited else {}
-    return JSONResponse(body, headers=headers)
+    response = JSONResponse(body, headers=headers)
+    if rows:
+        response.background = BackgroundTask(count_delivery, caller, resource.access,
+                                             "query", rows, len(response.body))
+    return response
 
 
 @router.get("/{name}/{key}", summary="one record by its key (联机查询：按键)")
@@ -211,8 +227,8 @@ def query_by_key(request: Request, _limit: Limited, caller: CallerDep,
     _audit(caller, resource, request, 0 if row is None else 1, 404 if row is None else 200)
     if row is None:
         return envelope(404, RECORD_NOT_FOUND)
-    return _answer(resource, {"resource": resource.name, "key_field": key_field,
-                              **_record(resource, row, names)})
+    return _answer(caller, resource, {"resource": resource.name, "key_field": key_field,
+                                      **_record(resource, row, names)}, 1)
 
 
 @router.get("/{name}", summary="the records at a point (联机查询：按点)")
@@ -245,9 +261,9 @@ def query_by_point(request: Request, _limit: Limited, caller: CallerDep,
     truncated = len(rows) > limit
     rows = rows[:limit]
     _audit(caller, resource, request, len(rows), 200)
-    return _answer(resource, {
+    return _answer(caller, resource, {
         "resource": resource.name, "lon": lon, "lat": lat, "region": region,
         "tolerance_deg": POINT_TOLERANCE_DEG if "polygon" not in str(
             resource.row.get("geometry_type") or "").lower() else 0,
         "records": [_record(resource, r, names) for r in rows],
-        "numberReturned": len(rows), "truncated": truncated})
+        "numberReturned": len(rows), "truncated": truncated}, len(rows))

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     query_rate: float = Field(default=20.0, gt=0)
     query_burst: int = Field(default=100, ge=1)
 
+    # batch download (批量下载): a download of more rows than JMGEO_EXPORT_SYNC_MAX_ROWS is
+    # an export job (202 + progress) whose file waits in JMGEO_EXPORT_DIR (default
+    # var/exports; the server and every worker must see the same directory) for
+    # JMGEO_EXPORT_TTL_HOURS after it is written
+    export_sync_max_rows: int = Field(default=100_000, ge=0)
+    export_ttl_hours: float = Field(default=24.0, gt=0)
+    export_dir: Path | None = None
+
     # exchange notifications by mail (optional): with JMGEO_SMTP_HOST set, every inbox
     # notification is also mailed to <dept code>@JMGEO_SMTP_DOMAIN from JMGEO_SMTP_FROM
     # through that internal server (plain SMTP, no auth: a government intranet relay)
@@ -81,6 +89,10 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def exports_path(self) -> Path:
+        return self.export_dir or self.var_dir / "exports"
 
     @property
     def local_url_file(self) -> Path:

@@ -317,3 +317,16 @@ def may_see_jobs(caller: Caller) -> bool:
     bureau runs the platform, the auditor supervises it; departments see their own
     results where each mode reports them, not the queue."""
     return caller.kind in ("admin", "auditor")
+
+
+def may_see_deliveries(caller: Caller) -> bool:
+    """The delivery count (what went to which department, how, how much): supervision's
+    figures — the bureau and the auditor, as for the job queue."""
+    return caller.kind in ("admin", "auditor")
+
+
+def owns_export(caller: Caller, key_id: int | None, dept_code: str | None) -> bool:
+    """An export job (and its file) is its asker's alone: the same API key of the same
+    department. An anonymous job (open data only) is anyone's who holds its random id,
+    as the open download itself would be."""
+    return caller.key_id == key_id and caller.data_dept == dept_code

@@ -47,7 +47,17 @@ resident memory is 181 MB idle): CSV 2.0 s (282 MB), GeoJSON 7.3 s (455 MB), Geo
 6.8 s (284 MB), zipped Shapefile 27 s (93 MB; GDAL's ``RESIZE=YES`` costs 17 s of it but
 shrinks the DBF from 523 MB to 124 MB). Peak worker memory stayed below 365 MB.
 
+Large downloads — more than ``JMGEO_EXPORT_SYNC_MAX_ROWS`` rows (default 100,000), or any
+with ``?async=true`` — are **export jobs**: 202 with a job document and ``Location:
+/downloads/jobs/{id}``; a worker writes the same file into ``JMGEO_EXPORT_DIR`` with
+progress; ``GET /downloads/jobs/{id}/file`` sends it (audited, access asked again) until
+``JMGEO_EXPORT_TTL_HOURS`` after it was written, then 410. See
+:mod:`~jmgeo.downloads.jobs`. Every download and job-file fetch is counted in
+``exchange_delivery`` (mode ``download``) after its last byte.
+
 Modules: :mod:`~jmgeo.downloads.export` (the SQL, the batched cursor),
+:mod:`~jmgeo.downloads.files` (the formats, the one writer dispatch),
+:mod:`~jmgeo.downloads.jobs` (export jobs, their tasks),
 :mod:`~jmgeo.downloads.ogr` (GeoPackage, Shapefile), :mod:`~jmgeo.downloads.flat` (CSV,
 GeoJSON, XLSX), :mod:`~jmgeo.downloads.route` (the route).
 
@@ -55,8 +65,9 @@ Mount: ``app.include_router(jmgeo.downloads.router)``.
 """
 
 from jmgeo.downloads.export import BATCH, Export
+from jmgeo.downloads.files import FORMATS, TABLE_FORMATS
 from jmgeo.downloads.ogr import TextCheck, shapefile_names
-from jmgeo.downloads.route import FORMATS, TABLE_FORMATS, router
+from jmgeo.downloads.route import router
 
 __all__ = ["BATCH", "FORMATS", "TABLE_FORMATS", "Export", "TextCheck", "router",
            "shapefile_names"]

@@ -8,7 +8,7 @@ Arrow types, and the server-side cursor that keeps memory flat.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -36,6 +36,9 @@ class Export:
     (its declared key is one of them — what a department knows a row by)."""
 
     def __init__(self, conn, layer: dict[str, Any], access: Access, region: str | None):
+        # called with the number of rows each batch adds, as the writers go: an export
+        # job's progress, a delivery's row count (None: nobody listens)
+        self.progress: Callable[[int], None] | None = None
         self.layer = layer
         self.access = access
         self.region = region
@@ -119,6 +122,21 @@ class Export:
         return int(conn.execute(sql.SQL("SELECT count(*) AS n") + where, params)
                    .fetchone()["n"])
 
+    def restricted(self) -> bool:
+        """Does a region (asked, or the grant's scope) limit the rows?"""
+        return self.region is not None or self.access.regions is not None
+
+    def estimate(self, conn) -> int:
+        """The rows of this download, cheaply: the version's loaded feature count when
+        no region limits the rows (a version table never changes), else :meth:`count` —
+        what decides between a synchronous answer and an export job."""
+        if not self.restricted():
+            row = conn.execute("SELECT feature_count FROM layer_version WHERE table_name = %s",
+                               (self.table,)).fetchone()
+            if row is not None and row["feature_count"] is not None:
+                return int(row["feature_count"])
+        return self.count(conn)
+
     def rows_query(self, names: list[str]) -> tuple[sql.Composable, list]:
         """fid, WKB, then each column renamed to ``names`` (same order as columns)."""
         where, params = self.from_where(literal=False)
@@ -172,9 +190,11 @@ class Export:
         return q, params
 
 
-def fetch_batches(query: sql.Composable, params: list) -> Iterator[list[tuple]]:
+def fetch_batches(query: sql.Composable, params: list,
+                  progress: Callable[[int], None] | None = None) -> Iterator[list[tuple]]:
     """Rows of ``query`` from a server-side cursor, :data:`BATCH` at a time: however large
-    the download, only one batch is in Python at once."""
+    the download, only one batch is in Python at once. ``progress`` (an
+    :attr:`Export.progress`) is told each batch's size."""
     with connection() as conn, conn.transaction():
         cur = conn.cursor(name=f"dl_{uuid.uuid4().hex[:12]}", row_factory=tuple_row)
         cur.itersize = BATCH
@@ -183,5 +203,7 @@ def fetch_batches(query: sql.Composable, params: list) -> Iterator[list[tuple]]:
             rows = cur.fetchmany(BATCH)
             if not rows:
                 break
+            if progress is not None:
+                progress(len(rows))
             yield rows
         cur.close()

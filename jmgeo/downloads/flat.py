@@ -29,16 +29,24 @@ XLSX_MAX_TEXT = 32_767  # characters per cell (Excel's limit)
 
 
 def _copy_chunks(export: Export) -> Iterator[bytes]:
-    """COPY's blocks are one row each: gather them into ~1 MiB chunks (1M rows: 74 s
-    one row per chunk, a few seconds this way)."""
+    """COPY's blocks are one row each (PostgreSQL sends a CopyData message per row, the
+    header first): gather them into ~1 MiB chunks (1M rows: 74 s one row per chunk, a few
+    seconds this way), telling ``export.progress`` the rows of each chunk."""
     buf = bytearray()
+    rows = -1  # the header block is no row
     with connection() as conn:
         with conn.cursor().copy(export.csv_query()) as copy:
             for block in copy:
                 buf += block
+                rows += 1
                 if len(buf) >= CHUNK:
+                    if export.progress is not None and rows > 0:
+                        export.progress(rows)
+                        rows = 0
                     yield bytes(buf)
                     buf.clear()
+    if export.progress is not None and rows > 0:
+        export.progress(rows)
     yield bytes(buf)
 
 
@@ -59,7 +67,7 @@ def stream_geojson(export: Export) -> Iterator[bytes]:
     head = {"type": "FeatureCollection", "name": export.layer["name"]}
     yield (json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [').encode("utf-8")
     first = True
-    for rows in fetch_batches(query, params):
+    for rows in fetch_batches(query, params, export.progress):
         chunk = ",\n".join(r[0] for r in rows)
         yield ((chunk if first else ",\n" + chunk).encode("utf-8"))
         first = False
@@ -90,7 +98,7 @@ def write_xlsx(export: Export, tmp: Path) -> tuple[Path, int]:
     ws.append(export.header())
     query, params = export.flat_query()
     rows = 0
-    for batch in fetch_batches(query, params):
+    for batch in fetch_batches(query, params, export.progress):
         for row in batch:
             ws.append([_cell(v) for v in row])
         rows += len(batch)

@@ -86,7 +86,7 @@ class TextCheck:
 def _batches(export: Export, names: list[str], schema: pa.Schema, counter: list[int],
              check=None) -> Iterator[pa.RecordBatch]:
     query, params = export.rows_query(names)
-    for rows in fetch_batches(query, params):
+    for rows in fetch_batches(query, params, export.progress):
         cols = list(zip(*rows, strict=True))
         arrays = [pa.array(cols[1], pa.binary()), pa.array(cols[0], pa.int64())]
         arrays += [pa.array(cols[i + 2], schema.field(i + 2).type)

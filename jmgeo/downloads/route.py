@@ -1,4 +1,6 @@
-"""``GET /downloads/{name}``: checks, audit, headers — then one of the writers."""
+"""``GET /downloads/{name}``: checks, audit, headers — then one of the writers, at once or
+as an export job (``GET /downloads/jobs/{id}``, ``…/file``: :mod:`jmgeo.downloads.jobs`).
+Every delivery is counted (``jmgeo.http.count_delivery``) once its last byte has left."""
 
 from __future__ import annotations
 
@@ -6,35 +8,42 @@ import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from jmgeo.db import connection
-from jmgeo.downloads import flat, ogr
+from jmgeo.downloads import jobs
 from jmgeo.downloads.export import Export
-from jmgeo.http import CallerDep, LayerInPath, audit_or_503
-from layers.policy import Caller
+from jmgeo.downloads.files import (
+    FORMATS,
+    STREAMED,
+    TABLE_FORMATS,
+    default_format,
+    filename,
+    write_file,
+)
+from jmgeo.errors import bilingual
+from jmgeo.http import (
+    CallerDep,
+    LayerInPath,
+    ResourceNotFound,
+    audit_or_503,
+    count_delivery,
+    envelope,
+)
+from jmgeo.settings import get_settings
+from layers.policy import Access, Caller, lookup, owns_export
 
 LOGGER = logging.getLogger(__name__)
 
 router = APIRouter(tags=["downloads"])
 
-FORMATS = {  # format → (file extension, media type)
-    "gpkg": (".gpkg", "application/geopackage+sqlite3"),
-    "shp": (".zip", "application/zip"),
-    "shp-gbk": (".zip", "application/zip"),
-    "csv": (".csv", "text/csv; charset=utf-8"),
-    "csv-gbk": (".csv", "text/csv; charset=gbk"),
-    "xlsx": (".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    "geojson": (".geojson", "application/geo+json"),
-}
-TABLE_FORMATS = ("csv", "csv-gbk", "xlsx")  # a table has no geometry: no GIS formats
-STREAMED = {"csv": flat.stream_csv, "csv-gbk": flat.stream_csv_gbk,
-            "geojson": flat.stream_geojson}
+__all__ = ["FORMATS", "TABLE_FORMATS", "router"]
 REGION_CODE_RE = re.compile(r"^[0-9]{6}([0-9]{3})?$")
 
 
@@ -43,9 +52,9 @@ def _error(status: int, code: str, description: str) -> JSONResponse:
                         status_code=status)
 
 
-def _headers(caller: Caller, filename: str, title: str) -> dict[str, str]:
-    ascii_name = filename
-    pretty = quote(title + filename[filename.index("."):]) if title else quote(filename)
+def _headers(caller: Caller, name: str, title: str) -> dict[str, str]:
+    ascii_name = name
+    pretty = quote(title + name[name.index("."):]) if title else quote(name)
     return {
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
                                f"filename*=UTF-8''{pretty}",
@@ -97,43 +106,135 @@ def _check_request(conn, row: dict, name: str, fmt: str,
     return None
 
 
+def _counted(stream: Iterator[bytes], export: Export, caller: Caller, access: Access,
+             detail: str) -> Iterator[bytes]:
+    """The stream, counted as one delivery when its last chunk has gone (a download
+    broken off is not a delivery)."""
+    rows, nbytes = [0], 0
+
+    def count(n: int) -> None:
+        rows[0] += n
+
+    export.progress = count
+    for chunk in stream:
+        nbytes += len(chunk)
+        yield chunk
+    count_delivery(caller, access, "download", rows[0], nbytes, detail)
+
+
+@router.get("/downloads/jobs/{job_id}", summary="批量下载作业 / an export job: status, progress")
+def export_job(job_id: str, caller: CallerDep, request: Request) -> JSONResponse:
+    """The job's status and progress (rows done of rows total) and, once done, its file's
+    link until it expires. Only its asker (same key, same department) sees it: anyone
+    else gets the standard 404."""
+    job = _own_job(job_id, caller)
+    return JSONResponse(jsonable(jobs.document(job, _base(request))),
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/downloads/jobs/{job_id}/file",
+            summary="批量下载作业的文件 / the file of a done export job (until it expires)")
+def export_job_file(job_id: str, caller: CallerDep, request: Request):
+    """The file the job wrote — what the synchronous download would have sent — until it
+    expires (then 410). The caller's access is asked again and the fetch audited: no
+    audit row, no data."""
+    job = _own_job(job_id, caller)
+    if jobs.expired(job) or (job["status"] == "done" and not Path(job["file_path"]).exists()):
+        return envelope(410, bilingual(
+            f"下载链接已于 {job['expires_at']:%Y-%m-%d %H:%M} 过期，文件已删除，请重新下载",
+            f"this export expired at {job['expires_at']:%Y-%m-%d %H:%M %Z} and its file "
+            f"was deleted: ask for the download again (GET /downloads/{job['layer']})"),
+            "Gone")
+    if job["status"] != "done":
+        return envelope(409, bilingual(
+            f"导出作业尚未完成（{job['status']}）", f"the export is {job['status']}, not done"
+            + (f": {job['error']}" if job["error"] else f": poll /downloads/jobs/{job_id}")),
+            "Conflict")
+    with connection() as conn:
+        row, access = lookup(conn, caller, job["layer"])
+    if access is None:
+        raise ResourceNotFound()
+    refused = audit_or_503(caller, access, "download", request, int(job["rows_done"]))
+    if refused is not None:
+        return refused
+    name = filename(job["layer"], (job["params"] or {}).get("region"), job["format"])
+    headers = _headers(caller, name, _title(row, job["format"],
+                                            (job["params"] or {}).get("region")))
+    headers["Cache-Control"] = "private, no-store"  # the link is its asker's
+    if job["notes"]:
+        headers["Warning"] = ", ".join(f'299 jmgeo "{n}"' for n in job["notes"])
+    return FileResponse(job["file_path"], media_type=FORMATS[job["format"]][1],
+                        headers=headers, background=BackgroundTask(
+                            count_delivery, caller, access, "download", int(job["rows_done"]),
+                            int(job["bytes"] or 0), f"{job['format']} job {job_id}"))
+
+
+def _own_job(job_id: str, caller: Caller) -> dict:
+    with connection() as conn:
+        job = jobs.get(conn, job_id)
+    if job is None or not owns_export(caller, job["key_id"], job["dept_code"]):
+        raise ResourceNotFound()
+    return job
+
+
+def _base(request: Request) -> str:
+    return get_settings().public_url.rstrip("/") if get_settings().public_url else \
+        str(request.base_url).rstrip("/")
+
+
+def jsonable(doc: dict) -> dict:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in doc.items()}
+
+
+def _title(row, fmt: str, region: str | None) -> str:
+    title = (row.get("title") or "") + (f"_{region}" if region else "")
+    return title + ("_gbk" if fmt.endswith("-gbk") else "") if title else ""
+
+
 @router.get("/downloads/{layer}",
             summary="批量下载 / download a layer or table (or a region's part of a layer)")
 def download(resource: LayerInPath, caller: CallerDep, request: Request,
              format: str | None = Query(
                  None, description="layers: gpkg (default) | shp | shp-gbk | csv | csv-gbk "
                                    "| xlsx | geojson; tables: csv (default) | csv-gbk | xlsx"),
-             region: str | None = Query(None, description="区划代码, e.g. 440781 (layers)")):
+             region: str | None = Query(None, description="区划代码, e.g. 440781 (layers)"),
+             as_job: bool = Query(False, alias="async", description=(
+                 "true: always as an export job (202); otherwise a job only over "
+                 "JMGEO_EXPORT_SYNC_MAX_ROWS rows"))):
     """Stream a whole layer or table, or the part of a layer in one region, as the caller
     may have it. A resource the caller may not have answers the standard 404 before
-    any parameter is looked at (``LayerInPath``), so a bad parameter is no oracle."""
+    any parameter is looked at (``LayerInPath``), so a bad parameter is no oracle.
+    More rows than ``JMGEO_EXPORT_SYNC_MAX_ROWS`` (or ``async=true``): 202 and an export
+    job document, ``Location: /downloads/jobs/{id}``."""
     row, access, layer = resource.row, resource.access, resource.name
     with connection() as conn:
-        fmt = format or ("csv" if row["kind"] == "table" else "gpkg")
+        fmt = format or default_format(row["kind"])
         refused = _check_request(conn, row, layer, fmt, region)
         if refused is not None:
             return refused
         export = Export(conn, row, access, region)
         rows = export.count(conn) if access.audited and fmt in STREAMED else None
-    ext, media_type = FORMATS[fmt]
-    stem = layer if region is None else f"{layer}_{region}"
-    suffix = "_gbk" if fmt.endswith("-gbk") else ""
-    filename = f"{stem}{suffix}{ext}"
-    title = (row.get("title") or "") + (f"_{region}" if region else "")
-    headers = _headers(caller, filename, title + suffix if title else "")
+        job = None
+        if as_job or (rows if rows is not None else export.estimate(conn)) > \
+                get_settings().export_sync_max_rows:
+            job = jobs.create(conn, caller, row, fmt, region)
+    if job is not None:
+        jobs.submit(job["id"])
+        doc = jsonable(jobs.document(job, _base(request)))
+        return JSONResponse(doc, status_code=202, headers={
+            "Location": f"/downloads/jobs/{job['id']}", "Cache-Control": "no-store"})
+    media_type = FORMATS[fmt][1]
+    headers = _headers(caller, filename(layer, region, fmt), _title(row, fmt, region))
+    detail = fmt if region is None else f"{fmt} region {region}"
     if fmt in STREAMED:
         refused = audit_or_503(caller, access, "download", request, rows)
         if refused is not None:
             return refused
-        return StreamingResponse(STREAMED[fmt](export), media_type=media_type,
-                                 headers=headers)
+        return StreamingResponse(_counted(STREAMED[fmt](export), export, caller, access,
+                                          detail), media_type=media_type, headers=headers)
     tmp = Path(tempfile.mkdtemp(prefix="jmgeo-dl-"))
     try:
-        if fmt == "xlsx":
-            path, written = flat.write_xlsx(export, tmp)
-            notes: list[str] = []
-        else:
-            path, written, notes = ogr.write_ogr(export, fmt, tmp)
+        path, written, notes = write_file(export, fmt, tmp)
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -143,5 +244,8 @@ def download(resource: LayerInPath, caller: CallerDep, request: Request,
         return refused
     if notes:
         headers["Warning"] = ", ".join(f'299 jmgeo "{n}"' for n in notes)
-    return FileResponse(path, media_type=media_type, headers=headers,
-                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+    after = BackgroundTasks()
+    after.add_task(count_delivery, caller, access, "download", written,
+                   path.stat().st_size, detail)
+    after.add_task(shutil.rmtree, tmp, ignore_errors=True)
+    return FileResponse(path, media_type=media_type, headers=headers, background=after)

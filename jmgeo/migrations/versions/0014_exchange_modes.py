@@ -150,6 +150,7 @@ def upgrade() -> None:
         sa.Column("rows_total", sa.BigInteger),
         sa.Column("bytes", sa.BigInteger),
         sa.Column("file_path", sa.Text),
+        sa.Column("notes", ARRAY(sa.Text)),  # what the format lost (the sync Warning header)
         sa.Column("error", sa.Text),
         sa.Column("request_id", sa.Integer),
         _ts("created_at", False, NOW),
