@@ -33,12 +33,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from exchange import deliveries
 from exchange.feeds import Feed, FeedRefused
 from jmgeo.db import connection
-from jmgeo.http import CallerDep, NameInPath, audit_or_503, envelope
+from jmgeo.http import CallerDep, NameInPath, audit_or_503, count_delivery, envelope
 from layers import changes
-from layers.policy import Caller
+from layers.policy import Access, Caller
 
 LOGGER = logging.getLogger(__name__)
 router = APIRouter(prefix="/exchange/feeds", tags=["exchange"])
@@ -85,17 +84,20 @@ def _csv_rows(feed: Feed, records: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield buf.getvalue()
 
 
-def _stream(caller: Caller, resource_name: str, feed_args: dict[str, Any], fmt: str,
-            counted: dict[str, Any]) -> Iterator[bytes]:
-    """The records, encoded, from one transaction; counts the delivery at the end."""
+def _stream(caller: Caller, access: Access, feed_args: dict[str, Any], fmt: str,
+            detail: str) -> Iterator[bytes]:
+    """The records, encoded, from one repeatable-read transaction; counts what was
+    delivered at the end — also when the client went away mid-stream."""
     rows = nbytes = 0
-    with connection() as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
+    complete = False
+    try:
+        with connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             feed = Feed.open(conn, **feed_args)
             records = feed.records(conn, wkt=(fmt == "csv"))
             if fmt == "csv":
                 chunks: Iterator[str] = _csv_rows(feed, records)
+                rows = -1  # the header line is no record
             else:
                 enc = _ndjson if fmt == "ndjson" else _geojsonseq
                 chunks = (enc(r) for r in records)
@@ -113,13 +115,10 @@ def _stream(caller: Caller, resource_name: str, feed_args: dict[str, Any], fmt: 
             if pending:
                 yield b"".join(pending)
                 nbytes += size
-        finally:
-            conn.execute("COMMIT")
-        if fmt == "csv":
-            rows -= 1  # the header
-        deliveries.record(conn, layer=resource_name, dept=caller.data_dept, mode="system",
-                          rows=rows, nbytes=nbytes, request_id=counted.get("request_id"),
-                          detail=counted.get("detail"))
+            complete = True
+    finally:
+        count_delivery(caller, access, "system", max(rows, 0), nbytes,
+                       detail if complete else f"{detail} (interrupted)")
 
 
 @router.get("/{name}", summary="full or incremental pull by key (系统对接：数据订阅拉取)")
@@ -157,9 +156,8 @@ def pull(request: Request, caller: CallerDep, resource: NameInPath,
     }
     # the stream reopens the same plan: the row fixes the current version it was told
     args = {"layer": row, "access": resource.access, "since": since, "fields": names}
-    counted = {"request_id": resource.access.request_id,
-               "detail": f"v{info['from_version']}→v{info['to_version']}"}
-    return StreamingResponse(_stream(caller, resource.name, args, format, counted),
+    detail = f"v{info['from_version']}→v{info['to_version']}"
+    return StreamingResponse(_stream(caller, resource.access, args, format, detail),
                              media_type=MEDIA[format], headers=headers)
 
 
