@@ -33,6 +33,7 @@ from layers.grants import add_grant
 
 PUBLIC = "http://platform.test"
 MAX_ATTEMPTS = 3
+MAX_CHANGES = 3  # a pushed change set holds at most this many records
 
 
 def verify(secret: str, headers, body: bytes, tolerance: int = 300) -> bool:
@@ -96,7 +97,8 @@ def worker(database_url: str) -> Iterator[subprocess.Popen]:
     env = dict(os.environ, DATABASE_URL=database_url, PYTHONPATH=str(REPO),
                JMGEO_PUBLIC_URL=PUBLIC, JMGEO_PUSH_DISPATCH_EVERY="1",
                JMGEO_PUSH_MAX_ATTEMPTS=str(MAX_ATTEMPTS), JMGEO_PUSH_RETRY_BASE="0.2",
-               JMGEO_PUSH_TIMEOUT="3", JMGEO_WORKER_POLL="0.2")
+               JMGEO_PUSH_TIMEOUT="3", JMGEO_WORKER_POLL="0.2",
+               JMGEO_PUSH_MAX_CHANGES=str(MAX_CHANGES))
     proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker"], env=env, cwd=REPO)
     yield proc
     proc.send_signal(signal.SIGTERM)
@@ -241,7 +243,10 @@ def test_a_failing_receiver_is_retried_then_dead_lettered_and_requeued(
     (d,) = log(api["owner"], sub["id"])
     assert d["attempts"] == MAX_ATTEMPTS + 1 and d["last_status"] == 204
     assert len(rx.received) == MAX_ATTEMPTS + 1
-    assert json.loads(rx.received[-1][1])["changes"]["count"] == 4
+    # four changes, three pushed: the rest is the pull link's
+    ch = json.loads(rx.received[-1][1])["changes"]
+    assert (ch["count"], ch["truncated"], len(ch["records"])) == (MAX_CHANGES, True, MAX_CHANGES)
+    assert ch["next"] == f"{PUBLIC}/exchange/feeds/{name}?since=1"
     again = api["owner"].post(path)
     assert again.status_code == 409 and "dead" in again.json()["description"]
 
@@ -264,6 +269,15 @@ def test_no_push_for_a_resource_the_department_may_not_see(api, db, worker, rece
     add_grant(db, layer=hidden, dept="hb", purpose="环保", approved_by="测试")
     time.sleep(1.5)
     assert [b["resource"] for b in rx.bodies()] == [seen]
+    # a rollback is pushed too, with its own (inverse) change set
+    registry.rollback(db, seen, 1)
+    back = _poll(lambda: [b for b in rx.bodies() if b["event"] == "rollback"])[0]
+    assert (back["resource"], back["from_version"], back["to_version"]) == (seen, 2, 1)
+    inverse = {"北街地块": "update", "白沙地块": "insert", "新会地块": "delete",
+               "台城地块": "update"}
+    got = {r["key"]: r["op"] for r in back["changes"]["records"]}
+    assert len(got) == MAX_CHANGES and got.items() <= inverse.items()  # 3 of the 4
+    assert back["changes"]["truncated"] is True
 
 
 def test_registration_refuses_what_could_never_be_delivered(api, db, receiver):
