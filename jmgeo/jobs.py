@@ -85,6 +85,7 @@ async def _work(concurrency: int, queues: list[str] | None) -> None:
         await app.run_worker_async(concurrency=concurrency, queues=queues,
                                    update_heartbeat_interval=s.worker_heartbeat,
                                    stalled_worker_timeout=s.worker_stalled_after,
+                                   fetch_job_polling_interval=s.worker_poll,
                                    install_signal_handlers=True)
 
 

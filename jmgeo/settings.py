@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     # after which its running jobs count as stalled and are run again by another worker
     worker_heartbeat: float = Field(default=10.0, gt=0)
     worker_stalled_after: float = Field(default=30.0, gt=0)
+    # seconds an idle worker waits before looking for jobs that became due (retries with
+    # a backoff wake no one: they are found by this poll) — procrastinate's default 5
+    worker_poll: float = Field(default=5.0, gt=0)
+
+    # webhook pushes (系统对接 subscriptions, exchange.push): the outbox is dispatched every
+    # JMGEO_PUSH_DISPATCH_EVERY seconds (1-59: a cron with seconds; 60 and more: whole
+    # minutes); a receiver gets JMGEO_PUSH_MAX_ATTEMPTS tries JMGEO_PUSH_RETRY_BASE *
+    # 2**n seconds apart, then the delivery is a dead letter; each POST waits
+    # JMGEO_PUSH_TIMEOUT seconds; a pushed change set carries at most
+    # JMGEO_PUSH_MAX_CHANGES records (beyond: ``truncated`` and the pull link)
+    push_dispatch_every: int = Field(default=10, ge=1, le=3600)
+    push_max_attempts: int = Field(default=8, ge=1, le=50)
+    push_retry_base: float = Field(default=30.0, gt=0)
+    push_timeout: float = Field(default=10.0, gt=0)
+    push_max_changes: int = Field(default=1000, ge=0)
 
     # online query (联机查询, /exchange/query): a token bucket per API key (per client
     # address for anonymous callers) — JMGEO_QUERY_RATE requests per second refill, up to

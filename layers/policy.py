@@ -330,3 +330,36 @@ def owns_export(caller: Caller, key_id: int | None, dept_code: str | None) -> bo
     department. An anonymous job (open data only) is anyone's who holds its random id,
     as the open download itself would be."""
     return caller.key_id == key_id and caller.data_dept == dept_code
+
+
+def may_subscribe(caller: Caller) -> bool:
+    """Register a webhook subscription (系统对接): a department's system, or the bureau as
+    its own department — pushes carry data *as that department* sees it. Anonymous
+    callers, the auditor and the platform subscribe to nothing."""
+    return may_file(caller)
+
+
+def sees_every_subscription(caller: Caller) -> bool:
+    """The bureau (it runs the pushes) and the auditor (it supervises them)."""
+    return caller.kind in ("admin", "auditor")
+
+
+def may_read_subscription(caller: Caller, dept_code: str | None) -> bool:
+    """See a subscription and its delivery log: the department it belongs to, the bureau
+    and the auditor (:func:`subscription_filter` is the same rule as SQL)."""
+    return sees_every_subscription(caller) or (
+        caller.is_department and caller.dept_code == dept_code)
+
+
+def subscription_filter(caller: Caller, dept: str = "d.code") -> SQLFilter:
+    """Which subscriptions the caller may list, over the owning department's code column."""
+    if sees_every_subscription(caller):
+        return SQLFilter("TRUE")
+    if caller.is_department:
+        return SQLFilter(f"{dept} = %s", (caller.dept_code,))
+    return SQLFilter("FALSE")
+
+
+def may_change_subscription(caller: Caller, dept_code: str | None) -> bool:
+    """Remove a subscription or requeue its dead letters: its department or the bureau."""
+    return caller.kind == "admin" or (caller.is_department and caller.dept_code == dept_code)

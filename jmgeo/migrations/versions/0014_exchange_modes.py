@@ -13,7 +13,8 @@ Create Date: 2026-12-01
   resources with a declared key. Incremental pull unions them since a version and
   compares the two versions' rows for exactly those keys (``layers.changes``).
 - ``subscription``: a department system's webhook (``url``), its HMAC secret and key id;
-  ``resources`` NULL = every resource it may see; ``with_changes``: push the change set.
+  ``resources`` NULL = every resource it may see; ``with_changes``: push the change set;
+  ``after_step``: the newest step at registration (only later steps are pushed).
 - ``push_delivery``: one notification of one step to one subscription — the delivery log
   and the dead-letter list (``status='dead'``); UNIQUE, so a repeated dispatch is harmless.
 - ``fep_receipt``: 回执 of the inbound drop-folder harvest: accepted or refused, with the
@@ -80,6 +81,8 @@ def upgrade() -> None:
         sa.Column("with_changes", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.Column("created_by", sa.Text),
+        # the last step that existed at registration: only later steps are pushed
+        sa.Column("after_step", sa.BigInteger, nullable=False, server_default="0"),
         _ts("created_at", False, NOW),
         sa.CheckConstraint("url ~ '^https?://'", name="ck_subscription_url"),
     )
@@ -99,7 +102,9 @@ def upgrade() -> None:
         _ts("attempted_at"),
         _ts("delivered_at"),
         sa.UniqueConstraint("subscription_id", "step_id", name="uq_push_delivery"),
-        sa.CheckConstraint("status IN ('pending', 'delivered', 'dead')",
+        # skipped: the department could not see the resource when the step was dispatched
+        # (recorded once, so it is not re-evaluated; never listed in the delivery log)
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'dead', 'skipped')",
                            name="ck_push_delivery_status"),
     )
     op.create_table(

@@ -1,0 +1,118 @@
+"""系统对接 subscriptions (issue 11 §2): webhook registration and the delivery log — the
+HTTP side of ``exchange.subscriptions`` (pushes themselves: ``exchange.push``).
+
+* ``POST /exchange/subscriptions`` {url, resources?, with_changes?} — a department (its
+  API key) registers a webhook; 201 with the HMAC ``secret`` (shown this once) and the
+  ``signing_key_id``. A URL that is not http(s), has no host or does not resolve, and a
+  resource that is unknown or not visible to the department (the same words) answer 422.
+* ``GET /exchange/subscriptions`` — the department's own (the bureau and the auditor: all).
+* ``GET /exchange/subscriptions/{id}``, ``DELETE /exchange/subscriptions/{id}`` (its
+  department or the bureau; kept inactive with its log).
+* ``GET /exchange/subscriptions/{id}/deliveries[?status=dead]`` — the delivery log and
+  the dead-letter list; ``POST …/deliveries/{did}/retry`` requeues a dead letter (202).
+
+Anonymous callers get 401 everywhere, the auditor 403 on every write; a subscription the
+caller may not read answers 404 exactly as one that does not exist. Routes are sync.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from exchange import subscriptions as subs
+from jmgeo.db import connection
+from jmgeo.errors import bilingual
+from jmgeo.exchange_api import MAX_ID
+from jmgeo.http import AUTH_CHALLENGE, CallerDep
+from layers.policy import Caller
+
+router = APIRouter(prefix="/exchange/subscriptions", tags=["exchange"])
+
+
+def _reader(caller: CallerDep) -> Caller:
+    if caller.kind == "anonymous":
+        raise HTTPException(401, bilingual("订阅需要部门凭据（API 密钥）",
+                                           "subscriptions need a department's credentials "
+                                           "(an API key)"), headers=AUTH_CHALLENGE)
+    return caller
+
+
+def _writer(caller: Annotated[Caller, Depends(_reader)]) -> Caller:
+    if caller.can_read_audit:
+        raise HTTPException(403, bilingual("审计员只读，不能订阅、取消或重投",
+                                           "the auditor role is read-only: it cannot "
+                                           "subscribe, remove or retry"))
+    return caller
+
+
+Reader = Annotated[Caller, Depends(_reader)]
+Writer = Annotated[Caller, Depends(_writer)]
+SubId = Annotated[int, Path(ge=1, le=MAX_ID, description="订阅编号 / subscription id")]
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="投递编号 / delivery id")]
+
+
+class NewSubscription(BaseModel):
+    """A webhook registration."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(..., max_length=subs.MAX_URL,
+                     description="the receiver, http(s)://host[:port]/path")
+    resources: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        None, max_length=subs.MAX_RESOURCES,
+        description="resource names; omit for every resource the department may see")
+    with_changes: bool = Field(False, description="push the change set, not only the "
+                               "notification")
+
+
+def _json(body, status: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(body), status_code=status,
+                        headers={"Cache-Control": "private, no-store"})
+
+
+@router.post("", summary="register a webhook (订阅推送)", status_code=201)
+def create(body: NewSubscription, caller: Writer) -> JSONResponse:
+    """The answer holds the HMAC secret — shown this once."""
+    with connection() as conn:
+        out = subs.register(conn, caller, url=body.url, resources=body.resources,
+                            with_changes=body.with_changes)
+    return _json(out, 201)
+
+
+@router.get("", summary="subscriptions (own; the bureau and the auditor: all)")
+def listing(caller: Reader) -> JSONResponse:
+    with connection() as conn:
+        rows = subs.list_subscriptions(conn, caller)
+    return _json({"subscriptions": rows, "numberReturned": len(rows)})
+
+
+@router.get("/{sid}", summary="one subscription")
+def one(sid: SubId, caller: Reader) -> JSONResponse:
+    with connection() as conn:
+        return _json(subs.get(conn, caller, sid))
+
+
+@router.delete("/{sid}", summary="remove a subscription (its department or the bureau)")
+def remove(sid: SubId, caller: Writer) -> JSONResponse:
+    with connection() as conn:
+        return _json(subs.remove(conn, caller, sid))
+
+
+@router.get("/{sid}/deliveries", summary="the delivery log (status=dead: dead letters)")
+def delivery_log(sid: SubId, caller: Reader,
+                 status: Literal["pending", "delivered", "dead"] | None = Query(None),
+                 limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
+    with connection() as conn:
+        rows = subs.deliveries(conn, caller, sid, status=status, limit=limit)
+    return _json({"deliveries": rows, "numberReturned": len(rows)})
+
+
+@router.post("/{sid}/deliveries/{did}/retry", summary="requeue a dead letter",
+             status_code=202)
+def retry(sid: SubId, did: DeliveryId, caller: Writer) -> JSONResponse:
+    with connection() as conn:
+        return _json(subs.requeue(conn, caller, sid, did), 202)
