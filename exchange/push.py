@@ -70,6 +70,20 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def verify(secret: str, timestamp: str, signature: str, body: bytes, *,
+           now: float | None = None, tolerance: int = 300) -> bool:
+    """What a receiver checks: the signature over the raw body, and a timestamp within
+    ``tolerance`` seconds (a replayed push is refused). The README shows the same ten
+    lines for a department's own receiver."""
+    import time
+
+    try:
+        age = abs((time.time() if now is None else now) - int(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance and hmac.compare_digest(signature, sign(secret, timestamp, body))
+
+
 def cron(every: int) -> str:
     """procrastinate's cron for a period in seconds: a 6th (seconds) field below a minute,
     whole minutes from 60 on."""

@@ -38,6 +38,7 @@ from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from jmgeo.query_api import QueryLimiter
 from jmgeo.query_api import router as query_router
+from jmgeo.subscriptions_api import receiver_router
 from jmgeo.subscriptions_api import router as subscriptions_router
 from jmgeo.upload_api import router as upload_router
 from spatial import regions
@@ -150,6 +151,7 @@ def create_app() -> FastAPI:
     app.include_router(query_router)
     app.include_router(feed_router)
     app.include_router(subscriptions_router)
+    app.include_router(receiver_router)
     app.include_router(downloads.router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app

@@ -364,3 +364,30 @@ def test_cli_add_list_deliveries(db, receiver, capsys):
     assert main(["subscription", "add", "ftp://x/y", "--as", "hb"]) == 2
     assert "http" in capsys.readouterr().err
     assert main(["subscription", "retry", str(out["id"]), "1", "--as-auditor"]) == 2
+
+
+def test_the_reference_receiver_verifies_real_pushes(api, db, worker, live_server):
+    """The platform's own receiver (the demo's subscription target): a push from the
+    worker verifies there and is delivered; a forged or stale one is refused."""
+    import httpx
+
+    name = resource(db, "unconditional", "table")
+    sub = subscribe(api["unrelated"], f"{live_server}/exchange/webhook-test", [name])
+    publish_version(db, name, changed(_v1()), kind="table")
+    done = _poll(lambda: log(api["unrelated"], sub["id"], status="delivered"))
+    assert done[0]["last_status"] == 200
+    body = b'{"event": "publish"}'
+    ts = str(int(time.time()))
+    good = "sha256=" + hmac.new(sub["secret"].encode(), ts.encode() + b"." + body,
+                                hashlib.sha256).hexdigest()
+    hdr = {"X-Jmgeo-Key-Id": sub["signing_key_id"], "X-Jmgeo-Timestamp": ts}
+    url = f"{live_server}/exchange/webhook-test"
+    ok = httpx.post(url, content=body, headers={**hdr, "X-Jmgeo-Signature": good})
+    assert ok.status_code == 200 and ok.json()["verified"] is True
+    forged = httpx.post(url, content=body + b" ", headers={**hdr, "X-Jmgeo-Signature": good})
+    stale = httpx.post(url, content=body, headers={
+        **hdr, "X-Jmgeo-Timestamp": str(int(ts) - 3600), "X-Jmgeo-Signature": good})
+    unknown = httpx.post(url, content=body, headers={
+        **hdr, "X-Jmgeo-Key-Id": "whk_nobody", "X-Jmgeo-Signature": good})
+    for r in (forged, stale, unknown):
+        assert r.status_code == 401 and " / " in r.json()["description"]
