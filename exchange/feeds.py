@@ -103,9 +103,17 @@ class Feed:
             old = AccessSQL(access, table_columns(conn, p.old_table), geom=geom)
         return cls(layer, access, p, key, new.table_columns[key], names, new, old)
 
-    def query(self, wkt: bool = False) -> tuple[sql.Composed, list[Any]]:
-        geometry = None if self.is_table else (
-            sql.SQL("ST_AsText(t.geom)") if wkt else sql.SQL("ST_AsGeoJSON(t.geom, 7)"))
+    def query(self, wkt: bool = False, *, raw_geometry: bool = False
+              ) -> tuple[sql.Composed, list[Any]]:
+        """The SELECT of this pull (``layers.changes.change_query``); the geometry as
+        GeoJSON text, WKT with ``wkt``, or the stored geometry itself with
+        ``raw_geometry`` (its text form is hex EWKB: lossless for a database copy)."""
+        if self.is_table:
+            geometry = None
+        elif raw_geometry:
+            geometry = sql.SQL("t.geom")
+        else:
+            geometry = sql.SQL("ST_AsText(t.geom)") if wkt else sql.SQL("ST_AsGeoJSON(t.geom, 7)")
         return changes.change_query(self.plan, self.key, self.key_type, self.old, self.new,
                                     self.names, geometry, self.layer["id"])
 

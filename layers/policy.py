@@ -317,3 +317,10 @@ def may_see_jobs(caller: Caller) -> bool:
     bureau runs the platform, the auditor supervises it; departments see their own
     results where each mode reports them, not the queue."""
     return caller.kind in ("admin", "auditor")
+
+
+def may_manage_copies(caller: Caller) -> bool:
+    """Register, list and sync front-end-processor copies (前置机 outbound): the bureau
+    runs the exchange's machines; the data in a copy is still exactly what the grant's
+    department may see (:func:`decide`), never the bureau's."""
+    return caller.kind == "admin"
