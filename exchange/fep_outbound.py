@@ -276,29 +276,24 @@ def _sync(conn: psycopg.Connection, copy: dict[str, Any], full: bool) -> dict[st
                              request={"copy": copy_id, "target": redact(copy["target_url"]),
                                       "table": f"{schema}.{table}", **info,
                                       "share_request": access.request_id})
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            if info["mode"] == "full":
                 vq, vparams = view.query(raw_geometry=True)
-                outs = [sql.Identifier("f", n) for n in view.names] + \
-                    ([] if view.is_table else [sql.Identifier("f", "__geometry")])
-                if info["mode"] == "full":
-                    query = _literal(conn, sql.SQL("SELECT {} FROM ({}) f").format(
-                        sql.SQL(", ").join(outs), vq), vparams)
-                    comment = (f"江门市空间数据平台前置机副本 / platform copy {copy_id}: "
-                               f"{grant['layer']} for {grant['dept']} (grant {grant['id']}); "
-                               "managed by the platform, do not edit")
-                    rows, nbytes = tgt.rebuild(conn, query, target, schema, table, shape,
-                                               comment, copy_id)
-                elif info["mode"] == "incremental":
-                    q, params = feed.query(raw_geometry=True)
-                    rows, nbytes = tgt.apply_changes(conn, _literal(conn, q, params), target,
-                                                     schema, table, shape)
-                view_count, view_hash = tgt.content(conn, sql.SQL("({}) f").format(vq), outs,
-                                                    vparams)
+                query = _literal(conn, sql.SQL("SELECT {} FROM ({}) f").format(
+                    sql.SQL(", ").join(_outputs(view)), vq), vparams)
+                comment = (f"江门市空间数据平台前置机副本 / platform copy {copy_id}: "
+                           f"{grant['layer']} for {grant['dept']} (grant {grant['id']}); "
+                           "managed by the platform, do not edit")
+                rows, nbytes = tgt.rebuild(conn, query, target, schema, table, shape,
+                                           comment, copy_id)
+            elif info["mode"] == "incremental":
+                q, params = feed.query(raw_geometry=True)
+                rows, nbytes = tgt.apply_changes(conn, _literal(conn, q, params), target,
+                                                 schema, table, shape)
+            # the counts and hash of the view come with the reconciliation, below
             tgt.write_meta(target, schema, table, copy_id=copy_id, resource=grant["layer"],
                            grant_id=grant["id"], version=feed.plan.to_version,
-                           status="synced", signature=shape.signature, row_count=view_count,
-                           content_hash=view_hash)
+                           status="synced", signature=shape.signature, row_count=None,
+                           content_hash=None)
         t1 = time.monotonic()
         info.update(rows=rows, bytes=nbytes, sync_seconds=round(t1 - t0, 3))
         if rows or nbytes:
@@ -306,17 +301,29 @@ def _sync(conn: psycopg.Connection, copy: dict[str, Any], full: bool) -> dict[st
                               rows=rows, nbytes=nbytes, request_id=access.request_id,
                               detail=f"copy {copy_id} {info['mode']} "
                                      f"v{info['from_version']}→v{info['to_version']}")
-        info.update(reconcile(conn, target, copy, shape, feed.plan.to_version, view_count,
-                              view_hash))
+        info.update(reconcile(conn, target, copy, view, shape))
         info["reconcile_seconds"] = round(time.monotonic() - t1, 3)
     return info
 
 
+def _outputs(view: Feed) -> list[sql.Composable]:
+    """The columns of a view's rows as the copy holds them (over the feed query ``f``)."""
+    return [sql.Identifier("f", n) for n in view.names] + \
+        ([] if view.is_table else [sql.Identifier("f", "__geometry")])
+
+
 def reconcile(conn: psycopg.Connection, target: psycopg.Connection, copy: dict[str, Any],
-              shape: Shape, version: int, view_count: int, view_hash: str) -> dict[str, Any]:
-    """Compare the copy as it is now with the granted view (count and hash, computed the
-    same way) and record the finding in ``fep_copy``."""
-    got = tgt.copy_content(target, copy["target_schema"], copy["target_table"], shape)
+              view: Feed, shape: Shape) -> dict[str, Any]:
+    """Compare the copy as it is now with the granted view of the version it holds
+    (``view``: its table never changes), count and hash computed the same way on both
+    sides; the view's figures go into the target's metadata row (the department can
+    check its copy against them), the finding into ``fep_copy``."""
+    vq, vparams = view.query(raw_geometry=True)
+    view_count, view_hash = tgt.content(conn, sql.SQL("({}) f").format(vq), _outputs(view),
+                                        vparams)
+    schema, table = copy["target_schema"], copy["target_table"]
+    tgt.write_meta(target, schema, table, row_count=view_count, content_hash=view_hash)
+    got = tgt.copy_content(target, schema, table, shape)
     count, digest = got if got is not None else (0, None)
     if got is not None and (count, digest) == (view_count, view_hash):
         status, detail = "in_sync", None
@@ -332,7 +339,7 @@ def reconcile(conn: psycopg.Connection, target: psycopg.Connection, copy: dict[s
         "UPDATE fep_copy SET synced_version = %s, synced_at = now(), row_count = %s, "
         "content_hash = %s, status = %s, detail = %s, last_error = NULL, "
         "reconciled_at = now() WHERE id = %s",
-        (version, count, digest, status, detail, copy["id"]))
+        (view.plan.to_version, count, digest, status, detail, copy["id"]))
     return {"status": status, "row_count": count, "content_hash": digest,
             "view_row_count": view_count, "view_hash": view_hash, "detail": detail}
 
