@@ -322,3 +322,22 @@ def test_a_killed_sync_leaves_the_old_state_and_the_next_run_completes_it(
     assert copy_state(db, copy_id)["status"] == "in_sync"
     assert meta(target, schema, table)["version"] == new_version
     assert copy_rows(target, schema, table) == view(gh, name) != before
+
+
+def test_an_unreachable_target_fails_the_sync_and_waits_its_interval(db, target):
+    name, grant = granted(db, "table")
+    copy_id, schema, table = register(db, target, grant, every_minutes=30)
+    fo.sync_copy(db, copy_id)
+    publish_version(db, name, changed(_v1()), kind="table")
+    assert copy_id in fo.due_copies(db)  # a newer version is waiting
+    db.execute("UPDATE fep_copy SET target_url = 'postgresql://jm:pw@127.0.0.1:1/gone' "
+               "WHERE id = %s", (copy_id,))
+    with pytest.raises(FepError, match="cannot reach the target database"):
+        fo.sync_copy(db, copy_id)
+    state = copy_state(db, copy_id)
+    assert state["status"] == "failed" and "127.0.0.1:1" in state["last_error"]
+    assert "pw" not in state["last_error"]
+    assert copy_id not in fo.due_copies(db)  # a failing target waits its 30 minutes
+    db.execute("UPDATE fep_copy SET target_url = %s WHERE id = %s", (target, copy_id))
+    info = fo.sync_copy(db, copy_id)  # after a failure: rebuilt in full, whatever failed
+    assert info["mode"] == "full" and info["status"] == "in_sync"
