@@ -103,8 +103,13 @@ class Feed:
             old = AccessSQL(access, table_columns(conn, p.old_table), geom=geom, alias="o")
         return cls(layer, access, p, key, new.table_columns[key], names, new, old)
 
-    def query(self, wkt: bool = False) -> tuple[sql.Composed, list[Any]]:
-        geometry = None if self.is_table else ("wkt" if wkt else "geojson")
+    def query(self, wkt: bool = False, *, raw_geometry: bool = False
+              ) -> tuple[sql.Composed, list[Any]]:
+        """The SELECT of this pull (``layers.changes.change_query``); the geometry as
+        GeoJSON text, WKT with ``wkt``, or the stored geometry itself with
+        ``raw_geometry`` (its text form is hex EWKB: lossless for a database copy)."""
+        geometry = None if self.is_table else (
+            "raw" if raw_geometry else "wkt" if wkt else "geojson")
         return changes.change_query(self.plan, self.key, self.key_type, self.old, self.new,
                                     self.names, geometry, self.layer["id"])
 

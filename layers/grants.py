@@ -41,15 +41,18 @@ def _q(conn, query, params=None):
     return conn.cursor(row_factory=dict_row).execute(query, params)
 
 
+# THE rule of a live grant, as SQL over ``layer_grant g`` (list_grants' status 'live')
+LIVE_SQL = ("g.revoked_at IS NULL AND g.valid_from <= now() "
+            "AND (g.valid_to IS NULL OR g.valid_to > now())")
+
+
 def live_grants(conn, dept_code: str | None, layer: str | None = None) -> list[dict[str, Any]]:
     """The department's live grants (not revoked, now within their period)."""
     if not dept_code:
         return []
     query = ("SELECT g.id, l.name AS layer, g.fields, g.regions, g.purpose, g.valid_from, "
              "g.valid_to, g.request_id FROM layer_grant g JOIN layer l ON l.id = g.layer_id "
-             "JOIN department d ON d.id = g.dept_id WHERE d.code = %s "
-             "AND g.revoked_at IS NULL AND g.valid_from <= now() "
-             "AND (g.valid_to IS NULL OR g.valid_to > now())")
+             "JOIN department d ON d.id = g.dept_id WHERE d.code = %s AND " + LIVE_SQL)
     params: list[Any] = [dept_code]
     if layer is not None:
         query += " AND l.name = %s"
@@ -190,8 +193,10 @@ def revoke_grant(conn, grant_id: int, by: str | None = None) -> dict[str, Any]:
     return row
 
 
-def list_grants(conn, layer: str | None = None, dept: str | None = None) -> list[dict[str, Any]]:
-    """Every grant (newest first) with its status: live, future, expired or revoked."""
+def list_grants(conn, layer: str | None = None, dept: str | None = None,
+                grant_id: int | None = None) -> list[dict[str, Any]]:
+    """Every grant (newest first) with its status: live, future, expired or revoked
+    (``grant_id``: that one grant, if it exists)."""
     query = ("SELECT g.id, l.name AS layer, d.code AS dept, g.purpose, g.fields, g.regions, "
              "g.valid_from, g.valid_to, g.approved_by, g.notes, g.created_at, g.revoked_at, "
              "g.source, g.request_id, CASE WHEN g.revoked_at IS NOT NULL THEN 'revoked' "
@@ -207,4 +212,7 @@ def list_grants(conn, layer: str | None = None, dept: str | None = None) -> list
     if dept:
         query += " AND d.code = %s"
         params.append(dept)
+    if grant_id is not None:
+        query += " AND g.id = %s"
+        params.append(grant_id)
     return _q(conn, query + " ORDER BY g.id DESC", params).fetchall()

@@ -363,3 +363,10 @@ def subscription_filter(caller: Caller, dept: str = "d.code") -> SQLFilter:
 def may_change_subscription(caller: Caller, dept_code: str | None) -> bool:
     """Remove a subscription or requeue its dead letters: its department or the bureau."""
     return caller.kind == "admin" or (caller.is_department and caller.dept_code == dept_code)
+
+
+def may_manage_copies(caller: Caller) -> bool:
+    """Register, list and sync front-end-processor copies (前置机 outbound): the bureau
+    runs the exchange's machines; the data in a copy is still exactly what the grant's
+    department may see (:func:`decide`), never the bureau's."""
+    return caller.kind == "admin"

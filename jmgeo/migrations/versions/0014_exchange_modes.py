@@ -20,7 +20,9 @@ Create Date: 2026-12-01
 - ``fep_receipt``: 回执 of the inbound drop-folder harvest: accepted or refused, with the
   quality report, per file.
 - ``fep_copy``: an outbound front-end-processor copy of a grant's view in a
-  department-side database: where, which version it holds, the last reconciliation.
+  department-side database: where, which version it holds, the last reconciliation
+  (``status`` new | in_sync | drift | failed | revoked; ``detail`` says what drifted).
+  The copy's own truth is the metadata row in the target (``<schema>._jmgeo_sync``).
 - ``export_job``: a large batch download run as a job: progress, the file, its expiry.
 - ``exchange_delivery``: every delivery in every mode (resource, department, mode, rows,
   bytes, share request) — what supervision counts.
@@ -124,7 +126,8 @@ def upgrade() -> None:
     op.create_table(
         "fep_copy",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("grant_id", sa.Integer, sa.ForeignKey("layer_grant.id"), nullable=False),
+        sa.Column("grant_id", sa.Integer, sa.ForeignKey("layer_grant.id", ondelete="CASCADE"),
+                  nullable=False),
         sa.Column("target_url", sa.Text, nullable=False),
         sa.Column("target_schema", sa.Text, nullable=False),
         sa.Column("target_table", sa.Text, nullable=False),
@@ -135,10 +138,17 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.Text),
         sa.Column("status", sa.Text, nullable=False, server_default="new"),
         sa.Column("last_error", sa.Text),
+        # the last reconciliation's finding (drift: which counts or hashes differ) and when
+        sa.Column("detail", sa.Text),
+        _ts("reconciled_at"),
+        _ts("attempted_at"),  # the last sync's start (a failing target waits every_minutes)
+        sa.Column("created_by", sa.Text),
         _ts("created_at", False, NOW),
         sa.UniqueConstraint("target_url", "target_schema", "target_table",
                             name="uq_fep_copy_target"),
         sa.CheckConstraint("every_minutes > 0", name="ck_fep_copy_every"),
+        sa.CheckConstraint("status IN ('new', 'in_sync', 'drift', 'failed', 'revoked')",
+                           name="ck_fep_copy_status"),
     )
     op.create_table(
         "export_job",
