@@ -22,6 +22,7 @@ from jmgeo.audit_api import audit_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.exchange_api import router as exchange_router
+from jmgeo.fep_api import router as fep_router
 from jmgeo.http import (
     UNAVAILABLE,
     AuthMiddleware,
@@ -143,6 +144,7 @@ def create_app() -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(jobs_router)
     app.include_router(exchange_router)
+    app.include_router(fep_router)
     app.include_router(query_router)
     app.include_router(downloads.router)
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))

@@ -125,6 +125,7 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
             __import__("loaders.cli", fromlist=["register_cli"]).register_cli,
             __import__("catalog.cli", fromlist=["register_cli"]).register_cli,
             __import__("exchange.cli", fromlist=["register_cli"]).register_cli,
+            __import__("exchange.fep_cli", fromlist=["register_cli"]).register_cli,
             jobs.register_cli]
 
 

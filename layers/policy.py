@@ -317,3 +317,20 @@ def may_see_jobs(caller: Caller) -> bool:
     bureau runs the platform, the auditor supervises it; departments see their own
     results where each mode reports them, not the queue."""
     return caller.kind in ("admin", "auditor")
+
+
+def sees_every_receipt(caller: Caller) -> bool:
+    """Front-end-processor receipts (回执) of every department: the bureau runs the
+    exchange, the auditor supervises it, the platform writes them."""
+    return caller.kind in ("admin", "auditor", "system")
+
+
+def receipt_filter(caller: Caller, *, dept: str = "dept_code") -> SQLFilter:
+    """Which drop-folder receipts the caller may read, as SQL over the receipt's
+    department-code column: a department its own (the receipts of the files it handed
+    in), the bureau, the auditor and the platform all, anonymous none."""
+    if sees_every_receipt(caller):
+        return SQLFilter("TRUE")
+    if caller.is_department:
+        return SQLFilter(f"{dept} = %s", (caller.dept_code,))
+    return SQLFilter("FALSE")
