@@ -114,7 +114,7 @@ def drops_in(folder: Path, dept: str, resource: str) -> list[Drop]:
     shp: dict[str, list[Path]] = {}
     out: list[Drop] = []
     for p in sorted(folder.iterdir()):
-        if _waiting(p) or (p.is_dir() and p.name in ARCHIVES):
+        if _waiting(p) or p.name in ARCHIVES:
             continue
         if p.is_dir():
             if p.suffix.lower() == ".gdb":
