@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from jmgeo.errors import UserError
@@ -63,7 +63,7 @@ SHP_PARTS = {".shp", ".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".q
 # the primary part of a Shapefile drop, in order of preference (the loader names what is
 # missing when the .shp itself is not there)
 SHP_PRIMARY = (".shp", ".dbf", ".shx")
-LOCK_KEY = 0x6A6D_6665_7069_6E00 - (1 << 63)  # "jmfepin": one harvest at a time
+LOCK_KEY = 0x6A6D_6665_7069_6E00  # "jmfepin\0": one harvest at a time (session advisory lock)
 STATUSES = ("accepted", "refused")
 
 
@@ -170,13 +170,18 @@ def file_hash(parts: list[Path]) -> str:
 
 
 # -- the checks before a load -------------------------------------------------------
+def _one(conn: psycopg.Connection, query: str, params: tuple) -> tuple | None:
+    """One row as a tuple, whatever the connection's row factory."""
+    return conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
+
+
 def _refusal(code: str, zh: str, en: str, drop: Drop, fix_zh: str, fix_en: str) -> LoaderError:
     return LoaderError(code, zh, en, file=drop.display, fix_zh=fix_zh, fix_en=fix_en)
 
 
 def check_folder(conn: psycopg.Connection, drop: Drop) -> tuple[dict | None, LoaderError | None]:
     """The resource's registry row, or why this folder cannot take the drop."""
-    dept = conn.execute("SELECT 1 FROM department WHERE code = %s", (drop.dept,)).fetchone()
+    dept = _one(conn, "SELECT 1 FROM department WHERE code = %s", (drop.dept,))
     if dept is None:
         return None, _refusal(
             "fep_no_department", f"目录 {drop.dept} 不是已登记的部门代码",
@@ -215,9 +220,8 @@ def load_options(conn: psycopg.Connection, layer: dict[str, Any], loaded_by: str
     title, sensitive fields), with ``skip_unchanged`` on."""
     from loaders.pipeline import LoadOptions
 
-    row = conn.execute(
-        "SELECT report->'options' FROM layer_version WHERE layer_id = %s AND version = %s",
-        (layer["id"], layer["current_version"])).fetchone()
+    row = _one(conn, "SELECT report->'options' FROM layer_version WHERE layer_id = %s AND "
+               "version = %s", (layer["id"], layer["current_version"]))
     last = (row[0] if row else None) or {}
     known = {f.name for f in fields(LoadOptions)} - {"dry_run", "loaded_by", "skip_unchanged"}
     opts = {k: v for k, v in last.items() if k in known}
@@ -235,17 +239,17 @@ def load_options(conn: psycopg.Connection, layer: dict[str, Any], loaded_by: str
 
 def _published_by(conn: psycopg.Connection, layer: dict, token: str) -> int | None:
     """A version this very drop published in a harvest killed before its receipt."""
-    row = conn.execute(
+    row = _one(conn,
         "SELECT v.version FROM layer_version v WHERE v.layer_id = %s AND v.loaded_by = %s "
         "AND NOT EXISTS (SELECT 1 FROM fep_receipt r WHERE r.resource = %s AND "
         "r.version = v.version AND r.status = 'accepted') ORDER BY v.version DESC LIMIT 1",
-        (layer["id"], token, layer["name"])).fetchone()
+        (layer["id"], token, layer["name"]))
     return row[0] if row else None
 
 
 def _version_report(conn: psycopg.Connection, layer: dict, version: int) -> dict[str, Any]:
-    row = conn.execute("SELECT report FROM layer_version WHERE layer_id = %s AND version = %s",
-                       (layer["id"], version)).fetchone()
+    row = _one(conn, "SELECT report FROM layer_version WHERE layer_id = %s AND version = %s",
+               (layer["id"], version))
     return dict(row[0] or {}) if row else {}
 
 
@@ -348,12 +352,12 @@ def process(conn: psycopg.Connection, drop: Drop, dsn: str) -> dict[str, Any]:
                     primary_hash=file_hash([drop.primary]),
                     archived_as=f"{status}/{_stamp()}_{drop.name}",
                     at=datetime.now(UTC).isoformat(timespec="seconds"))
-        rid = conn.execute(
+        rid = _one(conn,
             "INSERT INTO fep_receipt (dept_id, dept_code, resource, file_name, content_hash, "
             "status, version, message, report, archived_as) VALUES ((SELECT id FROM department "
             "WHERE code = %s), %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (drop.dept, drop.dept, drop.resource, drop.name, digest, status, body["version"],
-             body["message"], Jsonb(body), body["archived_as"])).fetchone()[0]
+             body["message"], Jsonb(body), body["archived_as"]))[0]
         body["receipt"] = rid
         conn.execute("UPDATE fep_receipt SET report = %s WHERE id = %s", (Jsonb(body), rid))
     _archive(drop, body)
@@ -380,7 +384,8 @@ def harvest(root: Path | None = None, settle: float | None = None,
             for drop in scan(root, settle):
                 try:
                     out["receipts"].append(process(conn, drop, dsn))
-                except (OSError, psycopg.Error) as exc:
+                except Exception as exc:  # noqa: BLE001 - the platform's fault, not the file's:
+                    # the drop stays for the next run; the others are answered meanwhile
                     log.exception("drop %s not answered", drop.display)
                     out["errors"].append({"file": drop.display, "error": f"{type(exc).__name__}:"
                                                                           f" {exc}"})
