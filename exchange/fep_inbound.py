@@ -340,7 +340,7 @@ def process(conn: psycopg.Connection, drop: Drop, dsn: str) -> dict[str, Any]:
         conn.execute("UPDATE fep_receipt SET finished_at = now() WHERE id = %s", (row["id"],))
         row = None
     if row is not None and row["report"].get("primary_hash") == file_hash([drop.primary]):
-        body = row["report"]  # case 3: a receipt recorded, its move interrupted
+        body = {**row["report"], "receipt": row["id"]}  # case 3: recorded, move interrupted
     else:
         if row is not None:  # replaced since: that receipt's file is gone, close it
             conn.execute("UPDATE fep_receipt SET finished_at = now() WHERE id = %s",
@@ -352,14 +352,16 @@ def process(conn: psycopg.Connection, drop: Drop, dsn: str) -> dict[str, Any]:
                     primary_hash=file_hash([drop.primary]),
                     archived_as=f"{status}/{_stamp()}_{drop.name}",
                     at=datetime.now(UTC).isoformat(timespec="seconds"))
-        rid = _one(conn,
-            "INSERT INTO fep_receipt (dept_id, dept_code, resource, file_name, content_hash, "
-            "status, version, message, report, archived_as) VALUES ((SELECT id FROM department "
-            "WHERE code = %s), %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (drop.dept, drop.dept, drop.resource, drop.name, digest, status, body["version"],
-             body["message"], Jsonb(body), body["archived_as"]))[0]
-        body["receipt"] = rid
-        conn.execute("UPDATE fep_receipt SET report = %s WHERE id = %s", (Jsonb(body), rid))
+        with conn.transaction():
+            rid = _one(conn,
+                "INSERT INTO fep_receipt (dept_id, dept_code, resource, file_name, "
+                "content_hash, status, version, message, report, archived_as) VALUES ((SELECT "
+                "id FROM department WHERE code = %s), %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING id", (drop.dept, drop.dept, drop.resource, drop.name, digest, status,
+                                 body["version"], body["message"], Jsonb(body),
+                                 body["archived_as"]))[0]
+            body["receipt"] = rid
+            conn.execute("UPDATE fep_receipt SET report = %s WHERE id = %s", (Jsonb(body), rid))
     _archive(drop, body)
     conn.execute("UPDATE fep_receipt SET finished_at = now() WHERE id = %s", (body["receipt"],))
     return body

@@ -141,7 +141,7 @@ def test_a_worker_harvests_a_dropped_file_and_publishes_it(dsn, tmp_path, worker
     _csv(folder / "2026-11.csv", [*ROWS[:2], ("A003", "丙企业（更名）", "13800000003"),
                                   ("A004", "丁企业", "13800000004")])
     job = harvest_inbox_job.configure(queueing_lock=None).defer()
-    worker(root)
+    proc = worker(root)
     got = _poll(lambda: [r for r in receipts(dsn, name) if r["finished_at"]])
     assert len(got) == 1 and got[0]["status"] == "accepted", got
     assert got[0]["version"] == 2 and state(dsn, name) == (2, 2)
@@ -169,6 +169,8 @@ def test_a_worker_harvests_a_dropped_file_and_publishes_it(dsn, tmp_path, worker
     kept = archived(folder, "accepted")
     assert kept == [Path(r["archived_as"]).name, Path(r["archived_as"]).name + ".receipt.json"]
     assert kept[0].endswith("_2026-11.csv")
+    proc.send_signal(signal.SIGTERM)  # its next periodic harvest would race the CLI's
+    proc.wait(timeout=30)
     # the same content again: accepted, no new version (the loader's content hash)
     _csv(folder / "again.csv", [*ROWS[:2], ("A003", "丙企业（更名）", "13800000003"),
                                 ("A004", "丁企业", "13800000004")])
@@ -354,3 +356,8 @@ def test_receipts_api_a_department_its_own_the_bureau_and_auditor_all(dsn, tmp_p
     assert r.status_code == 422
     out = fep(dsn, root, "receipts", "--dept", "gh")
     assert theirs in out.stdout and mine not in out.stdout
+    # every published resource gets its drop folder under its owner
+    out = fep(dsn, tmp_path / "fresh", "folders")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "fresh" / "gtzy" / mine).is_dir()
+    assert (tmp_path / "fresh" / "gh" / theirs).is_dir()
