@@ -110,10 +110,3 @@ def add_commands(fsub: argparse._SubParsersAction) -> None:
     s.add_argument("--full", action="store_true", help="rebuild in full")
     s.add_argument("--queue", action="store_true", help="queue it for a worker instead")
     s.set_defaults(func=_sync)
-
-
-def register_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fep", help="前置机 / front-end processors (outbound copies)",
-                       description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_commands(p.add_subparsers(dest="fep_cmd", required=True))

@@ -24,6 +24,7 @@ from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.deliveries_api import router as deliveries_router
 from jmgeo.exchange_api import router as exchange_router
 from jmgeo.feed_api import router as feed_router
+from jmgeo.fep_api import router as fep_router
 from jmgeo.http import (
     UNAVAILABLE,
     AuthMiddleware,
@@ -148,6 +149,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(deliveries_router)
     app.include_router(exchange_router)
+    app.include_router(fep_router)
     app.include_router(query_router)
     app.include_router(feed_router)
     app.include_router(subscriptions_router)

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     push_timeout: float = Field(default=10.0, gt=0)
     push_max_changes: int = Field(default=1000, ge=0)
 
+    # 前置机 inbound (exchange.fep_inbound): the drop folders' root, ``<root>/<dept>/<resource>/``
+    # (default var/fep/inbox), and how long a file must lie unchanged (mtime) before it is
+    # harvested, so a file still being copied is never loaded half — JMGEO_FEP_INBOX,
+    # JMGEO_FEP_SETTLE_SECONDS
+    fep_inbox: Path | None = None
+    fep_settle_seconds: float = Field(default=10.0, ge=0)
+
     # online query (联机查询, /exchange/query): a token bucket per API key (per client
     # address for anonymous callers) — JMGEO_QUERY_RATE requests per second refill, up to
     # JMGEO_QUERY_BURST at once. Kept in each server process: with N uvicorn workers a key
@@ -108,6 +115,10 @@ class Settings(BaseSettings):
     @property
     def exports_path(self) -> Path:
         return self.export_dir or self.var_dir / "exports"
+
+    @property
+    def fep_inbox_root(self) -> Path:
+        return self.fep_inbox or self.var_dir / "fep" / "inbox"
 
     @property
     def local_url_file(self) -> Path:

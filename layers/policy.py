@@ -360,6 +360,23 @@ def subscription_filter(caller: Caller, dept: str = "d.code") -> SQLFilter:
     return SQLFilter("FALSE")
 
 
+def sees_every_receipt(caller: Caller) -> bool:
+    """Front-end-processor receipts (回执) of every department: the bureau runs the
+    exchange, the auditor supervises it, the platform writes them."""
+    return caller.kind in ("admin", "auditor", "system")
+
+
+def receipt_filter(caller: Caller, *, dept: str = "dept_code") -> SQLFilter:
+    """Which drop-folder receipts the caller may read, as SQL over the receipt's
+    department-code column: a department its own (the receipts of the files it handed
+    in), the bureau, the auditor and the platform all, anonymous none."""
+    if sees_every_receipt(caller):
+        return SQLFilter("TRUE")
+    if caller.is_department:
+        return SQLFilter(f"{dept} = %s", (caller.dept_code,))
+    return SQLFilter("FALSE")
+
+
 def may_change_subscription(caller: Caller, dept_code: str | None) -> bool:
     """Remove a subscription or requeue its dead letters: its department or the bureau."""
     return caller.kind == "admin" or (caller.is_department and caller.dept_code == dept_code)

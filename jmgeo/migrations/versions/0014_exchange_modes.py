@@ -18,7 +18,7 @@ Create Date: 2026-12-01
 - ``push_delivery``: one notification of one step to one subscription — the delivery log
   and the dead-letter list (``status='dead'``); UNIQUE, so a repeated dispatch is harmless.
 - ``fep_receipt``: 回执 of the inbound drop-folder harvest: accepted or refused, with the
-  quality report, per file.
+  quality report, per file; ``finished_at`` NULL = the file's move was interrupted.
 - ``fep_copy``: an outbound front-end-processor copy of a grant's view in a
   department-side database: where, which version it holds, the last reconciliation
   (``status`` new | in_sync | drift | failed | revoked; ``detail`` says what drifted).
@@ -112,7 +112,9 @@ def upgrade() -> None:
     op.create_table(
         "fep_receipt",
         sa.Column("id", sa.BigInteger, primary_key=True),
-        sa.Column("dept_id", sa.Integer, sa.ForeignKey("department.id"), nullable=False),
+        # NULL: the folder names no registered department (dept_code holds its name)
+        sa.Column("dept_id", sa.Integer, sa.ForeignKey("department.id")),
+        sa.Column("dept_code", sa.Text, nullable=False),
         sa.Column("resource", sa.Text, nullable=False),
         sa.Column("file_name", sa.Text, nullable=False),
         sa.Column("content_hash", sa.Text),
@@ -121,8 +123,13 @@ def upgrade() -> None:
         sa.Column("message", sa.Text),
         sa.Column("report", JSONB),
         _ts("at", False, NOW),
+        # where the file goes (accepted/… or refused/…), and when it got there: a receipt
+        # without finished_at is a harvest killed mid-move, completed by the next run
+        sa.Column("archived_as", sa.Text),
+        _ts("finished_at"),
         sa.CheckConstraint("status IN ('accepted', 'refused')", name="ck_fep_receipt_status"),
     )
+    op.create_index("ix_fep_receipt_dept", "fep_receipt", ["dept_code", "id"])
     op.create_table(
         "fep_copy",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -194,6 +201,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_exchange_delivery_at", table_name="exchange_delivery")
+    op.drop_index("ix_fep_receipt_dept", table_name="fep_receipt")
     for table in ("exchange_delivery", "export_job", "fep_copy", "fep_receipt",
                   "push_delivery", "subscription", "layer_change"):
         op.drop_table(table)
