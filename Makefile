@@ -33,7 +33,7 @@ db: venv
 	$(JMGEO) db upgrade
 
 demo: db
-	$(JMGEO) demo load
+	JMGEO_HOST=$(HOST) JMGEO_PORT=$(PORT) $(JMGEO) demo load
 
 run: demo
 	$(JMGEO) serve --worker --host $(HOST) --port $(PORT)

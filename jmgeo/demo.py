@@ -18,6 +18,7 @@ from jmgeo.settings import database_url
 def load_demo(dsn: str | None = None, log=print) -> None:
     from catalog.demo import load_demo_catalog
     from exchange.demo import load_demo_requests
+    from exchange.demo_modes import load_demo_modes
     from layers.departments import ensure_departments
     from layers.identity import ensure_demo_identities
     from loaders.demo import load_demo_layers
@@ -35,6 +36,7 @@ def load_demo(dsn: str | None = None, log=print) -> None:
     log(f"demo keys (demo only, try the access matrix by hand): {keys.get('file')}")
     load_demo_catalog(dsn, log=log)
     load_demo_requests(dsn, log=log)
+    load_demo_modes(dsn, log=log)
     log(f"demo ready in {time.monotonic() - t0:.1f} s")
 
 

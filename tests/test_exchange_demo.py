@@ -61,3 +61,54 @@ def test_demo_requests_in_every_state(demo_db, tmp_path):
         assert policy.access_for(conn, hb, "land_parcels") is None
         access = policy.access_for(conn, sw, "land_parcels")[1]
         assert access.request_id is not None and access.regions == ("440705",)
+
+
+def test_demo_exchange_modes_work_and_are_idempotent(demo_db, tmp_path, monkeypatch,
+                                                     fresh_settings):
+    """The demo's subscription, drop-folder file and fep copy — then what the worker does
+    with them: the harvest publishes the December 企业名录 (a receipt beside it), the
+    dispatch makes a push delivery for gh, the copy syncs in sync."""
+    from exchange import fep_inbound, fep_outbound, push
+    from exchange.demo_modes import DROP_NAME, FEP_SCHEMA, load_demo_modes
+
+    inbox = tmp_path / "inbox"
+    monkeypatch.setenv("JMGEO_FEP_INBOX", str(inbox))
+    fresh_settings()
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM layer WHERE name = 'enterprises'").fetchone():
+            ensure_departments(conn, DEMO_DEPARTMENTS + DEMO_EXTRA_DEPARTMENTS)
+            load_demo_layers(demo_db, log=lambda *_: None, out=tmp_path / "demo")
+            ensure_demo_identities(conn)
+            load_demo_requests(demo_db, log=lambda *_: None)
+    said: list[str] = []
+    load_demo_modes(demo_db, log=said.append)
+    drop = inbox / "scjg" / "enterprises" / DROP_NAME
+    assert drop.exists() and any("webhook-test" in s for s in said), said
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        sub = conn.execute("SELECT s.id, s.with_changes, s.resources FROM subscription s "
+                           "JOIN department d ON d.id = s.dept_id WHERE d.code = 'gh'"
+                           ).fetchall()
+        assert [(w, sorted(r)) for _, w, r in sub] == [(True, ["enterprises", "land_parcels"])]
+        copy_id, mode = conn.execute(
+            "SELECT c.id, q.mode FROM fep_copy c JOIN layer_grant g ON g.id = c.grant_id "
+            "JOIN share_request q ON q.id = g.request_id WHERE c.target_schema = %s",
+            (FEP_SCHEMA,)).fetchone()
+        assert mode == "fep"
+        before = conn.execute("SELECT current_version FROM layer WHERE name = 'enterprises'"
+                              ).fetchone()[0]
+    # what the worker does
+    result = fep_inbound.harvest(root=inbox, settle=0, dsn=demo_db)
+    assert [r["status"] for r in result["receipts"]] == ["accepted"], result
+    assert list((inbox / "scjg" / "enterprises" / "accepted").glob("*.receipt.json"))
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        now = conn.execute("SELECT current_version FROM layer WHERE name = 'enterprises'"
+                           ).fetchone()[0]
+        assert now == before + 1
+        assert push.dispatch(conn), "the harvest's publish makes a delivery for gh"
+        synced = fep_outbound.sync_copy(conn, copy_id)
+        assert synced["status"] == "in_sync" and synced["row_count"] > 0
+    # a second demo load adds nothing: the drop is not made again once harvested
+    said.clear()
+    load_demo_modes(demo_db, log=said.append)
+    assert not drop.exists()
+    assert all("present" in s or "already harvested" in s for s in said), said
