@@ -95,6 +95,11 @@ def run_worker(concurrency: int = 1, queues: list[str] | None = None,
     for module in imports or []:
         importlib.import_module(module)  # extra task modules (plug-ins, tests)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from jmgeo.settings import get_settings
+
+    if not get_settings().debug:  # the queue's own lines (every job start and end, every
+        # 10 s for the push dispatch) drown what the jobs say; failures still show
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
     asyncio.run(_work(concurrency, queues))
 
 
