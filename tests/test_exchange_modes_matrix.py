@@ -155,16 +155,18 @@ class Case:
         assert r.status_code == 201, r.text
         return r.json()["id"], layer
 
-    def dead_letter(self, sid: int, layer: str) -> int:
-        """A dead delivery of the resource's publish step to subscription ``sid``."""
+    def dead_letter(self, sid: int, layer: str, status: str = "dead") -> int:
+        """A dead delivery of the resource's publish step to subscription ``sid`` (or
+        one of another ``status``)."""
         step = self.db.execute("SELECT st.id FROM layer_step st JOIN layer l ON "
                                "l.id = st.layer_id WHERE l.name = %s ORDER BY st.id DESC "
                                "LIMIT 1", (layer,)).fetchone()
         assert step is not None, "publish writes a layer_step row"
         did = self.db.execute(
             "INSERT INTO push_delivery (subscription_id, step_id, status, attempts, "
-            "last_status, last_error, attempted_at) VALUES (%s, %s, 'dead', 5, 500, "
-            "'HTTP 500 from the receiver', now()) RETURNING id", (sid, step[0])).fetchone()[0]
+            "last_status, last_error, attempted_at) VALUES (%s, %s, %s, 5, 500, "
+            "'HTTP 500 from the receiver', now()) RETURNING id",
+            (sid, step[0], status)).fetchone()[0]
         self.made["deliveries"].append(did)
         return did
 
@@ -295,6 +297,9 @@ def act_sub_delete(c: Case):
 def act_sub_deliveries(c: Case):
     sid, layer = c.subscribed()
     did = c.dead_letter(sid, layer)
+    # a step of a resource gh may not see was recorded 'skipped': never listed, never named
+    hidden = fresh_resource(c.db, "conditional", "mk")
+    c.dead_letter(sid, hidden, "skipped")
 
     def send(i, **params):
         return c.me.get(f"/exchange/subscriptions/{i}/deliveries", **params)
@@ -306,6 +311,7 @@ def act_sub_deliveries(c: Case):
             rows = r.json()["deliveries"]
             assert [(x["id"], x["subscription"], x["resource"], x["status"]) for x in rows] \
                 == [(did, sid, layer, "dead")]
+            assert hidden not in r.text
         else:
             c.like_missing(sid, MISSING, lambda i, p=params: send(i, **p))
 
@@ -324,7 +330,8 @@ def act_sub_retry(c: Case):
         assert c.sub_state(sid) == before, (c.caller, "the dead letter stays dead")
         if r.status_code in (401, 404):
             c.like_missing(sid, MISSING, send)
-            c.like_missing(did, MISSING, lambda d: send(sid, d))
+            # whatever the delivery id, the same answer (it names only the subscription)
+            assert send(sid, MISSING).text == r.text
         return
     assert r.json()["id"] == did and r.json()["status"] == "pending"
     status = c.db.execute("SELECT status FROM push_delivery WHERE id = %s", (did,)).fetchone()
