@@ -83,6 +83,9 @@ class Api:
                                           "Content-Type": "application/json"},
             content=json.dumps(body if body is not None else {}, default=str)))
 
+    def delete(self, path: str):
+        return self._check(self.client.delete(path, headers=self.who.headers))
+
     def file(self, resource: str, **fields):
         body = {"resource": resource, "purpose": "国土空间规划编制", "basis": "《城乡规划法》第十四条",
                 "mode": "download", "contact": "规划科 0750-0000000", **fields}
