@@ -291,17 +291,34 @@ def access_row(conn, layer_name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def _grants_column() -> str:
+    """The caller's live grants on the row's resource as one JSON column (what
+    :func:`decide` reads of a grant), so a lookup is one statement, not two."""
+    from layers.grants import LIVE_SQL
+
+    return (", (SELECT coalesce(jsonb_agg(jsonb_build_object('id', g.id, 'layer', l.name, "
+            "'fields', g.fields, 'regions', g.regions, 'purpose', g.purpose, 'request_id', "
+            "g.request_id) ORDER BY g.id), '[]'::jsonb) FROM layer_grant g JOIN department gd "
+            "ON gd.id = g.dept_id WHERE g.layer_id = l.id AND gd.code = %s AND " + LIVE_SQL +
+            ") AS __grants")
+
+
 def lookup(conn, caller: Caller, layer_name: str
            ) -> tuple[dict[str, Any] | None, Access | None]:
     """One resource's registry row (None: no such resource) and the caller's access (None:
-    no data). The row of a refused resource is for evidence only — the refusal audit —
-    never for an answer: callers answer as :func:`access_for` does."""
-    from layers.grants import live_grants
-
-    row = access_row(conn, layer_name)
-    if row is None:
+    no data) — one statement. The row of a refused resource is for evidence only — the
+    refusal audit — never for an answer: callers answer as :func:`access_for` does."""
+    dept = caller.data_dept
+    if dept is None:
+        row = access_row(conn, layer_name)
+        return (None, None) if row is None else (row, decide(caller, row))
+    select, rest = LAYER_QUERY.split(" FROM layer l ", 1)
+    rows = _rows(conn.execute(select + _grants_column() + " FROM layer l " + rest +
+                              "WHERE l.name = %s", (dept, layer_name)))
+    if not rows:
         return None, None
-    grants = live_grants(conn, caller.data_dept, layer_name) if caller.data_dept else []
+    row = rows[0]
+    grants = row.pop("__grants") or []
     return row, decide(caller, row, grants)
 
 
