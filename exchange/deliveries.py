@@ -40,12 +40,69 @@ def record(conn: psycopg.Connection, *, layer: str, dept: str | None, mode: str,
         log.warning("delivery count failed for %s/%s: %s", layer, mode, exc)
 
 
+class QueryCounter:
+    """Online queries counted in batches: hundreds of one-record deliveries a second
+    would otherwise cost a row and a commit each (measured: a third of the query
+    throughput). :meth:`add` sums per (resource, department, share request) in memory;
+    the batch is written — one row per key, ``deliveries`` = how many — when it is
+    ``max_age`` seconds old or holds ``max_keys`` keys, and at shutdown (:meth:`flush`).
+    A crash loses at most that last second of counts (the audit log, written before
+    each answer, still has every query)."""
+
+    def __init__(self, max_age: float = 1.0, max_keys: int = 500) -> None:
+        import threading
+        import time
+
+        self.max_age, self.max_keys = max_age, max_keys
+        self._clock = time.monotonic
+        self._lock = threading.Lock()
+        self._batch: dict[tuple, list[int]] = {}
+        self._since = self._clock()
+
+    def add(self, *, layer: str, dept: str | None, rows: int, nbytes: int,
+            request_id: int | None) -> dict | None:
+        """Count one query; returns the batch to write when it is due (else None)."""
+        with self._lock:
+            if not self._batch:
+                self._since = self._clock()
+            n = self._batch.setdefault((layer, dept, request_id), [0, 0, 0])
+            n[0] += 1
+            n[1] += int(rows)
+            n[2] += int(nbytes)
+            if len(self._batch) < self.max_keys and self._clock() - self._since < self.max_age:
+                return None
+            batch, self._batch = self._batch, {}
+            return batch
+
+    def take(self) -> dict:
+        with self._lock:
+            batch, self._batch = self._batch, {}
+            return batch
+
+    @staticmethod
+    def write(conn: psycopg.Connection, batch: dict) -> None:
+        """One row per (resource, department, share request) of the batch."""
+        if not batch:
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO exchange_delivery (layer_id, dept_id, mode, rows, bytes, "
+                    "request_id, deliveries) SELECT l.id, (SELECT id FROM department WHERE "
+                    "code = %s), 'query', %s, %s, %s, %s FROM layer l WHERE l.name = %s",
+                    [(dept, rows, nbytes, request_id, count, layer)
+                     for (layer, dept, request_id), (count, rows, nbytes) in batch.items()])
+        except psycopg.Error as exc:  # the answers are delivered: failures are logged
+            log.warning("query delivery count failed (%d keys): %s", len(batch), exc)
+
+
 def summary(conn: psycopg.Connection, *, since: Any = None, until: Any = None
             ) -> list[dict[str, Any]]:
     """Deliveries per resource, department and mode in ``[since, until)`` (both optional):
     count, rows, bytes — what the supervision report tabulates."""
     rows = conn.execute(
-        "SELECT l.name AS resource, d.code AS dept, e.mode, count(*) AS deliveries, "
+        "SELECT l.name AS resource, d.code AS dept, e.mode, sum(e.deliveries)::bigint AS "
+        "deliveries, "
         "sum(e.rows)::bigint AS rows, sum(e.bytes)::bigint AS bytes FROM exchange_delivery e "
         "JOIN layer l ON l.id = e.layer_id LEFT JOIN department d ON d.id = e.dept_id "
         "WHERE (%(s)s::timestamptz IS NULL OR e.at >= %(s)s) AND "

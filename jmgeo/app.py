@@ -32,6 +32,7 @@ from jmgeo.http import (
     LayerInQuery,
     audit_or_503,
     envelope,
+    flush_deliveries,
     install_error_envelope,
 )
 from jmgeo.jobs_api import router as jobs_router
@@ -61,6 +62,8 @@ def create_app() -> FastAPI:
     install_error_envelope(app)
     # online query's rate limit: one token bucket per client, in this process
     app.state.query_limiter = QueryLimiter.from_settings()
+    # the online queries counted but not yet written go to the database at shutdown
+    app.router.on_shutdown.append(flush_deliveries)
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:

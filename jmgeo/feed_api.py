@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -44,27 +43,6 @@ router = APIRouter(prefix="/exchange/feeds", tags=["exchange"])
 
 MEDIA = {"ndjson": "application/x-ndjson", "geojsonseq": "application/geo+json-seq",
          "csv": "text/csv; charset=utf-8"}
-RS = "\x1e"
-
-
-def _with_geometry(obj: dict[str, Any], geom: str | None) -> str:
-    """``obj`` as JSON with a ``geometry`` member spliced in as PostGIS wrote it (GeoJSON
-    text): no parse and re-encode of every coordinate in Python."""
-    text = json.dumps(obj, ensure_ascii=False, default=str)
-    return f'{text[:-1]}, "geometry": {geom if geom is not None else "null"}}}'
-
-
-def _ndjson(rec: dict[str, Any]) -> str:
-    if "geometry" not in rec:  # a table
-        return json.dumps(rec, ensure_ascii=False, default=str) + "\n"
-    geom = rec.pop("geometry")
-    return _with_geometry(rec, geom) + "\n"
-
-
-def _geojsonseq(rec: dict[str, Any]) -> str:
-    feature = {"type": "Feature", "id": rec["key"], "op": rec["op"],
-               "properties": rec["properties"]}
-    return RS + _with_geometry(feature, rec.get("geometry")) + "\n"
 
 
 def _csv_rows(feed: Feed, records: Iterator[dict[str, Any]]) -> Iterator[str]:
@@ -94,13 +72,11 @@ def _stream(caller: Caller, access: Access, feed_args: dict[str, Any], fmt: str,
         with connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             feed = Feed.open(conn, **feed_args)
-            records = feed.records(conn, wkt=(fmt == "csv"))
             if fmt == "csv":
-                chunks: Iterator[str] = _csv_rows(feed, records)
+                chunks: Iterator[str] = _csv_rows(feed, feed.records(conn, wkt=True))
                 rows = -1  # the header line is no record
-            else:
-                enc = _ndjson if fmt == "ndjson" else _geojsonseq
-                chunks = (enc(r) for r in records)
+            else:  # encoded by PostgreSQL, a line per record
+                chunks = feed.lines(conn, fmt)
             pending: list[bytes] = []
             size = 0
             for chunk in chunks:

@@ -157,13 +157,49 @@ def audit_or_503(caller: Caller, access: Access, action: str, request: Request,
     return None
 
 
+_QUERY_COUNTER: list = []  # the process's exchange.deliveries.QueryCounter, made once
+
+
+def _query_counter():
+    if not _QUERY_COUNTER:
+        from exchange.deliveries import QueryCounter
+        from jmgeo.settings import get_settings
+
+        every = get_settings().query_count_every
+        _QUERY_COUNTER.append(QueryCounter(max_age=every) if every > 0 else None)
+    return _QUERY_COUNTER[0]
+
+
+def flush_deliveries() -> None:
+    """Write the online queries counted so far (at shutdown; a reader in this process)."""
+    counter = _query_counter()
+    if counter is None:
+        return
+    batch = counter.take()
+    if batch:
+        with connection() as conn:
+            counter.write(conn, batch)
+
+
 def count_delivery(caller: Caller, access: Access, mode: str, rows: int, nbytes: int,
                    detail: str | None = None) -> None:
     """THE after-data hook of the platform routes: count one delivery
     (``exchange.deliveries.record``) once the data has left — after the stream's last
-    chunk, or as the response's background task. Never raises: the data is delivered."""
+    chunk, or as the response's background task. Online queries are counted in batches
+    (``exchange.deliveries.QueryCounter``). Never raises: the data is delivered."""
     from exchange import deliveries
 
+    counter = _query_counter() if mode == "query" else None
+    if counter is not None:
+        batch = counter.add(layer=access.layer, dept=caller.data_dept, rows=rows,
+                            nbytes=nbytes, request_id=access.request_id)
+        if batch:
+            try:
+                with connection() as conn:
+                    counter.write(conn, batch)
+            except Exception:  # noqa: BLE001 — a failed count never undoes a delivery
+                LOGGER.exception("query delivery count failed")
+        return
     try:
         with connection() as conn:
             deliveries.record(conn, layer=access.layer, dept=caller.data_dept, mode=mode,

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # may get up to N times this (documented in jmgeo/query_api.py)
     query_rate: float = Field(default=20.0, gt=0)
     query_burst: int = Field(default=100, ge=1)
+    # online queries are counted in batches written at least this often (seconds; 0:
+    # one row per query) — see exchange.deliveries.QueryCounter
+    query_count_every: float = Field(default=1.0, ge=0)
 
     # batch download (批量下载): a download of more rows than JMGEO_EXPORT_SYNC_MAX_ROWS is
     # an export job (202 + progress) whose file waits in JMGEO_EXPORT_DIR (default

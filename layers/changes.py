@@ -192,7 +192,7 @@ def plan(conn: psycopg.Connection, layer: dict[str, Any], since: int | None) -> 
     return Plan(since, current, old, table, boundary, full_compare=unknown is not None)
 
 
-GEOMETRY_FORMATS = {"geojson": "ST_AsGeoJSON({}, 7)", "wkt": "ST_AsText({})", "raw": "{}"}
+GEOMETRY_FORMATS = {"geojson": "ST_AsGeoJSON({}, 7, 0)", "wkt": "ST_AsText({})", "raw": "{}"}
 
 
 def _values(rules: AccessSQL, names: Sequence[str]) -> list[sql.Composable]:

@@ -32,6 +32,7 @@ from exchange_fixtures import APPLICANT, make_callers
 from policy_fixtures import create_layer, create_table
 
 from conftest import REPO
+from jmgeo.http import flush_deliveries
 
 TESTS = str(Path(__file__).resolve().parent)
 _N = iter(range(1, 10_000))
@@ -305,11 +306,18 @@ def test_online_queries_are_counted(app_client, db, who):
     assert r.status_code == 200, r.text
     missing = _get(app_client, f"/exchange/query/{name}/没有这个", who["applicant"])
     assert missing.status_code == 404
-    assert [(d["dept"], d["rows"], d["bytes"]) for d in _deliveries(db, name, "query")] \
-        == [(APPLICANT, 1, len(r.content))]  # the 404 delivered nothing
+    again = _get(app_client, f"/exchange/query/{name}/白沙地块", who["applicant"])
     layer = _layer(db, "open")
     p = _get(app_client, f"/exchange/query/{layer}", None, lon=113.08, lat=22.58)
     assert p.status_code == 200 and p.json()["numberReturned"] == 1
+    # counted in batches (one row per resource, department and share request), written
+    # within JMGEO_QUERY_COUNT_EVERY seconds or at shutdown — here, flushed as at shutdown
+    flush_deliveries()
+    counted = db.execute(
+        "SELECT d.code, e.deliveries, e.rows, e.bytes FROM exchange_delivery e JOIN layer l "
+        "ON l.id = e.layer_id LEFT JOIN department d ON d.id = e.dept_id WHERE l.name = %s "
+        "AND e.mode = 'query'", (name,)).fetchall()
+    assert counted == [(APPLICANT, 2, 2, len(r.content) + len(again.content))]  # not the 404
     assert [(d["dept"], d["rows"]) for d in _deliveries(db, layer, "query")] == [(None, 1)]
 
 
