@@ -313,12 +313,25 @@ def test_online_queries_are_counted(app_client, db, who):
     # counted in batches (one row per resource, department and share request), written
     # within JMGEO_QUERY_COUNT_EVERY seconds or at shutdown — here, flushed as at shutdown
     flush_deliveries()
+    # (one batch row, or two if a second passed between the queries: the sums are what count)
     counted = db.execute(
-        "SELECT d.code, e.deliveries, e.rows, e.bytes FROM exchange_delivery e JOIN layer l "
-        "ON l.id = e.layer_id LEFT JOIN department d ON d.id = e.dept_id WHERE l.name = %s "
-        "AND e.mode = 'query'", (name,)).fetchall()
+        "SELECT d.code, sum(e.deliveries)::int, sum(e.rows)::int, sum(e.bytes)::int "
+        "FROM exchange_delivery e JOIN layer l ON "
+        "l.id = e.layer_id LEFT JOIN department d ON d.id = e.dept_id WHERE l.name = %s "
+        "AND e.mode = 'query' GROUP BY 1", (name,)).fetchall()
     assert counted == [(APPLICANT, 2, 2, len(r.content) + len(again.content))]  # not the 404
     assert [(d["dept"], d["rows"]) for d in _deliveries(db, layer, "query")] == [(None, 1)]
+
+
+def test_queries_are_summed_per_resource_department_and_request_until_due():
+    from exchange.deliveries import QueryCounter
+
+    c = QueryCounter(max_age=3600, max_keys=2)
+    assert c.add(layer="a", dept="gh", rows=1, nbytes=10, request_id=None) is None
+    assert c.add(layer="a", dept="gh", rows=1, nbytes=12, request_id=None) is None
+    due = c.add(layer="b", dept="gh", rows=3, nbytes=30, request_id=7)  # a second key: due
+    assert due == {("a", "gh", None): [2, 2, 22], ("b", "gh", 7): [1, 3, 30]}
+    assert c.take() == {}
 
 
 def test_the_delivery_count_is_for_the_bureau_and_the_auditor(app_client, db, who,

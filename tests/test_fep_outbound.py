@@ -91,7 +91,7 @@ def copy_rows(dsn: str, schema: str, table: str) -> dict[str, tuple[dict, dict |
         has_geom = conn.execute(
             "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
             "table_name = %s AND column_name = 'geom'", (schema, table)).fetchone()
-        geom = "ST_AsGeoJSON(t.geom, 7)" if has_geom else "NULL"
+        geom = "ST_AsGeoJSON(t.geom, 7, 0)" if has_geom else "NULL"  # as the feed: RFC 7946
         rows = conn.execute(f'SELECT to_jsonb(t) - \'geom\', {geom} FROM "{schema}"."{table}" t'
                             ).fetchall()
     return {p["name"]: (p, json.loads(g) if g else None) for p, g in rows}

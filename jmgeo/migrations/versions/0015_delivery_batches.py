@@ -28,5 +28,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_exchange_delivery_deliveries", "exchange_delivery")
-    op.drop_column("exchange_delivery", "deliveries")
+    op.drop_column("exchange_delivery", "deliveries")  # its CHECK goes with it
