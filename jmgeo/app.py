@@ -1,8 +1,8 @@
 """The ASGI app: platform APIs (health, regions, …) and pygeoapi mounted at /ogc.
 
 Every request is authenticated first (``jmgeo.http.AuthMiddleware``, pure ASGI, the key
-lookup off the event loop); routes take the caller from ``jmgeo.http.CallerDep`` and a
-resource they name from a ``jmgeo.http.visible_resource`` dependency, and everything that
+lookup off the event loop), inside CORS and gzip (``jmgeo.web``); routes take the caller
+from ``jmgeo.http.CallerDep`` and a resource they name from a ``jmgeo.http.visible_resource`` dependency, and everything that
 publishes data asks ``layers.policy``. Every error is the one envelope
 ``{"code", "description"}`` (``jmgeo.http.install_error_envelope``); clients never see a
 traceback: database outages answer 503, anything else 500.
@@ -15,7 +15,7 @@ import logging
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
@@ -40,9 +40,11 @@ from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
 from jmgeo.query_api import QueryLimiter
 from jmgeo.query_api import router as query_router
+from jmgeo.settings import get_settings
 from jmgeo.subscriptions_api import receiver_router
 from jmgeo.subscriptions_api import router as subscriptions_router
 from jmgeo.upload_api import router as upload_router
+from jmgeo.web import install_web
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
@@ -59,6 +61,7 @@ def create_app() -> FastAPI:
                     "OGC APIs under /ogc.",
     )
     app.add_middleware(AuthMiddleware)
+    install_web(app, get_settings())  # CORS and compression, around authentication
     install_error_envelope(app)
     # online query's rate limit: one token bucket per client, in this process
     app.state.query_limiter = QueryLimiter.from_settings()
@@ -158,5 +161,7 @@ def create_app() -> FastAPI:
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
     app.include_router(downloads.router)
+    # the landing page at /ogc itself too (its own links say /ogc?f=json): no 307 to /ogc/
+    app.router.routes.append(Route("/ogc", ogc_router.landing))
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
     return app

@@ -1,7 +1,12 @@
 """Authentication seam: who is calling? Every request passes through ``authenticate_headers``.
 
-Credentials: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>`` (see
-``layers.identity`` for the token format and how keys are stored: sha256 only).
+Credentials: ``Authorization: Bearer <token>``, ``X-API-Key: <token>``, or HTTP Basic
+authentication with the token as the password and any user name (``Authorization: Basic
+base64(user:token)``) — for desktop clients that can send nothing else (QGIS 3.22's
+built-in Basic method). See ``layers.identity`` for the token format and how keys are
+stored (sha256 only). The platform never challenges with ``Basic`` (its
+``WWW-Authenticate`` says ``Bearer``), so browsers never prompt for, remember and replay
+Basic credentials on other sites' behalf; clients send them preemptively.
 
 * no credentials → anonymous (open data only);
 * malformed, unknown, expired, revoked, or a disabled principal → ``AuthError`` (401);
@@ -19,6 +24,8 @@ worker within ``CACHE_TTL`` (5 s) seconds.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import threading
 import time
@@ -35,7 +42,8 @@ _MAX_CACHE = 4096
 _cache: dict[str, tuple[float, dict | None]] = {}
 _lock = threading.Lock()
 
-MALFORMED = "凭据格式无效 / malformed credentials: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+MALFORMED = ("凭据格式无效 / malformed credentials: send 'Authorization: Bearer <key>', "
+             "'X-API-Key: <key>', or HTTP Basic with the key as the password")
 INVALID = "密钥无效、已过期或已撤销 / invalid, expired or revoked API key"
 
 
@@ -43,13 +51,29 @@ class AuthError(Exception):
     """Missing, malformed, expired or revoked credentials: answered with 401."""
 
 
+def basic_password(value: str) -> str:
+    """The password of HTTP Basic credentials (``base64(user:password)``, RFC 7617); the
+    user name is ignored. ``AuthError`` when they do not decode."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise AuthError(MALFORMED) from exc
+    _user, colon, password = decoded.partition(":")
+    if not colon or not password.strip():
+        raise AuthError(MALFORMED)
+    return password
+
+
 def credentials(headers: Mapping[str, str]) -> str | None:
-    """The token the request's headers carry, None when they carry none."""
+    """The token the request's headers carry, None when they carry none. A Basic
+    password is a token like any other: a wrong one answers the same 401 as a wrong key."""
     auth = headers.get("authorization")
     key = headers.get("x-api-key")
     if auth is not None:
         scheme, _, token = auth.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() == "basic" and token.strip():
+            token = basic_password(token)
+        elif scheme.lower() != "bearer" or not token.strip():
             raise AuthError(MALFORMED)
         if key is not None and key.strip() != token.strip():
             raise AuthError(MALFORMED)

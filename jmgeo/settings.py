@@ -6,13 +6,17 @@ One place for every knob the app, the CLI, the tests and docker-compose agree on
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# an origin as browsers send it: scheme://host[:port], nothing after
+_ORIGIN_RE = re.compile(r"^https?://[a-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -65,6 +69,38 @@ class Settings(BaseSettings):
     # seconds an idle worker waits before looking for jobs that became due (retries with
     # a backoff wake no one: they are found by this poll) — procrastinate's default 5
     worker_poll: float = Field(default=5.0, gt=0)
+
+    # browsers on other origins (jmgeo.web): JMGEO_CORS_ORIGINS, a comma-separated list of
+    # origins (``https://map.jiangmen.gov.cn,http://10.1.2.3:8080``) whose pages may send
+    # an API key (credentials, Authorization / X-API-Key) and write; every other origin
+    # may only make anonymous GETs (``Access-Control-Allow-Origin: *``), unless
+    # JMGEO_CORS_ANONYMOUS=0. JMGEO_CORS_MAX_AGE: seconds a browser keeps a preflight
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    cors_anonymous: bool = True
+    cors_max_age: int = Field(default=600, ge=0, le=86400)
+    # response compression (jmgeo.web.Compression): gzip level 1-9 (0: off), and the
+    # smallest body worth compressing — JMGEO_GZIP_LEVEL, JMGEO_GZIP_MIN_BYTES
+    gzip_level: int = Field(default=6, ge=0, le=9)
+    gzip_min_bytes: int = Field(default=500, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value):
+        if isinstance(value, str):
+            value = value.split(",")
+        origins = []
+        for item in value or ():
+            origin = str(item).strip().rstrip("/").lower()
+            if not origin:
+                continue
+            if not _ORIGIN_RE.match(origin):
+                raise ValueError(
+                    f"JMGEO_CORS_ORIGINS：{item!r} 不是来源（scheme://主机[:端口]）/ "
+                    f"{item!r} is not an origin: write scheme://host[:port], e.g. "
+                    "https://map.jiangmen.gov.cn (no path, no '*': any origin may "
+                    "already make anonymous GETs)")
+            origins.append(origin)
+        return tuple(dict.fromkeys(origins))
 
     # webhook pushes (系统对接 subscriptions, exchange.push): the outbox is dispatched every
     # JMGEO_PUSH_DISPATCH_EVERY seconds (1-59: a cron with seconds; 60 and more: whole

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,9 +112,10 @@ def app_client(database_url: str):
         yield client
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
-    """The platform served by uvicorn on a free loopback port, for real HTTP clients."""
+@contextmanager
+def serve(database_url: str, **env: str) -> Iterator[str]:
+    """The platform served by uvicorn on a free loopback port (its URL), with ``env``
+    (``JMGEO_*`` settings) added to the environment of the server process."""
     import socket
     import subprocess
     import sys
@@ -124,7 +126,8 @@ def live_server(database_url: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=database_url, JMGEO_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    env = dict(os.environ, DATABASE_URL=database_url,
+               JMGEO_PUBLIC_URL=f"http://127.0.0.1:{port}", **env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "jmgeo.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -148,3 +151,17 @@ def live_server(database_url: str) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def serve_with(database_url: str):
+    """``serve_with(JMGEO_X=...)``: a context manager serving the platform with those
+    settings (a server of the test's own; ``live_server`` is the shared default one)."""
+    return lambda **env: serve(database_url, **env)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The platform served by uvicorn on a free loopback port, for real HTTP clients."""
+    with serve(database_url) as url:
+        yield url

@@ -108,11 +108,25 @@ def _call(loop: asyncio.AbstractEventLoop, func, *args):
     return func(*args)
 
 
+def cache_control(caller: Caller, document: bool) -> str:
+    """THE ``Cache-Control`` of /ogc. Data: anonymous callers only ever see open data
+    (``public, max-age=60``); anything else must not sit in shared caches (``private,
+    no-store``). Caller-dependent documents (landing page, collections, OpenAPI,
+    conformance) are revalidated on every use, ``no-cache``: clients whose cache ignores
+    ``Vary`` (QGIS) would otherwise answer a keyed request from an anonymous copy;
+    ``private`` for keyed callers, whose list names what they may see."""
+    anonymous = caller.kind == "anonymous"
+    if document:
+        return "public, no-cache" if anonymous else "private, no-cache"
+    return "public, max-age=60" if anonymous else "private, no-store"
+
+
 async def execute(request: Request, func, *args, skip_valid_check: bool = False,
-                  action: str | None = None) -> Response:
+                  action: str | None = None, document: bool = False) -> Response:
     """Run one pygeoapi API function for the caller's audience. A route that hands out
     data states what it is (``action``: one of ``layers.audit.OGC_DATA_ACTIONS``); the
-    audit records that, not which function ran."""
+    audit records that, not which function ran. ``document``: a description of the
+    audience's API (see :func:`cache_control`)."""
     from layers.audit import record_ogc
 
     caller: Caller = request.state.caller
@@ -145,9 +159,7 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
         if status != HTTPStatus.NO_CONTENT:
             content = apply_gzip(headers, content)
     response = _to_response(headers, status, content)
-    # anonymous callers only ever see open data; anything else must not sit in shared caches
-    response.headers["Cache-Control"] = ("public, max-age=60" if caller.kind == "anonymous"
-                                         else "private, no-store")
+    response.headers["Cache-Control"] = cache_control(caller, document)
     response.headers["Vary"] = "Authorization, X-API-Key"
     return response
 
@@ -162,15 +174,15 @@ def _openapi(api: API, request: APIRequest):
 
 
 async def landing(request: Request) -> Response:
-    return await execute(request, core_api.landing_page)
+    return await execute(request, core_api.landing_page, document=True)
 
 
 async def openapi(request: Request) -> Response:
-    return await execute(request, _openapi)
+    return await execute(request, _openapi, document=True)
 
 
 async def conformance(request: Request) -> Response:
-    return await execute(request, core_api.conformance)
+    return await execute(request, core_api.conformance, document=True)
 
 
 def _served_by(api: API, dataset: str, provider: str) -> bool:
@@ -201,7 +213,7 @@ def _describe_collections(api: API, request: APIRequest, dataset: str | None):
 
 async def collections(request: Request) -> Response:
     return await execute(request, _describe_collections,
-                         request.path_params.get("collection_id"))
+                         request.path_params.get("collection_id"), document=True)
 
 
 def _queryables(api: API, request: APIRequest, dataset: str):
