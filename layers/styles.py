@@ -218,7 +218,8 @@ def set_style(conn, caller: policy.Caller, name: str,
     if row is not None and not isinstance(row, Mapping):
         row = dict(zip(("name", "owner_code", "sharing_class", "sensitive_fields"), row,
                        strict=True))
-    if row is None or not policy.listed(caller, row):
+    if row is None or not (policy.may_edit(caller, row["owner_code"])
+                           or policy.listed(caller, row)):
         raise StyleNotFound(bilingual(f"图层 {name!r} 不存在", f"no layer named {name!r}"))
     if not policy.may_edit(caller, row["owner_code"]):
         raise StyleForbidden(bilingual(

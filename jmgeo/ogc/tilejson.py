@@ -168,11 +168,15 @@ def tilejson_document(api, request, dataset: str, tileset: str):
 
 
 def layer_row(dataset: str) -> dict[str, Any] | None:
-    """The registry row a style is made from (name, title, theme, geometry, labels)."""
+    """The registry row a style is made from (name, title, theme, geometry, labels); the
+    geometry type, when the registry has none, from the current version's column."""
     with connection() as conn:
         return conn.execute(
-            "SELECT name, title, theme, geometry_type, field_labels FROM layer "
-            "WHERE name = %s", (dataset,)).fetchone()
+            "SELECT l.name, l.title, l.theme, l.field_labels, coalesce(l.geometry_type, "
+            "(SELECT g.type FROM geometry_columns g WHERE g.f_table_schema || '.' || "
+            "g.f_table_name = v.table_name AND g.f_geometry_column = 'geom')) AS "
+            "geometry_type FROM layer l LEFT JOIN layer_version v ON v.layer_id = l.id AND "
+            "v.version = l.current_version WHERE l.name = %s", (dataset,)).fetchone()
 
 
 def style_for(api, dataset: str) -> dict[str, Any] | None:

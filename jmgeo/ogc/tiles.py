@@ -16,6 +16,9 @@ A pygeoapi tile provider (``type: tile``) like pygeoapi's own ``MVT-postgresql``
   ``c`` (经纬度投影) matrix level ``z + 1``. pygeoapi only knows the TMS files shipped in
   its package, so ``/TileMatrixSets/CGCS2000Quad`` is answered by
   :func:`cgcs2000_tilematrixset` (routed in ``jmgeo.ogc.router``);
+* tiles of open layers are cached (``jmgeo.ogc.tilecache``: keyed by layer version,
+  tile matrix set, tile and access decision; non-open tiles never); TileJSON and styles
+  are ``jmgeo.ogc.tilejson``'s;
 * tile coordinates outside the matrix (or not integers) answer 400 with the OGC
   exception naming the parameter (``tileMatrix``, ``tileRow``, ``tileCol``,
   ``tileMatrixSetId``); a tile with no features answers 204, as pygeoapi does.

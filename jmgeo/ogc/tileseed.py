@@ -112,11 +112,11 @@ def seed(layer: str, zooms: list[int], *, region: str | None = None,
                                   "the tile cache is off (JMGEO_TILE_CACHE_MB=0)"))
     with connection() as conn:
         row, access = policy.lookup(conn, policy.system("tile-seed"), layer)
-        if row is None or access is None or row["kind"] != "vector":
-            raise UserError(bilingual(f"没有名为 {layer!r} 的开放矢量图层",
-                                      f"no open vector layer named {layer!r}: see "
+        if row is None or row["kind"] != "vector":
+            raise UserError(bilingual(f"没有名为 {layer!r} 的矢量图层",
+                                      f"no vector layer named {layer!r}: see "
                                       "`jmgeo layer list`"))
-        if row["sharing_class"] != "open":
+        if row["sharing_class"] != "open" or access is None:
             raise UserError(bilingual(
                 f"只缓存开放图层；{layer} 为 {row['sharing_class']}，其瓦片按调用者逐次生成",
                 f"only open layers are cached; {layer} is {row['sharing_class']} and its "
