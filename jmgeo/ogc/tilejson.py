@@ -82,6 +82,8 @@ def data_bounds(provider) -> list[float] | None:
     out = None if row is None or row["w"] is None else \
         [round(float(row[k]), 7) for k in ("w", "s", "e", "n")]
     with _bounds_lock:
+        if len(_bounds) > 4096:  # versions x audiences: small; never unbounded
+            _bounds.clear()
         _bounds[key] = out
     return out
 
