@@ -29,5 +29,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_layer_style_object", "layer", type_="check")
-    op.drop_column("layer", "style")
+    op.drop_column("layer", "style")  # its CHECK goes with it
