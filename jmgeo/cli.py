@@ -117,10 +117,12 @@ def _serve_run(args: argparse.Namespace) -> None:
 
 def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     from jmgeo import demo, jobs, ogc
+    from jmgeo.ogc import tileseed
     from layers import cli as layers_cli
     from spatial import regions
 
     return [_db, _serve, regions.register_cli, demo.register_cli, ogc.register_cli,
+            tileseed.register_cli,
             layers_cli.register_cli,
             __import__("loaders.cli", fromlist=["register_cli"]).register_cli,
             __import__("catalog.cli", fromlist=["register_cli"]).register_cli,

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     smtp_from: str = "jmgeo@localhost"
     smtp_domain: str = "localhost"
 
+    # vector tiles of open layers are cached on disk (jmgeo.ogc.tilecache), shared by every
+    # server worker and `jmgeo tiles seed`: in JMGEO_TILE_CACHE_DIR (default
+    # var/tile-cache), at most JMGEO_TILE_CACHE_MB megabytes (least recently used tiles
+    # go first; 0 turns the cache off)
+    tile_cache_dir: Path | None = None
+    tile_cache_mb: float = Field(default=512.0, ge=0)
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -154,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def exports_path(self) -> Path:
         return self.export_dir or self.var_dir / "exports"
+
+    @property
+    def tile_cache_path(self) -> Path:
+        return self.tile_cache_dir or self.var_dir / "tile-cache"
 
     @property
     def fep_inbox_root(self) -> Path:

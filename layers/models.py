@@ -63,6 +63,8 @@ class Layer(Base):
     current_version: Mapped[int | None] = mapped_column(Integer)
     sensitive_fields: Mapped[dict] = mapped_column(JSONB, server_default="{}")  # field -> kind
     field_labels: Mapped[dict] = mapped_column(JSONB, server_default="{}")  # column -> 中文名
+    # the owner's MapLibre style (version 8); NULL: the default by geometry (layers.styles)
+    style: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

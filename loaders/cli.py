@@ -1,4 +1,4 @@
-"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|prune|show``.
+"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|prune|style|show``.
 
 User errors (a bad file, a wrong option) print one bilingual line and exit 2
 (:class:`jmgeo.errors.UserError`); the report goes to stdout, progress to stderr.
@@ -76,6 +76,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--keep", type=int, required=True, metavar="N",
                     help="how many newest versions keep their tables (the current always)")
     pr.set_defaults(func=_prune)
+    st = lsub.add_parser("style", help="replace a layer's map style (MapLibre JSON, version "
+                         "8) or --reset it to the default; the owner's or the bureau's")
+    st.add_argument("name")
+    st.add_argument("file", nargs="?", help="the style, FILE.json")
+    st.add_argument("--reset", action="store_true", help="back to the default style")
+    st.add_argument("--dept", help="act as this department (refused unless it owns the layer;"
+                    " default: the bureau)")
+    st.set_defaults(func=_style)
     s = lsub.add_parser("show", help="a layer's registry entry and current version report")
     s.add_argument("name")
     s.add_argument("--version", type=int, help="another version's report")
@@ -168,6 +176,32 @@ def _conn():
 
 def _jsonable(rows: Any) -> str:
     return json.dumps(rows, ensure_ascii=False, indent=2, default=str)
+
+
+def _style(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jmgeo.errors import UserError
+    from layers.policy import Caller
+    from layers.styles import set_style
+
+    if bool(args.file) == bool(args.reset):
+        raise UserError("请给出样式文件或 --reset（二选一）/ give FILE.json or --reset, not both")
+    who = f"cli:{_whoami()}"
+    caller = (Caller("department", args.dept, f"{who}@{args.dept}") if args.dept
+              else Caller(kind="admin", name=who))
+    style = None
+    if args.file:
+        try:
+            style = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise UserError(f"无法读取样式文件 {args.file} / cannot read {args.file}: "
+                            f"{exc.strerror}") from exc
+    with _conn() as conn:
+        out = set_style(conn, caller, args.name, style)
+    print(f"{args.name}: " + ("默认样式 / default style restored" if out["reset"] else
+                              f"样式已更换 / style replaced ({out['layers']} style layers)"))
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:

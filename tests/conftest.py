@@ -67,9 +67,16 @@ def migrate(dsn: str, revision: str = "head") -> None:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A migrated database with the Jiangmen framework (regions) loaded."""
+    import shutil
+    import tempfile
+
     dsn = create_test_database()
     old = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = dsn
+    # the session's tile cache: its own directory (jmgeo.ogc.tilecache), removed at the end
+    tile_dir = tempfile.mkdtemp(prefix="jmgeo-tiles-")
+    old_tiles = os.environ.get("JMGEO_TILE_CACHE_DIR")
+    os.environ["JMGEO_TILE_CACHE_DIR"] = tile_dir
     settings_mod.reset_settings()
     try:
         migrate(dsn)
@@ -82,6 +89,11 @@ def database_url() -> Iterator[str]:
             os.environ.pop("DATABASE_URL", None)
         else:
             os.environ["DATABASE_URL"] = old
+        if old_tiles is None:
+            os.environ.pop("JMGEO_TILE_CACHE_DIR", None)
+        else:
+            os.environ["JMGEO_TILE_CACHE_DIR"] = old_tiles
+        shutil.rmtree(tile_dir, ignore_errors=True)
         settings_mod.reset_settings()
         drop_test_database(dsn)
 

@@ -169,8 +169,19 @@ def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
     cfg = copy.deepcopy(static_config())
     cfg["server"]["url"] = f"{base_url.rstrip('/')}/ogc"
     cfg["metadata"]["identification"]["url"] = base_url
-    cfg["resources"] = resources
+    cfg["resources"] = {name: _with_style_links(name, res, base_url)
+                        for name, res in resources.items()}
     return cfg
+
+
+def _with_style_links(name: str, res: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A vector collection links its TileJSON and its MapLibre style (``jmgeo.ogc.tilejson``)."""
+    from jmgeo.ogc.tilejson import collection_links
+    from jmgeo.ogc.tiles import PROVIDER as TILE_PROVIDER
+
+    if not any(p.get("name") == TILE_PROVIDER for p in res.get("providers", [])):
+        return res
+    return {**res, "links": [*res.get("links", []), *collection_links(base_url, name)]}
 
 
 def printable(cfg: Any) -> Any:

@@ -25,6 +25,7 @@ from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.http import AUDIT_DOWN, audit_refusal
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import coverages as ogc_coverages
+from jmgeo.ogc import tilejson as ogc_tilejson
 from jmgeo.ogc import tiles as ogc_tiles
 from jmgeo.ogc.compat import (
     API,
@@ -298,11 +299,76 @@ async def collection_tiles_metadata(request: Request) -> Response:
                                 request.path_params["tms_id"])
 
 
+TILE_FORMATS = {"mvt": ogc_tiles.MVT_FORMAT["mimetype"]}
+
+
 async def collection_tile(request: Request) -> Response:
     p = request.path_params
+    fmt = request.query_params.get("f")
+    if fmt is not None and fmt.lower() not in TILE_FORMATS:
+        # answered before any lookup, the same for every collection id (no oracle)
+        return ogc_error(400, "InvalidParameterValue",
+                         f"矢量瓦片不支持格式 f={fmt} / vector tiles are not available as "
+                         f"f={fmt}: formats are " + ", ".join(
+                             f"{k} ({v})" for k, v in TILE_FORMATS.items()))
     return await _tile_response(request, tiles_api.get_collection_tiles_data,
                                 p["collection_id"], p["tms_id"], p["z"], p["y"], p["x"],
                                 action="tiles")
+
+
+async def collection_tilejson(request: Request) -> Response:
+    return await _tile_response(request, ogc_tilejson.tilejson_document,
+                                request.path_params["collection_id"],
+                                request.path_params["tms_id"])
+
+
+async def collection_styles(request: Request) -> Response:
+    return await execute(request, ogc_tilejson.styles_list, request.path_params["collection_id"],
+                         skip_valid_check=True)
+
+
+async def collection_style(request: Request) -> Response:
+    if request.method == "PUT":
+        return await put_style(request)
+    p = request.path_params
+    return await execute(request, ogc_tilejson.style_document, p["collection_id"],
+                         p["style_id"], skip_valid_check=True)
+
+
+async def put_style(request: Request) -> Response:
+    """Replace a layer's default style (its owner, or the bureau): the body is the
+    MapLibre style JSON; ``DELETE``-like reset with a JSON ``null`` body."""
+    from layers.styles import StyleError, StyleForbidden, StyleNotFound, set_style
+
+    p = request.path_params
+    if p["style_id"] != ogc_tilejson.DEFAULT_STYLE:
+        return ogc_error(404, "NotFound", f"样式不存在 / no style {p['style_id']!r}")
+    body = await request.body()
+
+    def run():
+        with connection() as conn:
+            return set_style(conn, request.state.caller, p["collection_id"],
+                             None if body.strip() == b"null" else body)
+
+    try:
+        result = await asyncio.get_running_loop().run_in_executor(None, run)
+    except StyleNotFound as exc:
+        return ogc_error(404, "NotFound", str(exc))
+    except StyleForbidden as exc:
+        return ogc_error(403, "Forbidden", str(exc))
+    except StyleError as exc:
+        return ogc_error(400, "InvalidParameterValue", str(exc))
+    return JSONResponse(result, headers={"Cache-Control": "private, no-store"})
+
+
+async def glyphs(request: Request) -> Response:
+    data = ogc_tilejson.glyph_range(request.path_params["fontstack"],
+                                    request.path_params["range"])
+    if data is None:
+        return ogc_error(400, "InvalidParameterValue",
+                         "字形范围无效 / glyph range must look like 0-255")
+    return Response(data, media_type="application/x-protobuf",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def coverage(request: Request) -> Response:
@@ -333,5 +399,10 @@ def routes() -> list[Route]:
         Route("/collections/{collection_id}/tiles", collection_tiles),
         Route("/collections/{collection_id}/tiles/{tms_id}", collection_tiles_metadata),
         Route("/collections/{collection_id}/tiles/{tms_id}/metadata", collection_tiles_metadata),
+        Route("/collections/{collection_id}/tiles/{tms_id}/tilejson.json", collection_tilejson),
+        Route("/collections/{collection_id}/styles", collection_styles),
+        Route("/collections/{collection_id}/styles/{style_id}", collection_style,
+              methods=["GET", "PUT"]),
+        Route("/styles/glyphs/{fontstack}/{range}.pbf", glyphs),
         Route("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", collection_tile),
     ]

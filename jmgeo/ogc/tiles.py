@@ -16,6 +16,9 @@ A pygeoapi tile provider (``type: tile``) like pygeoapi's own ``MVT-postgresql``
   ``c`` (经纬度投影) matrix level ``z + 1``. pygeoapi only knows the TMS files shipped in
   its package, so ``/TileMatrixSets/CGCS2000Quad`` is answered by
   :func:`cgcs2000_tilematrixset` (routed in ``jmgeo.ogc.router``);
+* tiles of open layers are cached (``jmgeo.ogc.tilecache``: keyed by layer version,
+  tile matrix set, tile and access decision; non-open tiles never); TileJSON and styles
+  are ``jmgeo.ogc.tilejson``'s;
 * tile coordinates outside the matrix (or not integers) answer 400 with the OGC
   exception naming the parameter (``tileMatrix``, ``tileRow``, ``tileCol``,
   ``tileMatrixSetId``); a tile with no features answers 204, as pygeoapi does.
@@ -56,6 +59,7 @@ import psycopg
 from psycopg import sql
 
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc import tilecache
 from jmgeo.ogc.compat import (
     BaseMVTProvider,
     LinkType,
@@ -178,6 +182,8 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
         published = meta.get("columns")
         self.published = tuple(published) if published is not None else None
         self.layer_name: str = meta.get("layer") or split_table(self.table)[1]
+        self.version: int | None = meta.get("version")  # the tile cache's key (open only)
+        self.labels: dict[str, str] = dict(meta.get("labels") or {})  # column -> 中文名
         self.sharing_class: str = (self.access.sharing_class if self.access is not None
                                    else "open")
         self.max_features = int(self.options.get("max_features", MAX_FEATURES))
@@ -333,6 +339,9 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
     def get_tiles(self, layer=None, tileset=None, z=None, y=None, x=None,
                   format_=None) -> bytes | None:
         tileset, z, y, x = self.check_tile(tileset, z, y, x)
+        key = self.cache_key(tileset, z, y, x)
+        if key is not None and (hit := tilecache.tile_cache().get(key)) is not None:
+            return hit or None
         query, params = self.tile_query(tileset, z, y, x)
         try:
             with connection() as conn:
@@ -343,7 +352,17 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
             LOGGER.warning("tile table missing: %s", exc)
             return None
         data = bytes(row["mvt"]) if row and row["mvt"] is not None else b""
+        if key is not None:
+            tilecache.tile_cache().put(key, data)
         return data or None  # pygeoapi answers 204 for an empty tile
+
+    def cache_key(self, tileset: str, z: int, y: int, x: int) -> tilecache.TileKey | None:
+        """The tile's key in the tile cache; None when it must not be cached (not open,
+        or no version: see ``jmgeo.ogc.tilecache``)."""
+        if not tilecache.cacheable(self.access, self.version):
+            return None
+        return tilecache.TileKey(self.layer_name, int(self.version), tileset, z, y, x,
+                                 tilecache.access_hash(self.access))
 
     # -- metadata -------------------------------------------------------------
     def get_metadata(self, dataset, server_url, layer=None, tileset=None,
@@ -394,24 +413,10 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
 
     def get_vendor_metadata(self, dataset, server_url, layer, tileset, title, description,
                             keywords, **kwargs) -> dict:
-        """TileJSON 3.0.0 (what MapLibre / OpenLayers read)."""
-        tms = TILE_MATRIX_SETS.get(tileset) or TILE_MATRIX_SETS[self.schemes[0]]
-        from spatial.crs import JIANGMEN_EXTENT
+        """TileJSON 3.0.0 (what MapLibre / OpenLayers read): ``jmgeo.ogc.tilejson``."""
+        from jmgeo.ogc.tilejson import tilejson
 
-        return {
-            "tilejson": "3.0.0",
-            "name": title or dataset,
-            "description": description,
-            "scheme": "xyz",
-            "tiles": [self._tile_url(server_url, dataset, tms.tileMatrixSet)
-                      .replace("{tileMatrix}", "{z}").replace("{tileRow}", "{y}")
-                      .replace("{tileCol}", "{x}")],
-            "minzoom": self.options["zoom"]["min"],
-            "maxzoom": self.options["zoom"]["max"],
-            "bounds": list(JIANGMEN_EXTENT),
-            "vector_layers": [{"id": self.layer_name, "fields": {
-                k: v["type"] for k, v in self.get_fields().items()}}],
-        }
+        return tilejson(self, server_url, dataset, tileset, title, description)
 
 
 def tile_provider_def(layer: dict[str, Any], access) -> dict[str, Any]:
@@ -425,7 +430,8 @@ def tile_provider_def(layer: dict[str, Any], access) -> dict[str, Any]:
         "geom_field": "geom",
         "options": {"zoom": {"min": MIN_ZOOM, "max": MAX_ZOOM}, "schemes": list(SCHEMES)},
         "format": dict(MVT_FORMAT),
-        "jmgeo": {"layer": layer["name"], "access": access},
+        "jmgeo": {"layer": layer["name"], "version": layer.get("current_version"),
+                  "labels": dict(layer.get("field_labels") or {}), "access": access},
     }
 
 
