@@ -8,6 +8,8 @@ at the end. ``app_client`` runs the real ASGI app in-process over HTTP semantics
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +71,9 @@ def database_url() -> Iterator[str]:
     dsn = create_test_database()
     old = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = dsn
+    # the session's download file cache, beside nothing else's (workers inherit it)
+    cache_dir = tempfile.mkdtemp(prefix="jmgeo-test-dlcache-")
+    os.environ.setdefault("JMGEO_DOWNLOAD_CACHE_DIR", cache_dir)
     settings_mod.reset_settings()
     try:
         migrate(dsn)
@@ -82,6 +87,7 @@ def database_url() -> Iterator[str]:
         else:
             os.environ["DATABASE_URL"] = old
         settings_mod.reset_settings()
+        shutil.rmtree(cache_dir, ignore_errors=True)
         drop_test_database(dsn)
 
 
