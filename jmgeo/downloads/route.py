@@ -1,6 +1,9 @@
-"""``GET /downloads/{name}``: checks, audit, headers — then one of the writers, at once or
-as an export job (``GET /downloads/jobs/{id}``, ``…/file``: :mod:`jmgeo.downloads.jobs`).
-Every delivery is counted (``jmgeo.http.count_delivery``) once its last byte has left."""
+"""``GET /downloads/{name}``: checks, ETag / 304, audit, headers — then the file from the
+cache (:mod:`jmgeo.downloads.cache`, built by one of the writers when absent; ``Range``
+answered 206 by ``FileResponse``), or an export job (``GET /downloads/jobs/{id}``,
+``…/file``: :mod:`jmgeo.downloads.jobs`). Every delivery is counted
+(``jmgeo.http.count_delivery``) once its last byte has left; a range request counts its
+bytes but no rows (the rows were counted with the delivery it resumes)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,13 @@ pygeoapi has no access control and reads its configuration once. We keep its OGC
 built from the configuration of the caller's audience (see ``jmgeo.ogc.config``). A
 collection the caller may not see is simply absent from that configuration, so it
 answers exactly like one that never existed — in listings, items, OpenAPI and errors.
+
+The data routes (items, item, tiles, coverage) carry a strong ``ETag`` (``data_etag``):
+the digest of the collection's configuration entry — its version's table or file and the
+caller's ``Access`` — and the request; ``If-None-Match`` with it answers 304 before
+pygeoapi runs (audited for non-open data: status 304, 0 rows; no audit row, no answer).
+The regions (no version) are tagged by their body's digest. Items pages lose pygeoapi's
+``timeStamp`` so the same version is the same bytes.
 """
 
 from __future__ import annotations
