@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     export_sync_max_rows: int = Field(default=100_000, ge=0)
     export_ttl_hours: float = Field(default=24.0, gt=0)
     export_dir: Path | None = None
+    # the download file cache (jmgeo.downloads.cache): each download of an unchanged
+    # version is built once and kept in JMGEO_DOWNLOAD_CACHE_DIR (default
+    # var/download-cache; shared by the server's workers), at most
+    # JMGEO_DOWNLOAD_CACHE_MAX_MB in all (least recently used first out; 0: no cache)
+    download_cache_dir: Path | None = None
+    download_cache_max_mb: int = Field(default=2048, ge=0)
 
     # exchange notifications by mail (optional): with JMGEO_SMTP_HOST set, every inbox
     # notification is also mailed to <dept code>@JMGEO_SMTP_DOMAIN from JMGEO_SMTP_FROM
@@ -165,6 +171,10 @@ class Settings(BaseSettings):
     @property
     def tile_cache_path(self) -> Path:
         return self.tile_cache_dir or self.var_dir / "tile-cache"
+
+    @property
+    def download_cache_path(self) -> Path:
+        return self.download_cache_dir or self.var_dir / "download-cache"
 
     @property
     def fep_inbox_root(self) -> Path:

@@ -166,7 +166,7 @@ OGC_DATA_ACTIONS = ("items", "item", "tiles", "coverage")
 
 
 def _rows_from(action: str, status: int, content) -> int | None:
-    if status >= 400:
+    if status >= 400 or status == 304:  # an error or "not modified": no data left
         return 0
     if action == "item":
         return 1

@@ -8,6 +8,8 @@ at the end. ``app_client`` runs the real ASGI app in-process over HTTP semantics
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,9 +69,6 @@ def migrate(dsn: str, revision: str = "head") -> None:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A migrated database with the Jiangmen framework (regions) loaded."""
-    import shutil
-    import tempfile
-
     dsn = create_test_database()
     old = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = dsn
@@ -77,6 +76,9 @@ def database_url() -> Iterator[str]:
     tile_dir = tempfile.mkdtemp(prefix="jmgeo-tiles-")
     old_tiles = os.environ.get("JMGEO_TILE_CACHE_DIR")
     os.environ["JMGEO_TILE_CACHE_DIR"] = tile_dir
+    # the session's download file cache, beside nothing else's (workers inherit it)
+    cache_dir = tempfile.mkdtemp(prefix="jmgeo-test-dlcache-")
+    os.environ.setdefault("JMGEO_DOWNLOAD_CACHE_DIR", cache_dir)
     settings_mod.reset_settings()
     try:
         migrate(dsn)
@@ -95,6 +97,7 @@ def database_url() -> Iterator[str]:
             os.environ["JMGEO_TILE_CACHE_DIR"] = old_tiles
         shutil.rmtree(tile_dir, ignore_errors=True)
         settings_mod.reset_settings()
+        shutil.rmtree(cache_dir, ignore_errors=True)
         drop_test_database(dsn)
 
 

@@ -244,3 +244,31 @@ def test_band_selection_and_unknown_band(app_client, world):
     r = app_client.get(f"/ogc/collections/{OPEN}/coverage",
                        params={"f": "json", "properties": "7"})
     assert r.status_code == 400
+
+
+def test_coverage_etag_304_and_access(app_client, world, db):
+    """A coverage is tagged by its version and the caller's access (issue 12 §2): the
+    same request is the same bytes under the same strong ETag, If-None-Match answers 304
+    (audited for non-open data, 0 rows), and another access gets another tag."""
+    params = {"f": "GTiff", "bbox": "113.0,22.55,113.05,22.6"}  # in 蓬江区, the grant's
+    url = f"/ogc/collections/{OPEN}/coverage"
+    first, again = app_client.get(url, params=params), app_client.get(url, params=params)
+    assert first.status_code == 200 and first.content == again.content
+    tag = first.headers["etag"]
+    assert again.headers["etag"] == tag and not tag.startswith("W/")
+    r = app_client.get(url, params=params, headers={"If-None-Match": tag})
+    assert r.status_code == 304 and r.content == b""
+    cond = f"/ogc/collections/{COND}/coverage"
+    gh, owner = auth(world["limited_grant"]), auth(world["owner"])
+    mine = app_client.get(cond, params=params, headers=gh)
+    theirs = app_client.get(cond, params=params, headers=owner)
+    assert mine.headers["etag"] != theirs.headers["etag"]
+    r = app_client.get(cond, params=params,
+                       headers={**gh, "If-None-Match": theirs.headers["etag"]})
+    assert r.status_code == 200 and r.content == mine.content
+    r = app_client.get(cond, params=params, headers={**gh, "If-None-Match": mine.headers["etag"]})
+    assert r.status_code == 304
+    rows, request = db.execute(
+        "SELECT rows, request FROM audit_log WHERE layer = %s AND action = 'ogc.coverage' "
+        "ORDER BY id DESC LIMIT 1", (COND,)).fetchone()
+    assert rows == 0 and request["status"] == 304

@@ -280,10 +280,13 @@ def test_geojson(client, world):
         assert p["bz"] == src["bz"]
 
 
-def test_batches_keep_memory_flat(client, world, monkeypatch):
-    """Tiny batches (7 rows) give the same files: rows stream through, never all at once."""
+def test_batches_keep_memory_flat(client, world, monkeypatch, tmp_path, fresh_settings):
+    """Tiny batches (7 rows) give the same files: rows stream through, never all at once.
+    (An empty download cache: the files are built here, not found.)"""
     from jmgeo.downloads import export
 
+    monkeypatch.setenv("JMGEO_DOWNLOAD_CACHE_DIR", str(tmp_path / "cache"))
+    fresh_settings()
     monkeypatch.setattr(export, "BATCH", 7)
     r = get(client, LAYER, world["unrelated"], format="gpkg")
     check_frame(pyogrio.read_dataframe(io.BytesIO(r.content), fid_as_index=True),

@@ -14,6 +14,15 @@ other format, or a ``region``, answers 400 naming the table formats.
 * Non-open layers are audited (``layers.audit.record_access``, action ``download``, with
   the row count) *before* the first byte is sent; no audit row, no data (503). Their
   responses carry ``Cache-Control: private, no-store``.
+* Built once per version (:mod:`~jmgeo.downloads.cache`): the strong ``ETag`` is the
+  digest of layer, version (table + load time), format, region, the metadata the files
+  carry and the caller's ``Access.fingerprint()``; the file is kept under it (bounded,
+  LRU), so a repeated download is the same bytes and ``Range`` (+ ``If-Range``) resumes
+  it (206). Callers with different access have different tags and files. The files are
+  deterministic (dated with the version's load time), so a rebuilt file is identical.
+  ``If-None-Match`` with the tag answers 304 without building anything; a 304 of non-open
+  data is audited too (status 304, rows 0: it confirms the caller's copy is current), and
+  without that row it is a 503 like any other answer.
 * Memory stays flat however large the layer: rows come from a server-side cursor in
   batches of :data:`BATCH` and are never all in Python at once.
 
@@ -21,11 +30,13 @@ Formats:
 
 ``gpkg``, ``shp``, ``shp-gbk``
     Written by GDAL through ``pyogrio.raw.write_arrow`` from an Arrow record-batch stream
-    fed by the cursor (WKB + typed attributes), into a temporary directory, then streamed
-    and deleted. GeoPackage keeps the layer's ``fid`` as its FID and the 中文 title as
+    fed by the cursor (WKB + typed attributes: integers, doubles — ``numeric`` too —,
+    booleans, dates and timestamps keep their types), into a directory the cache keeps.
+    GeoPackage keeps the layer's ``fid`` as its FID and the 中文 title as
     the layer description. Shapefiles are zipped with ``.shp/.shx/.dbf/.prj`` (ESRI WKT
     of EPSG:4490), a ``.cpg`` naming the DBF encoding (``UTF-8``, or ``GBK`` for older
-    desktop software) and ``fields.csv`` mapping each DBF field to its column and 中文
+    desktop software — whose DBF also carries the language driver id 0x4D, code page
+    936, so it reads correctly when the ``.cpg`` is lost: :mod:`~jmgeo.downloads.stamp`) and ``fields.csv`` mapping each DBF field to its column and 中文
     label. DBF field names are at most 10 bytes: longer names are cut to 10 characters;
     when that collides (case-insensitively) with another field or the reserved ``fid``,
     cut further so that ``_N`` (N = 1, 2, …) fits: ``land_use_category_name`` →
@@ -33,14 +44,19 @@ Formats:
     characters GBK cannot represent (e.g. 𠮷, outside GB 2312/GBK) are left out by GDAL —
     the response then carries a ``Warning`` header saying so (use ``shp`` or ``gpkg``).
 ``csv``
-    ``COPY … TO STDOUT`` streamed straight from PostgreSQL: UTF-8 with a BOM (Excel opens
+    ``COPY … TO STDOUT`` straight from PostgreSQL into the file: UTF-8 with a BOM (Excel opens
     Chinese correctly), a header row, ``fid``, the attributes, and the geometry as WKT in
-    a last column named ``WKT`` (which GDAL's CSV driver reads as the geometry).
+    a last column named ``WKT`` (which GDAL's and QGIS's CSV readers take as the geometry
+    without being told). Its CRS, EPSG:4490 (lon/lat), is stated in the response's
+    ``Content-Crs`` header (as OGC API Features does) rather than in the file: a comment
+    line breaks CSV readers, and a column name such as ``wkt_epsg4490`` would no longer
+    be found by GDAL. The ``xlsx`` fields sheet names it too.
 ``csv-gbk``, ``xlsx``
     See :mod:`jmgeo.downloads.flat` (layers: ``fid``, attributes and a ``WKT`` column).
 ``geojson``
-    A FeatureCollection streamed feature by feature, each built in PostGIS
-    (``ST_AsGeoJSON``, CRS84 lon/lat order = EPSG:4490 as stored).
+    RFC 7946: a FeatureCollection written feature by feature, each built in PostGIS
+    (``ST_AsGeoJSON`` without its ``crs`` member; CRS84 lon/lat order = EPSG:4490 as
+    stored, the same to centimetres): GDAL reads it as EPSG:4326 lon/lat.
 
 Measured on the 1,000,000-parcel benchmark layer (open, no count; one uvicorn worker whose
 resident memory is 181 MB idle): CSV 2.0 s (282 MB), GeoJSON 7.3 s (455 MB), GeoPackage
@@ -57,6 +73,8 @@ progress; ``GET /downloads/jobs/{id}/file`` sends it (audited, access asked agai
 
 Modules: :mod:`~jmgeo.downloads.export` (the SQL, the batched cursor),
 :mod:`~jmgeo.downloads.files` (the formats, the one writer dispatch),
+:mod:`~jmgeo.downloads.cache` (the file cache, the ETag),
+:mod:`~jmgeo.downloads.stamp` (deterministic dates, the DBF code page byte),
 :mod:`~jmgeo.downloads.jobs` (export jobs, their tasks),
 :mod:`~jmgeo.downloads.ogr` (GeoPackage, Shapefile), :mod:`~jmgeo.downloads.flat` (CSV,
 GeoJSON, XLSX), :mod:`~jmgeo.downloads.route` (the route).

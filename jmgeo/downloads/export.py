@@ -7,6 +7,7 @@ Arrow types, and the server-side cursor that keeps memory flat.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -48,6 +49,12 @@ class Export:
         self.sql = AccessSQL(access, self.types, geom=None if self.is_table else "geom")
         self.columns = [c for c in self.sql.columns() if c != "fid"]
         self.geometry_type = "None"
+        # the version's load time: the version's identity (with its table) and the one
+        # date the files carry, so a rebuilt file is the same bytes (jmgeo.downloads.cache)
+        stamp = conn.execute("SELECT loaded_at FROM layer_version WHERE table_name = %s",
+                             (self.table,)).fetchone()
+        self.loaded_at: dt.datetime = ((stamp or {}).get("loaded_at")
+                                       or dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
         if not self.is_table:
             schema, name = split_table(self.table)
             gc = conn.execute(
@@ -174,6 +181,10 @@ class Export:
         return sql.SQL("SELECT ") + self.flat_select() + where + self.order, params
 
     def geojson_query(self) -> tuple[sql.Composable, list]:
+        """One feature per row, RFC 7946: lon/lat as stored (EPSG:4490 ≈ CRS84 within
+        centimetres), 9 decimals, and no ``crs`` member (``ST_AsGeoJSON`` options 0 —
+        its default adds one naming EPSG:4490, which GDAL then takes for EPSG:4326
+        lat/lon and readers of RFC 7946 reject)."""
         where, params = self.from_where(literal=False)
         if not self.columns:
             props: sql.Composable = sql.SQL("'{}'::jsonb")
@@ -185,7 +196,7 @@ class Export:
                     for c in self.columns[i:i + 50])))
             props = sql.SQL(" || ").join(chunks)
         q = (sql.SQL("SELECT json_build_object('type', 'Feature', 'id', t.fid, 'geometry', "
-                     "ST_AsGeoJSON(t.geom)::json, 'properties', {})::text AS f").format(props)
+                     "ST_AsGeoJSON(t.geom, 9, 0)::json, 'properties', {})::text AS f").format(props)
              + where + self.order)
         return q, params
 

@@ -23,6 +23,8 @@ FORMATS = {  # format → (file extension, media type)
     "geojson": (".geojson", "application/geo+json"),
 }
 TABLE_FORMATS = ("csv", "csv-gbk", "xlsx")  # a table has no geometry: no GIS formats
+# the flat formats whose WKT column's CRS (EPSG:4490) is stated in a Content-Crs header
+CRS_HEADER_FORMATS = ("csv", "csv-gbk", "xlsx")
 STREAMED = {"csv": flat.stream_csv, "csv-gbk": flat.stream_csv_gbk,
             "geojson": flat.stream_geojson}
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jmgeo.db import connection
+from jmgeo.downloads import stamp
 from jmgeo.downloads.export import Export, fetch_batches
 
 CHUNK = 1 << 20  # bytes per streamed chunk
@@ -110,4 +111,5 @@ def write_xlsx(export: Export, tmp: Path) -> tuple[Path, int]:
             col, labels.get(col, ""))])
     path = tmp / f"{export.layer['name']}.xlsx"
     wb.save(path)
+    stamp.normalise_zip(path, export.loaded_at)
     return path, rows

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jmgeo.downloads import stamp
 from jmgeo.downloads.export import Export, fetch_batches
 
 LOGGER = logging.getLogger(__name__)
@@ -133,8 +134,11 @@ def write_ogr(export: Export, fmt: str, tmp: Path) -> tuple[Path, int, list[str]
     for w in caught:
         LOGGER.info("download %s: GDAL: %s", layer, w.message)
     notes = check.notes()
+    when = export.loaded_at
     if not shp:
+        stamp.gpkg_dates(path, when)
         return path, counter[0], notes
+    stamp.patch_dbf(path.with_suffix(".dbf"), when, "GBK" if fmt == "shp-gbk" else None)
     fields = io.StringIO()
     writer = csv.writer(fields)
     writer.writerow(["shapefile_field", "column", "label"])
@@ -148,6 +152,8 @@ def write_ogr(export: Export, fmt: str, tmp: Path) -> tuple[Path, int, list[str]
         for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
             part = path.with_suffix(ext)
             if part.exists():
+                stamp.touch(part, when)
                 zf.write(part, part.name)
-        zf.writestr("fields.csv", BOM + fields.getvalue().encode("utf-8"))
+        zf.writestr(zipfile.ZipInfo("fields.csv", stamp.zip_time(when)),
+                    BOM + fields.getvalue().encode("utf-8"), zipfile.ZIP_DEFLATED, 1)
     return zpath, counter[0], notes

@@ -1,27 +1,29 @@
-"""``GET /downloads/{name}``: checks, audit, headers — then one of the writers, at once or
-as an export job (``GET /downloads/jobs/{id}``, ``…/file``: :mod:`jmgeo.downloads.jobs`).
-Every delivery is counted (``jmgeo.http.count_delivery``) once its last byte has left."""
+"""``GET /downloads/{name}``: checks, ETag / 304, audit, headers — then the file from the
+cache (:mod:`jmgeo.downloads.cache`, built by one of the writers when absent; ``Range``
+answered 206 by ``FileResponse``), or an export job (``GET /downloads/jobs/{id}``,
+``…/file``: :mod:`jmgeo.downloads.jobs`). Every delivery is counted
+(``jmgeo.http.count_delivery``) once its last byte has left; a range request counts its
+bytes but no rows (the rows were counted with the delivery it resumes)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask, BackgroundTasks
 
+from jmgeo import etags
 from jmgeo.db import connection
-from jmgeo.downloads import jobs
+from jmgeo.downloads import cache, jobs
 from jmgeo.downloads.export import Export
 from jmgeo.downloads.files import (
+    CRS_HEADER_FORMATS,
     FORMATS,
-    STREAMED,
     TABLE_FORMATS,
     default_format,
     filename,
@@ -37,13 +39,15 @@ from jmgeo.http import (
     envelope,
 )
 from jmgeo.settings import get_settings
-from layers.policy import Access, Caller, lookup, owns_export
+from layers.policy import Caller, lookup, owns_export
+from spatial.crs import EPSG_URI
 
 LOGGER = logging.getLogger(__name__)
 
 router = APIRouter(tags=["downloads"])
 
 __all__ = ["FORMATS", "TABLE_FORMATS", "router"]
+STORAGE_CRS_URI = EPSG_URI.format(code=4490)
 REGION_CODE_RE = re.compile(r"^[0-9]{6}([0-9]{3})?$")
 
 
@@ -104,22 +108,6 @@ def _check_request(conn, row: dict, name: str, fmt: str,
                       f"region: 区划 {region} 暂无边界数据 / region {region} has no "
                       "boundary polygon yet: use its county code")
     return None
-
-
-def _counted(stream: Iterator[bytes], export: Export, caller: Caller, access: Access,
-             detail: str) -> Iterator[bytes]:
-    """The stream, counted as one delivery when its last chunk has gone (a download
-    broken off is not a delivery)."""
-    rows, nbytes = [0], 0
-
-    def count(n: int) -> None:
-        rows[0] += n
-
-    export.progress = count
-    for chunk in stream:
-        nbytes += len(chunk)
-        yield chunk
-    count_delivery(caller, access, "download", rows[0], nbytes, detail)
 
 
 @router.get("/downloads/jobs/{job_id}", summary="批量下载作业 / an export job: status, progress")
@@ -213,39 +201,58 @@ def download(resource: LayerInPath, caller: CallerDep, request: Request,
         if refused is not None:
             return refused
         export = Export(conn, row, access, region)
-        rows = export.count(conn) if access.audited and fmt in STREAMED else None
         job = None
-        if as_job or (rows if rows is not None else export.estimate(conn)) > \
-                get_settings().export_sync_max_rows:
+        if as_job or export.estimate(conn) > get_settings().export_sync_max_rows:
             job = jobs.create(conn, caller, row, fmt, region)
     if job is not None:
         jobs.submit(job["id"])
         doc = jsonable(jobs.document(job, _base(request)))
         return JSONResponse(doc, status_code=202, headers={
             "Location": f"/downloads/jobs/{job['id']}", "Cache-Control": "no-store"})
-    media_type = FORMATS[fmt][1]
     headers = _headers(caller, filename(layer, region, fmt), _title(row, fmt, region))
-    detail = fmt if region is None else f"{fmt} region {region}"
-    if fmt in STREAMED:
-        refused = audit_or_503(caller, access, "download", request, rows)
-        if refused is not None:
-            return refused
-        return StreamingResponse(_counted(STREAMED[fmt](export), export, caller, access,
-                                          detail), media_type=media_type, headers=headers)
-    tmp = Path(tempfile.mkdtemp(prefix="jmgeo-dl-"))
-    try:
-        path, written, notes = write_file(export, fmt, tmp)
-    except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    refused = audit_or_503(caller, access, "download", request, written)
+    tag = cache.etag(row, access, fmt, region, export.loaded_at)
+    headers["ETag"] = tag
+    if fmt in CRS_HEADER_FORMATS and not export.is_table:
+        headers["Content-Crs"] = f"<{STORAGE_CRS_URI}>"  # the WKT column's CRS
+    if etags.matches(request.headers.get("if-none-match"), tag):
+        # the caller's copy is current: no data leaves; non-open data is audited all the
+        # same (status 304, 0 rows), and without the audit row no answer either
+        refused = audit_or_503(caller, access, "download", request, 0, status=304)
+        return refused or Response(status_code=304, headers=headers)
+    entry = cache.get(tag)
+    if entry is None:
+        entry = _build(export, fmt, tag)
+    partial = "range" in request.headers
+    refused = audit_or_503(caller, access, "download", request, entry.rows,
+                           status=206 if partial else 200)
     if refused is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(entry)
         return refused
-    if notes:
-        headers["Warning"] = ", ".join(f'299 jmgeo "{n}"' for n in notes)
+    if entry.notes:
+        headers["Warning"] = ", ".join(f'299 jmgeo "{n}"' for n in entry.notes)
+    detail = (fmt if region is None else f"{fmt} region {region}") + \
+        (" (range)" if partial else "")
     after = BackgroundTasks()
-    after.add_task(count_delivery, caller, access, "download", written,
-                   path.stat().st_size, detail)
-    after.add_task(shutil.rmtree, tmp, ignore_errors=True)
-    return FileResponse(path, media_type=media_type, headers=headers, background=after)
+    # a range is the rest of a delivery already counted: its bytes, no rows again
+    after.add_task(count_delivery, caller, access, "download", 0 if partial else entry.rows,
+                   entry.path.stat().st_size, detail)
+    if entry.temporary:
+        after.add_task(_discard, entry)
+    return FileResponse(entry.path, media_type=FORMATS[fmt][1], headers=headers,
+                        background=after)
+
+
+def _build(export: Export, fmt: str, tag: str) -> cache.Entry:
+    """Write the download into a fresh directory and keep it in the cache."""
+    work = cache.workdir()
+    try:
+        path, written, notes = write_file(export, fmt, work)
+        return cache.put(tag, path, written, notes)
+    except Exception:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _discard(entry: cache.Entry) -> None:
+    if entry.temporary:
+        shutil.rmtree(entry.path.parent, ignore_errors=True)

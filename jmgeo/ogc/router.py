@@ -5,14 +5,23 @@ pygeoapi has no access control and reads its configuration once. We keep its OGC
 built from the configuration of the caller's audience (see ``jmgeo.ogc.config``). A
 collection the caller may not see is simply absent from that configuration, so it
 answers exactly like one that never existed — in listings, items, OpenAPI and errors.
+
+The data routes (items, item, tiles, coverage) carry a strong ``ETag`` (``data_etag``):
+the digest of the collection's configuration entry — its version's table or file and the
+caller's ``Access`` — and the request; ``If-None-Match`` with it answers 304 before
+pygeoapi runs (audited for non-open data: status 304, 0 rows; no audit row, no answer).
+The regions (no version) are tagged by their body's digest. Items pages lose pygeoapi's
+``timeStamp`` so the same version is the same bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import json
 import logging
+import re
 import threading
 from collections import OrderedDict
 from http import HTTPStatus
@@ -21,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from jmgeo import etags
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.http import AUDIT_DOWN, audit_refusal
 from jmgeo.ogc import config as ogc_config
@@ -104,6 +114,37 @@ def _to_response(headers: dict, status: int, content) -> Response:
     return response
 
 
+_TIMESTAMP_RE = re.compile(r',\s*"timeStamp":\s*"[^"]*"')
+
+
+def data_etag(api: API, accesses: dict, request: Request, base_url: str) -> str | None:
+    """The strong ETag of a data route's answer for a registry layer (None: no version
+    to tie it to — the regions, a POST search — the tag is then the body's digest).
+
+    The collection's configuration entry holds the version (its table or raster file
+    name) and the caller's ``Access``; with the request (path, query, the negotiating
+    headers) it fixes the answer, so the tag is known before pygeoapi runs."""
+    cid = request.path_params.get("collection_id")
+    if request.method != "GET" or cid not in accesses:
+        return None
+    headers = request.headers
+    return etags.strong(
+        "ogc", base_url, ogc_config.fingerprint({cid: api.config["resources"][cid]},
+                                                base_url),
+        request.url.path, sorted(request.query_params.multi_items()),
+        headers.get("accept", ""), headers.get("accept-language", ""))
+
+
+def _no_timestamp(content):
+    """pygeoapi stamps each items page with the time it was made (``timeStamp``, optional
+    in OGC API Features): dropped, so the same version answers the same bytes under its
+    strong ETag. It is the page's last member."""
+    if isinstance(content, str) and content.endswith("}"):
+        tail = content[-120:]
+        return content[:-120] + _TIMESTAMP_RE.sub("", tail, count=1)
+    return content
+
+
 def _call(loop: asyncio.AbstractEventLoop, func, *args):
     asyncio.set_event_loop(loop)  # pygeoapi API calls expect a loop in their thread
     return func(*args)
@@ -132,9 +173,9 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
 
     caller: Caller = request.state.caller
     loop = asyncio.get_running_loop()
+    base_url = base_url_for(request)
     try:
-        api, accesses = await loop.run_in_executor(
-            None, AUDIENCES.get, caller, base_url_for(request))
+        api, accesses = await loop.run_in_executor(None, AUDIENCES.get, caller, base_url)
     except DatabaseUnavailable:
         return ogc_error(503, "ServiceUnavailable",
                          "数据库暂不可用，请稍后重试 / database temporarily unavailable")
@@ -143,7 +184,11 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
         # absent for this caller: a refusal is audited when it is one (the 404 stays)
         await loop.run_in_executor(None, audit_refusal, caller, cid, "ogc", request.url.path,
                                    request.url.query, request.method)
+    etag = data_etag(api, accesses, request, base_url) if action else None
+    if etag is not None and etags.matches(request.headers.get("if-none-match"), etag):
+        return await _not_modified(loop, caller, accesses, action, request, etag)
     api_request = await APIRequest.from_starlette(request, api.locales)
+    tagged = False  # only a data route's 200 carries the tag
     if not skip_valid_check and not api_request.is_valid():
         headers, status, content = api.get_format_exception(api_request)
     else:
@@ -157,12 +202,45 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
         except Exception:  # noqa: BLE001
             LOGGER.exception("audit write failed for %s", request.url.path)
             return ogc_error(503, "ServiceUnavailable", AUDIT_DOWN)
+        tagged = (action is not None and request.method == "GET" and status == HTTPStatus.OK
+                  and headers.get("Content-Type") != "text/html")
+        if tagged and action == "items":
+            content = _no_timestamp(content)
+        if tagged and etag is None:  # no version (the regions): the body's digest
+            etag = etags.strong("ogc-body", request.url.path, hashlib.sha256(
+                content if isinstance(content, bytes) else str(content).encode()).hexdigest())
+            if etags.matches(request.headers.get("if-none-match"), etag):
+                return _cache_headers(Response(status_code=304), caller, etag)
         if status != HTTPStatus.NO_CONTENT:
             content = apply_gzip(headers, content)
     response = _to_response(headers, status, content)
+    return _cache_headers(response, caller, etag if tagged else None, document)
+
+
+def _cache_headers(response: Response, caller: Caller, etag: str | None,
+                   document: bool = False) -> Response:
     response.headers["Cache-Control"] = cache_control(caller, document)
-    response.headers["Vary"] = "Authorization, X-API-Key"
+    # the answer depends on the key, the negotiated format and language
+    response.headers["Vary"] = "Authorization, X-API-Key, Accept, Accept-Language"
+    if etag is not None:
+        response.headers["ETag"] = etag
     return response
+
+
+async def _not_modified(loop, caller: Caller, accesses: dict, action: str,
+                        request: Request, etag: str) -> Response:
+    """304 for a caller whose copy is current: no data leaves, no query runs. On non-open
+    data it is audited all the same (status 304, 0 rows: who confirmed holding which
+    layer's data, under which grant); no audit row, no answer (503)."""
+    from layers.audit import record_ogc
+
+    try:
+        await loop.run_in_executor(None, record_ogc, caller, accesses, action, request,
+                                   HTTPStatus.NOT_MODIFIED, None)
+    except Exception:  # noqa: BLE001
+        LOGGER.exception("audit write failed for %s", request.url.path)
+        return ogc_error(503, "ServiceUnavailable", AUDIT_DOWN)
+    return _cache_headers(Response(status_code=304), caller, etag)
 
 
 def _openapi(api: API, request: APIRequest):
