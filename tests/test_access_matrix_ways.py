@@ -1,8 +1,8 @@
 """The access matrix for the ways out of issue 5 items 5–7, issue 11 §2 and §4 and issue 12
 §5: vector tiles, map images, coverages, downloads, online query (/exchange/query) and
-feeds (/exchange/feeds) — callers × sharing classes × these ways, with the expectations, fixtures and
-checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers exactly like a
-nonexistent one, fields are limited and masked, a region grant limits the rows, non-open
+feeds (/exchange/feeds) — callers × sharing classes × these ways, with the expectations,
+fixtures and checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers
+exactly like a nonexistent one, fields are limited and masked, a region grant limits the rows, non-open
 data is never publicly cacheable and every non-open access writes one audit row.
 """
 
