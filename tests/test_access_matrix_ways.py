@@ -2,8 +2,9 @@
 §5: vector tiles, map images, coverages, downloads, online query (/exchange/query) and
 feeds (/exchange/feeds) — callers × sharing classes × these ways, with the expectations,
 fixtures and checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers
-exactly like a nonexistent one, fields are limited and masked, a region grant limits the rows, non-open
-data is never publicly cacheable and every non-open access writes one audit row.
+exactly like a nonexistent one, fields are limited and masked, a region grant limits the
+rows, non-open data is never publicly cacheable and every non-open access writes one audit
+row.
 """
 
 from __future__ import annotations
