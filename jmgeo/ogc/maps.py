@@ -69,7 +69,6 @@ DEFAULT_WIDTH = 512
 MAX_SIZE = 4096  # pixels per side: a 4096² RGBA canvas is 64 MiB
 MARGIN_PX = 8  # geometry kept this far outside the image, so clipped edges stay unseen
 MERCATOR = 3857
-GEOGRAPHIC = ("CRS84", 4490, 4326)  # drawn as lon/lat (plate carrée) in EPSG:4490
 
 
 class MapParameterError(ProviderInvalidQueryError):
@@ -199,6 +198,13 @@ def map_epsg(spec: str) -> int:
                  f"{CRS84_URI}, EPSG:4490, EPSG:4326 or EPSG:3857")
 
 
+def map_epsg_or_none(spec: str) -> int | None:
+    try:
+        return map_epsg(spec)
+    except MapParameterError:
+        return None
+
+
 def map_format(request) -> str:
     """``f`` (``png`` default, ``jpeg``/``jpg``), or the Accept header without ``f``."""
     value = request.params.get("f")
@@ -276,13 +282,6 @@ def _frame(request, extent: list[float]) -> tuple[render.Frame, int, str]:
     if width is None:
         width = max(1, min(MAX_SIZE, round(height * aspect)))
     return render.Frame(*box, width, height), epsg, out_crs
-
-
-def map_epsg_or_none(spec: str) -> int | None:
-    try:
-        return map_epsg(spec)
-    except MapParameterError:
-        return None
 
 
 def _transparent(request) -> bool:
