@@ -250,6 +250,10 @@ def test_maps_are_declared(app_client, world):
     f = next(p for p in oas["paths"]["/collections/regions/map"]["get"]["parameters"]
              if p.get("name") == "f")
     assert f["schema"]["enum"] == ["png", "jpeg"]
+    tiles = oas["paths"]["/collections/regions/map/tiles/{tileMatrixSetId}/{tileMatrix}/"
+                         "{tileRow}/{tileCol}"]["get"]
+    tms = next(p for p in tiles["parameters"] if p["name"] == "tileMatrixSetId")
+    assert {"WebMercatorQuad", "CGCS2000Quad"} <= set(tms["schema"]["enum"])
 
 
 # -- the renderer itself ------------------------------------------------------------

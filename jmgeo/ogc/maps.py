@@ -45,6 +45,7 @@ from jmgeo.ogc.provider import (
 from jmgeo.ogc.tiles import (
     MAX_FEATURES,
     REGION_COLUMNS,
+    SCHEMES,
     WEB_MERCATOR_HALF,
     TileParameterError,
     check_tile,
@@ -368,13 +369,34 @@ def get_collection_map_tile(api, request, dataset: str, tileset: str, z, y, x):
     return _image(headers, data, fmt)
 
 
+def _path_param(name: str, description: str, schema: dict) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema}
+
+
 def declare_map_formats(oas: dict[str, Any]) -> dict[str, Any]:
-    """pygeoapi's OpenAPI offers only the provider's one format (png) for ``/map``;
-    JPEG is served too, so say so."""
-    for path, item in oas.get("paths", {}).items():
-        if not path.endswith("/map"):
-            continue
-        for param in item.get("get", {}).get("parameters", []):
+    """pygeoapi's OpenAPI offers only the provider's one format (png) for ``/map`` and
+    knows nothing of map tiles: JPEG is served too, and so are the tiles — say so."""
+    paths = oas.get("paths", {})
+    for path in [p for p in paths if p.endswith("/map")]:
+        op = paths[path].get("get", {})
+        fmt = None
+        for param in op.get("parameters", []):
             if param.get("name") == "f":
                 param.setdefault("schema", {})["enum"] = list(render.FORMATS)
+                fmt = param
+        paths[f"{path}/tiles/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"] = {
+            "get": {
+                "summary": "Get a map tile", "tags": op.get("tags", []),
+                "operationId": f"getMapTile{path.split('/')[2]}",
+                "description": f"{TILE_SIZE}×{TILE_SIZE} map tile (empty: transparent)",
+                "parameters": [
+                    _path_param("tileMatrixSetId", "tile matrix set",
+                                {"type": "string", "enum": list(SCHEMES)}),
+                    _path_param("tileMatrix", "zoom level", {"type": "integer"}),
+                    _path_param("tileRow", "row", {"type": "integer"}),
+                    _path_param("tileCol", "column", {"type": "integer"}),
+                    *([fmt] if fmt else [])],
+                "responses": {"200": {"description": "the tile", "content": {
+                    mime: {} for mime in render.FORMATS.values()}}}}}
     return oas
