@@ -162,7 +162,7 @@ def record_access(caller, access, action: str, path: str, query: str = "",
 
 # What an OGC route hands out, as it states it when it calls ``jmgeo.ogc.router.execute``
 # (``action=``): the audit records ``ogc.<action>``. Metadata routes state none.
-OGC_DATA_ACTIONS = ("items", "item", "tiles", "coverage")
+OGC_DATA_ACTIONS = ("items", "item", "tiles", "coverage", "map")
 
 
 def _rows_from(action: str, status: int, content) -> int | None:
@@ -184,7 +184,8 @@ def _rows_from(action: str, status: int, content) -> int | None:
 def record_ogc(caller, accesses: dict, action: str | None, request, status: int,
                content) -> int | None:
     """Called by ``jmgeo.ogc.router.execute`` after every pygeoapi call with the action
-    its route stated (``items``, ``item``, ``tiles``, ``coverage``; None for metadata):
+    its route stated (``items``, ``item``, ``tiles``, ``coverage``, ``map``; None for
+    metadata):
     records it when it handed out (or tried to hand out) data of an audited layer;
     returns the audit id."""
     if action is None:

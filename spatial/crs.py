@@ -189,6 +189,8 @@ def transform_bbox(bbox: list[float], src: str | int | pyproj.CRS,
             lo[0], lo[1], hi[0], hi[1] = lo[1], lo[0], hi[1], hi[0]
         return lo + hi
     tr = _transformer_for(s, d) if always_xy else _authority_transformer(s, d)
-    if d.to_epsg() == 3857:  # clip to Web Mercator's latitude range
-        bbox = [bbox[0], max(-85.0511, bbox[1]), bbox[2], min(85.0511, bbox[3])]
+    if d.to_epsg() == 3857 and s.is_geographic:  # clip to Web Mercator's latitude range
+        lat = 0 if is_lat_first(s) and not always_xy else 1  # never a northing or a lon
+        bbox = list(bbox)
+        bbox[lat], bbox[lat + n] = max(-85.0511, bbox[lat]), min(85.0511, bbox[lat + n])
     return list(tr.transform(*bbox[:n]) + tr.transform(*bbox[n:]))

@@ -1,9 +1,10 @@
-"""The access matrix for the ways out of issue 5 items 5–7 and issue 11 §2 and §4: vector
-tiles, coverages, downloads, online query (/exchange/query) and feeds (/exchange/feeds) —
-callers × sharing classes × these ways, with the expectations, fixtures and
-checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers exactly like a
-nonexistent one, fields are limited and masked, a region grant limits the rows, non-open
-data is never publicly cacheable and every non-open access writes one audit row.
+"""The access matrix for the ways out of issue 5 items 5–7, issue 11 §2 and §4 and issue 12
+§5: vector tiles, map images, coverages, downloads, online query (/exchange/query) and
+feeds (/exchange/feeds) — callers × sharing classes × these ways, with the expectations,
+fixtures and checks of ``test_access_matrix`` (DESIGN.md §5), so a hidden layer answers
+exactly like a nonexistent one, fields are limited and masked, a region grant limits the
+rows, non-open data is never publicly cacheable and every non-open access writes one audit
+row.
 """
 
 from __future__ import annotations
@@ -58,6 +59,45 @@ def way_tiles(ctx: Ctx):
     for f in feats:
         ctx.check_properties(f["id"], f["properties"])
     ctx.check_audit(mark, None, "ogc.tiles")
+
+
+MAP_BOX = (112.70, 22.20, 113.15, 22.65)  # around all four test features, CRS84
+MAP_SIZE = 450
+
+
+def way_map(ctx: Ctx):
+    """Map images (OGC API Maps): exactly the caller's rows are drawn (a pixel check at
+    each feature); a table has no map (400, no rows); hidden: like nonexistent."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    path = "/ogc/collections/{c}/map"
+    tile = f"/ogc/collections/{{c}}/map/tiles/WebMercatorQuad/{Z}/{ROW}/{COL}"
+    params = {"bbox": ",".join(map(str, MAP_BOX)), "width": MAP_SIZE, "height": MAP_SIZE}
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        ctx.like_nonexistent(path, f="png", **params)
+        ctx.like_nonexistent(tile, f="png")
+        ctx.check_refused(mark, 2)
+        return
+    if ctx.is_table:
+        mark = ctx.audit_mark()
+        assert ctx.get(path.format(c=ctx.layer), f="png", **params).status_code == 400
+        assert all(row[3] in (0, None) for row in ctx.audit_since(mark))
+        return
+    mark = ctx.audit_mark()
+    r = ctx.get(path.format(c=ctx.layer), f="png", **params)
+    assert r.status_code == 200, r.headers
+    alpha = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"))[:, :, 3]
+    w, s, e, n = MAP_BOX
+    for fid, lon, lat, *_ in FEATURES:
+        col = int((lon - w) / (e - w) * MAP_SIZE)
+        row = int((n - lat) / (n - s) * MAP_SIZE)
+        drawn = alpha[row - 6:row + 7, col - 6:col + 7].max() > 0
+        assert drawn == (fid in ctx.exp.fids), (fid, ctx.exp.fids)
+    ctx.check_audit(mark, None, "ogc.map")
 
 
 def way_coverage(ctx: Ctx):
@@ -192,8 +232,8 @@ def way_feed(ctx: Ctx):
     assert ctx.get(f"/exchange/feeds/{ctx.layer}", since=1).text == ""
 
 
-WAYS = {"tiles": way_tiles, "coverage": way_coverage, "download": way_download,
-        "query": way_query, "feed": way_feed}
+WAYS = {"tiles": way_tiles, "map": way_map, "coverage": way_coverage,
+        "download": way_download, "query": way_query, "feed": way_feed}
 MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 
 

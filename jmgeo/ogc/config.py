@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from jmgeo.ogc.coverages import coverage_provider_def
+from jmgeo.ogc.maps import map_provider_def, regions_map_provider_def
 from jmgeo.ogc.tiles import REGION_COLUMNS, regions_tile_provider_def, tile_provider_def
 from layers.access_sql import item_id_field
 from layers.policy import Access, Caller, visible_layers
@@ -72,7 +73,7 @@ def regions_resource() -> dict[str, Any]:
                       "labels": {"code": "区划代码", "name": "名称", "kind": "类别",
                                  "parent_code": "上级代码", "valid_from": "启用日期",
                                  "source": "来源"}},
-        }, regions_tile_provider_def()],
+        }, regions_tile_provider_def(), regions_map_provider_def()],
     }
 
 
@@ -94,7 +95,8 @@ def collection(layer: dict[str, Any], access: Access, providers: list[dict[str, 
 
 
 def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
-    """One vector registry layer: features and vector tiles, carrying the caller's access."""
+    """One vector registry layer: features, vector tiles and map images, carrying the
+    caller's access."""
     provider: dict[str, Any] = {
         "type": "feature",
         "name": PROVIDER,
@@ -110,7 +112,8 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
             "labels": dict(layer.get("field_labels") or {}),
         },
     }
-    return collection(layer, access, [provider, tile_provider_def(layer, access)])
+    return collection(layer, access, [provider, tile_provider_def(layer, access),
+                                      map_provider_def(layer, access)])
 
 
 TABLE_PROVIDER = "jmgeo.ogc.provider.TableProvider"

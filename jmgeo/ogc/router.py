@@ -35,6 +35,7 @@ from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.http import AUDIT_DOWN, audit_refusal
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import coverages as ogc_coverages
+from jmgeo.ogc import maps as ogc_maps
 from jmgeo.ogc import tilejson as ogc_tilejson
 from jmgeo.ogc import tiles as ogc_tiles
 from jmgeo.ogc.compat import (
@@ -73,8 +74,8 @@ class AudienceCache:
                 self._apis.move_to_end(key)
                 return hit
         cfg = ogc_config.build_config(resources, base_url)
-        oas = ogc_config.declare_extra_parameters(
-            get_oas(cfg, fail_on_invalid_collection=False), resources)
+        oas = ogc_maps.declare_map_formats(ogc_config.declare_extra_parameters(
+            get_oas(cfg, fail_on_invalid_collection=False), resources))
         api = API(cfg, oas)
         entry = (api, accesses)
         with self._lock:
@@ -455,6 +456,19 @@ async def coverage(request: Request) -> Response:
                          action="coverage")
 
 
+async def collection_map(request: Request) -> Response:
+    return await execute(request, ogc_maps.get_collection_map,
+                         request.path_params["collection_id"], skip_valid_check=True,
+                         action="map")
+
+
+async def collection_map_tile(request: Request) -> Response:
+    p = request.path_params
+    return await execute(request, ogc_maps.get_collection_map_tile, p["collection_id"],
+                         p["tms_id"], p["z"], p["y"], p["x"], skip_valid_check=True,
+                         action="map")
+
+
 async def cgcs2000_tms(request: Request) -> Response:
     return await execute(request, ogc_tiles.cgcs2000_tilematrixset)
 
@@ -474,6 +488,9 @@ def routes() -> list[Route]:
         Route("/collections/{collection_id}/items", items, methods=["GET", "POST"]),
         Route("/collections/{collection_id}/items/{item_id}", item),
         Route("/collections/{collection_id}/coverage", coverage),
+        Route("/collections/{collection_id}/map", collection_map),
+        Route("/collections/{collection_id}/map/tiles/{tms_id}/{z}/{y}/{x}",
+              collection_map_tile),
         Route("/collections/{collection_id}/tiles", collection_tiles),
         Route("/collections/{collection_id}/tiles/{tms_id}", collection_tiles_metadata),
         Route("/collections/{collection_id}/tiles/{tms_id}/metadata", collection_tiles_metadata),

@@ -162,6 +162,24 @@ def tile_bounds(tms: str, z: int, y: int, x: int) -> tuple[float, float, float, 
     return lon0, lat1 - size, lon0 + size, lat1
 
 
+def check_tile(tileset, z, y, x, schemes: list[str] | None = None,
+               zoom: tuple[int, int] = (MIN_ZOOM, MAX_ZOOM)) -> tuple[str, int, int, int]:
+    """A tile address checked against the tile matrix set (vector and map tiles alike):
+    the integer (z, y, x), or a 400 naming the parameter that is out of the matrix."""
+    schemes = SCHEMES if schemes is None else schemes
+    if tileset not in TILE_MATRIX_SETS or tileset not in schemes:
+        raise TileParameterError(
+            user_msg=f"不支持的瓦片矩阵集 / unknown tileMatrixSetId: {tileset!r}; use one "
+                     f"of {', '.join(schemes)}")
+    tms = TILE_MATRIX_SETS[tileset]
+    top = min(zoom[1], len(tms.tileMatrices) - 1)
+    z = _tile_index(z, "tileMatrix", top + 1, zoom[0])
+    matrix = tms.tileMatrices[z]
+    y = _tile_index(y, "tileRow", int(matrix["matrixHeight"]))
+    x = _tile_index(x, "tileCol", int(matrix["matrixWidth"]))
+    return tileset, z, y, x
+
+
 class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
     """pygeoapi MVT provider over one framework table, obeying the caller's access."""
 
@@ -323,18 +341,8 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
 
     # -- provider API ---------------------------------------------------------
     def check_tile(self, tileset, z, y, x) -> tuple[str, int, int, int]:
-        if tileset not in TILE_MATRIX_SETS or tileset not in self.schemes:
-            raise TileParameterError(
-                user_msg=f"不支持的瓦片矩阵集 / unknown tileMatrixSetId: {tileset!r}; use one "
-                         f"of {', '.join(self.schemes)}")
-        tms = TILE_MATRIX_SETS[tileset]
         zoom = self.options["zoom"]
-        top = min(int(zoom["max"]), len(tms.tileMatrices) - 1)
-        z = _tile_index(z, "tileMatrix", top + 1, int(zoom["min"]))
-        matrix = tms.tileMatrices[z]
-        y = _tile_index(y, "tileRow", int(matrix["matrixHeight"]))
-        x = _tile_index(x, "tileCol", int(matrix["matrixWidth"]))
-        return tileset, z, y, x
+        return check_tile(tileset, z, y, x, self.schemes, (int(zoom["min"]), int(zoom["max"])))
 
     def get_tiles(self, layer=None, tileset=None, z=None, y=None, x=None,
                   format_=None) -> bytes | None:
