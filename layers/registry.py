@@ -404,17 +404,30 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
     return {"layers": row[0], "versions": row[1], "tables": row[2], "epoch": row[3]}
 
 
-def prune(conn: psycopg.Connection, name: str, keep: int) -> dict[str, Any]:
+def prune(conn: psycopg.Connection, name: str, keep: int, *, force: bool = False,
+          by: str | None = None) -> dict[str, Any]:
     """Drop the tables of all but the newest ``keep`` versions (never the current one):
     the retention of version history. Their ``layer_version`` rows stay (the history and
     the audit log name them); a rollback to, or a feed pull from, a pruned version is
-    refused with the oldest one kept."""
+    refused with the oldest one kept. A resource with live grants is refused unless
+    ``force`` (a grantee's system may still pull from an old version); every prune that
+    drops something is written to the audit log (``layer.prune``)."""
+    from layers import audit
+    from layers.grants import LIVE_SQL
+
     if keep < 1:
         raise RegistryError(f"--keep 至少为 1 / --keep must be at least 1 (got {keep})")
     dropped: list[int] = []
     with conn.transaction():
         lock_layer(conn, name)
         layer = require_layer(conn, name)
+        live = _q(conn, "SELECT count(*) FROM layer_grant g WHERE g.layer_id = %s AND " +
+                  LIVE_SQL, (layer["id"],)).fetchone()[0]
+        if live and not force:
+            raise RegistryError(
+                f"资源 {name} 有 {live} 个有效授权，受权部门可能仍从旧版本增量同步；确需删除请加 --force / "
+                f"{name} has {live} live grant(s) whose departments may still pull from old "
+                "versions: add --force to prune anyway")
         rows = _q(conn,
             "SELECT version, table_name FROM layer_version WHERE layer_id = %s AND "
             "to_regclass(table_name) IS NOT NULL ORDER BY version DESC",
@@ -424,5 +437,9 @@ def prune(conn: psycopg.Connection, name: str, keep: int) -> dict[str, Any]:
                 continue
             _q(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(*table.split(".", 1))))
             dropped.append(version)
+        if dropped:
+            audit.record(conn, action="layer.prune", layer=name,
+                         request={"by": by, "keep": keep, "dropped_versions": sorted(dropped),
+                                  "forced": bool(live and force)})
     return {"layer": name, "dropped_versions": sorted(dropped),
             "kept_versions": sorted(v for v, _ in rows if v not in dropped)}

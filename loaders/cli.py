@@ -75,6 +75,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("name")
     pr.add_argument("--keep", type=int, required=True, metavar="N",
                     help="how many newest versions keep their tables (the current always)")
+    pr.add_argument("--force", action="store_true",
+                    help="prune even though the resource has live grants")
     pr.set_defaults(func=_prune)
     st = lsub.add_parser("style", help="replace a layer's map style (MapLibre JSON, version "
                          "8) or --reset it to the default; the owner's or the bureau's")
@@ -270,7 +272,7 @@ def _prune(args: argparse.Namespace) -> int:
 
     try:
         with _conn() as conn:
-            res = prune(conn, args.name, args.keep)
+            res = prune(conn, args.name, args.keep, force=args.force, by="cli")
     except RegistryError as exc:
         raise UserError(str(exc)) from exc
     print(f"{res['layer']}: 删除版本 {res['dropped_versions'] or '无'}，保留 {res['kept_versions']} / "

@@ -240,8 +240,11 @@ def test_versions_history_and_rollback(api, db):
     info = owner.get(f"/exchange/feeds/{name}/versions").json()
     assert info == {"resource": name, "key_field": "name", "current_version": v3,
                     "oldest_version": 1}
-    # pruned history: 410 naming the oldest version a pull may start from
+    # pruned history: 410 naming the oldest version a pull may start from; a resource with
+    # live grants is refused unless forced, and the prune is audited
     registry.prune(db, name, keep=1)
+    assert db.execute("SELECT request->'dropped_versions' FROM audit_log WHERE layer = %s "
+                      "AND action = 'layer.prune'", (name,)).fetchone()[0] == [1, v2]
     r = owner.get(f"/exchange/feeds/{name}", since=1)
     assert r.status_code == 410
     assert r.json()["oldest_version"] == v3
@@ -308,3 +311,16 @@ def test_a_field_added_in_the_new_version_updates_every_record(api, db, database
     recs = ndjson(api["owner"].get(f"/exchange/feeds/{name}", since=1))
     assert [(r["key"], r["op"], r["properties"]["amount"]) for r in recs] == [
         ("B1", "update", 5), ("B2", "update", 6)]
+
+
+def test_prune_is_refused_with_live_grants_unless_forced(db):
+    import pytest as _pytest
+
+    name = resource(db, "conditional", "table")
+    publish_version(db, name, changed(_v1()), kind="table")
+    add_grant(db, layer=name, dept="gh", purpose="规划", approved_by="测试")
+    with _pytest.raises(registry.RegistryError) as err:
+        registry.prune(db, name, keep=1)
+    assert "--force" in str(err.value) and "授权" in str(err.value)
+    assert db.execute("SELECT to_regclass(%s)", (f"layer_data.{name}_v1",)).fetchone()[0]
+    assert registry.prune(db, name, keep=1, force=True)["dropped_versions"] == [1]
