@@ -421,20 +421,19 @@ def prune(conn: psycopg.Connection, name: str, keep: int, *, force: bool = False
     with conn.transaction():
         lock_layer(conn, name)
         layer = require_layer(conn, name)
+        rows = _q(conn,
+            "SELECT version, table_name FROM layer_version WHERE layer_id = %s AND "
+            "to_regclass(table_name) IS NOT NULL ORDER BY version DESC",
+            (layer["id"],)).fetchall()
+        doomed = [(v, t) for v, t in rows[keep:] if v != layer["current_version"]]
         live = _q(conn, "SELECT count(*) FROM layer_grant g WHERE g.layer_id = %s AND " +
-                  LIVE_SQL, (layer["id"],)).fetchone()[0]
+                  LIVE_SQL, (layer["id"],)).fetchone()[0] if doomed else 0
         if live and not force:
             raise RegistryError(
                 f"资源 {name} 有 {live} 个有效授权，受权部门可能仍从旧版本增量同步；确需删除请加 --force / "
                 f"{name} has {live} live grant(s) whose departments may still pull from old "
                 "versions: add --force to prune anyway")
-        rows = _q(conn,
-            "SELECT version, table_name FROM layer_version WHERE layer_id = %s AND "
-            "to_regclass(table_name) IS NOT NULL ORDER BY version DESC",
-            (layer["id"],)).fetchall()
-        for version, table in rows[keep:]:
-            if version == layer["current_version"]:
-                continue
+        for version, table in doomed:
             _q(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(*table.split(".", 1))))
             dropped.append(version)
         if dropped:
