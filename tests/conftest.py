@@ -26,6 +26,22 @@ REPO = Path(__file__).resolve().parent.parent
 USER_DATABASE_URL = os.environ.get("DATABASE_URL")
 
 
+def stop_process(proc, timeout: float = 15) -> None:
+    """Stop a worker or server subprocess a test started: SIGTERM (running jobs finish),
+    SIGKILL if it lingers past ``timeout``."""
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _server_dsn() -> str:
     return os.environ.get("TEST_DATABASE_URL") or settings_mod.Settings().resolved_database_url()
 

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 from exchange_fixtures import APPLICANT, make_callers
 from policy_fixtures import create_layer, create_table
 
-from conftest import REPO
+from conftest import REPO, stop_process
 from jmgeo.http import flush_deliveries
 
 TESTS = str(Path(__file__).resolve().parent)
@@ -96,13 +95,7 @@ def worker(database_url, exports) -> Iterator[Callable[..., subprocess.Popen]]:
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def _layer(db, cls: str = "conditional") -> str:

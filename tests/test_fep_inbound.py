@@ -24,7 +24,7 @@ import pytest
 from exchange_fixtures import make_callers
 from test_loaders_files import parcels_shp
 
-from conftest import REPO
+from conftest import REPO, stop_process
 from layers import registry
 from loaders.pipeline import LoadOptions, load
 
@@ -123,13 +123,7 @@ def worker(dsn: str, tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Pop
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def test_a_worker_harvests_a_dropped_file_and_publishes_it(dsn, tmp_path, worker):

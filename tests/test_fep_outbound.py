@@ -21,7 +21,7 @@ from exchange_fixtures import Api, make_callers
 from test_feeds import _v1, changed, publish_version, resource
 from test_job_queue import _env, _poll
 
-from conftest import REPO, create_test_database, drop_test_database
+from conftest import REPO, create_test_database, drop_test_database, stop_process
 from exchange import fep_outbound as fo
 from exchange.fep_target import FepError
 from layers.grants import add_grant, revoke_grant
@@ -264,13 +264,7 @@ def worker(database_url: str) -> Iterator[Callable[[], subprocess.Popen]]:
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def _blocked_writer(conn: psycopg.Connection, schema: str, table: str) -> bool:

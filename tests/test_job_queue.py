@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from exchange_fixtures import make_callers
 
-from conftest import REPO, create_test_database, drop_test_database
+from conftest import REPO, create_test_database, drop_test_database, stop_process
 from jmgeo.queue import app
 
 # the worker imports this module (--import test_job_queue) to know the task below
@@ -77,13 +77,7 @@ def worker(database_url: str) -> Iterator[Callable[[], subprocess.Popen]]:
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def _objects(dsn: str) -> int:

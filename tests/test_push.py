@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import pytest
 from exchange_fixtures import Api, make_callers
 from test_feeds import _v1, changed, publish_version, resource
 
-from conftest import REPO
+from conftest import REPO, stop_process
 from layers import registry
 from layers.grants import add_grant
 
@@ -101,12 +100,7 @@ def worker(database_url: str) -> Iterator[subprocess.Popen]:
                JMGEO_PUSH_MAX_CHANGES=str(MAX_CHANGES))
     proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker"], env=env, cwd=REPO)
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc)
 
 
 @pytest.fixture(scope="module")
