@@ -10,9 +10,8 @@ the key declared, visible and unmasked for the caller (the rule of every filter,
 What each record holds is the caller's view (``layers.access_sql``: the grant's fields,
 masks, region scope); *which* records changed is ``layers.changes`` (exact per caller).
 Records stream from a server-side cursor: a full pull of 1,000,000 parcels never sits in
-memory. The caller of :meth:`Feed.records` owns the transaction (REPEATABLE READ is best:
-the version range is fixed by :meth:`Feed.open` and the version tables never change, so
-any isolation level gives a consistent answer).
+memory. The caller of :meth:`Feed.records` owns the transaction (any isolation level: the
+version range is fixed by :meth:`Feed.open` and the version tables never change).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ version a pull may start from; a ``since`` that is no version, 400.
 
 Every pull of non-open data is audited before the first byte (``action="feed"``); the
 delivery (rows, bytes) is counted after the last (``exchange.deliveries``, mode
-``system``). Records stream from one repeatable-read transaction.
+``system``). The route resolves the version range once; records stream from one
+transaction over the immutable version tables it names.
 """
 
 from __future__ import annotations
@@ -62,16 +63,16 @@ def _csv_rows(feed: Feed, records: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield buf.getvalue()
 
 
-def _stream(caller: Caller, access: Access, feed_args: dict[str, Any], fmt: str,
+def _stream(caller: Caller, access: Access, feed: Feed, fmt: str,
             detail: str) -> Iterator[bytes]:
-    """The records, encoded, from one repeatable-read transaction; counts what was
+    """The records of the plan the route opened, encoded, from one transaction; counts what was
     delivered at the end — also when the client went away mid-stream."""
     rows = nbytes = 0
     complete = False
     try:
         with connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            feed = Feed.open(conn, **feed_args)
+            conn.execute("SET TRANSACTION READ ONLY")  # the plan, opened by the route,
+            # names immutable version tables: any snapshot gives the same records
             if fmt == "csv":
                 chunks: Iterator[str] = _csv_rows(feed, feed.records(conn, wkt=True))
                 rows = -1  # the header line is no record
@@ -130,10 +131,8 @@ def pull(request: Request, caller: CallerDep, resource: NameInPath,
                 f'&format={format}>; rel="next"',
         "Cache-Control": "private, no-store" if resource.access.audited else "no-cache",
     }
-    # the stream reopens the same plan: the row fixes the current version it was told
-    args = {"layer": row, "access": resource.access, "since": since, "fields": names}
     detail = f"v{info['from_version']}→v{info['to_version']}"
-    return StreamingResponse(_stream(caller, resource.access, args, format, detail),
+    return StreamingResponse(_stream(caller, resource.access, feed, format, detail),
                              media_type=MEDIA[format], headers=headers)
 
 
