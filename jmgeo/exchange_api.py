@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,8 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exchange.requests import MODES, STATUSES
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
-from jmgeo.http import AUTH_CHALLENGE, CallerDep
-from layers.policy import Caller
+from jmgeo.http import ReaderDep, WriterDep
 
 router = APIRouter(prefix="/exchange", tags=["exchange"])
 
@@ -51,26 +50,6 @@ MAX_ID = 2**31 - 1
 
 # -- who is calling ------------------------------------------------------------------
 
-def require_authenticated(caller: CallerDep) -> Caller:
-    """The caller, if authenticated: requests are never public (401 with the challenge)."""
-    if caller.kind == "anonymous":
-        raise HTTPException(401, bilingual("共享申请需要部门凭据（API 密钥）",
-                                           "share requests need a department's credentials "
-                                           "(an API key)"), headers=AUTH_CHALLENGE)
-    return caller
-
-
-def require_writer(caller: Annotated[Caller, Depends(require_authenticated)]) -> Caller:
-    """The caller, if it may change anything here: the auditor supervises read-only."""
-    if caller.can_read_audit:
-        raise HTTPException(403, bilingual("审计员只读，不能提交、答复或更改共享申请",
-                                           "the auditor role is read-only: it cannot file, "
-                                           "answer or change share requests"))
-    return caller
-
-
-ReaderDep = Annotated[Caller, Depends(require_authenticated)]
-WriterDep = Annotated[Caller, Depends(require_writer)]
 RequestId = Annotated[int, Path(ge=1, le=MAX_ID, description="申请编号 / share request id")]
 NotificationId = Annotated[int, Path(ge=1, le=MAX_ID,
                                      description="通知编号 / notification id")]

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from exchange.fep_inbound import STATUSES, list_receipts
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
-from jmgeo.http import AUTH_CHALLENGE, CallerDep
+from jmgeo.http import ReaderDep
 from layers.policy import sees_every_receipt
 
 router = APIRouter(prefix="/exchange/fep", tags=["exchange"])
@@ -26,16 +26,13 @@ Status = Literal[STATUSES]  # type: ignore[valid-type] — exchange.fep_inbound 
 
 
 @router.get("/receipts", summary="drop-folder receipts (前置机回执)")
-def receipts(caller: CallerDep,
+def receipts(caller: ReaderDep,
              dept: str | None = Query(None, description="department code"),
              resource: str | None = Query(None),
              status: Status | None = Query(None),
              limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
     """Receipts of harvested drop-folder files, newest first: accepted (version, counts,
     quality report) or refused (the problem and the fix)."""
-    if caller.kind == "anonymous":
-        raise HTTPException(401, bilingual("需要认证", "authentication required"),
-                            headers=AUTH_CHALLENGE)
     if not sees_every_receipt(caller):
         if not caller.is_department:
             raise HTTPException(403, bilingual("无权查看前置机回执",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -85,6 +85,29 @@ def current_caller(request: Request) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def require_authenticated(caller: CallerDep) -> Caller:
+    """The caller, if authenticated — THE 401 of the routes that are never public (the
+    exchange's requests, subscriptions, receipts, jobs, deliveries), with the challenge."""
+    if caller.kind == "anonymous":
+        raise HTTPException(401, bilingual("需要部门或机构凭据（API 密钥）",
+                                           "this needs credentials (an API key)"),
+                            headers=AUTH_CHALLENGE)
+    return caller
+
+
+def require_writer(caller: Annotated[Caller, Depends(require_authenticated)]) -> Caller:
+    """The caller, if it may change anything: the auditor supervises read-only (403)."""
+    if caller.can_read_audit:
+        raise HTTPException(403, bilingual("审计员只读，不能提交、答复或更改",
+                                           "the auditor role is read-only: it cannot file, "
+                                           "answer or change anything"))
+    return caller
+
+
+ReaderDep = Annotated[Caller, Depends(require_authenticated)]
+WriterDep = Annotated[Caller, Depends(require_writer)]
 
 
 # -- a resource the caller may see ----------------------------------------------------

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
-from jmgeo.http import AUTH_CHALLENGE, CallerDep
+from jmgeo.http import ReaderDep
 from jmgeo.jobs import STATUSES, list_jobs
 from layers.policy import may_see_jobs
 
@@ -22,13 +22,10 @@ Status = Literal[STATUSES]  # type: ignore[valid-type] — jmgeo.jobs spells the
 
 
 @router.get("/jobs", summary="the job queue (作业队列)")
-def jobs(caller: CallerDep, status: Status | None = Query(None),
+def jobs(caller: ReaderDep, status: Status | None = Query(None),
          task: str | None = Query(None, description="task name"),
          limit: int = Query(100, ge=1, le=1000)) -> dict:
     """Background and periodic jobs, newest first, with status and attempts."""
-    if caller.kind == "anonymous":
-        raise HTTPException(401, bilingual("需要认证", "authentication required"),
-                            headers=AUTH_CHALLENGE)
     if not may_see_jobs(caller):
         raise HTTPException(403, bilingual("仅市网信统筹局与审计员可查看作业队列",
                                            "only the bureau and the auditor see the job queue"))

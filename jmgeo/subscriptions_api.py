@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,31 +31,12 @@ from exchange import subscriptions as subs
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.exchange_api import MAX_ID
-from jmgeo.http import AUTH_CHALLENGE, CallerDep, envelope
-from layers.policy import Caller
+from jmgeo.http import ReaderDep, WriterDep, envelope
 
 router = APIRouter(prefix="/exchange/subscriptions", tags=["exchange"])
 receiver_router = APIRouter(tags=["exchange"])
 
 
-def _reader(caller: CallerDep) -> Caller:
-    if caller.kind == "anonymous":
-        raise HTTPException(401, bilingual("订阅需要部门凭据（API 密钥）",
-                                           "subscriptions need a department's credentials "
-                                           "(an API key)"), headers=AUTH_CHALLENGE)
-    return caller
-
-
-def _writer(caller: Annotated[Caller, Depends(_reader)]) -> Caller:
-    if caller.can_read_audit:
-        raise HTTPException(403, bilingual("审计员只读，不能订阅、取消或重投",
-                                           "the auditor role is read-only: it cannot "
-                                           "subscribe, remove or retry"))
-    return caller
-
-
-Reader = Annotated[Caller, Depends(_reader)]
-Writer = Annotated[Caller, Depends(_writer)]
 SubId = Annotated[int, Path(ge=1, le=MAX_ID, description="订阅编号 / subscription id")]
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="投递编号 / delivery id")]
 
@@ -79,7 +60,7 @@ def _json(body, status: int = 200) -> JSONResponse:
 
 
 @router.post("", summary="register a webhook (订阅推送)", status_code=201)
-def create(body: NewSubscription, caller: Writer) -> JSONResponse:
+def create(body: NewSubscription, caller: WriterDep) -> JSONResponse:
     """The answer holds the HMAC secret — shown this once."""
     with connection() as conn:
         out = subs.register(conn, caller, url=body.url, resources=body.resources,
@@ -88,26 +69,26 @@ def create(body: NewSubscription, caller: Writer) -> JSONResponse:
 
 
 @router.get("", summary="subscriptions (own; the bureau and the auditor: all)")
-def listing(caller: Reader) -> JSONResponse:
+def listing(caller: ReaderDep) -> JSONResponse:
     with connection() as conn:
         rows = subs.list_subscriptions(conn, caller)
     return _json({"subscriptions": rows, "numberReturned": len(rows)})
 
 
 @router.get("/{sid}", summary="one subscription")
-def one(sid: SubId, caller: Reader) -> JSONResponse:
+def one(sid: SubId, caller: ReaderDep) -> JSONResponse:
     with connection() as conn:
         return _json(subs.get(conn, caller, sid))
 
 
 @router.delete("/{sid}", summary="remove a subscription (its department or the bureau)")
-def remove(sid: SubId, caller: Writer) -> JSONResponse:
+def remove(sid: SubId, caller: WriterDep) -> JSONResponse:
     with connection() as conn:
         return _json(subs.remove(conn, caller, sid))
 
 
 @router.get("/{sid}/deliveries", summary="the delivery log (status=dead: dead letters)")
-def delivery_log(sid: SubId, caller: Reader,
+def delivery_log(sid: SubId, caller: ReaderDep,
                  status: Literal["pending", "delivered", "dead"] | None = Query(None),
                  limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
     with connection() as conn:
@@ -117,7 +98,7 @@ def delivery_log(sid: SubId, caller: Reader,
 
 @router.post("/{sid}/deliveries/{did}/retry", summary="requeue a dead letter",
              status_code=202)
-def retry(sid: SubId, did: DeliveryId, caller: Writer) -> JSONResponse:
+def retry(sid: SubId, did: DeliveryId, caller: WriterDep) -> JSONResponse:
     with connection() as conn:
         return _json(subs.requeue(conn, caller, sid, did), 202)
 
