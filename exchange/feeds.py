@@ -28,6 +28,7 @@ from jmgeo.errors import UserError
 from layers import changes
 from layers.access_sql import AccessSQL
 from layers.policy import Access
+from layers.registry import table_columns
 
 BATCH = 5_000  # rows per fetch of the server-side cursor
 
@@ -36,15 +37,6 @@ class FeedRefused(UserError):
     """The resource cannot be fed to this caller (no key, key withheld, bad field)."""
 
     status = 400
-
-
-def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:
-    """Column name → PostgreSQL type of a data table, in table order."""
-    rows = conn.cursor(row_factory=tuple_row).execute(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY a.attnum", (table,)).fetchall()
-    return dict(rows)
 
 
 @dataclass

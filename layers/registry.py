@@ -185,6 +185,16 @@ def has_geometry(conn: psycopg.Connection, table: str) -> bool:
     return row is not None
 
 
+def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    """Column name → PostgreSQL type of a data table, in table order (THE catalogue read:
+    the OGC providers cache it per table name — a version's table never changes shape)."""
+    rows = _q(conn,
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum", (table,)).fetchall()
+    return dict(rows)
+
+
 def finish_data_table(conn: psycopg.Connection, table: str, *, analyze: bool = True) -> None:
     """The GIST index on ``geom`` (built after a bulk COPY; none for a table resource)
     and fresh statistics."""

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.ogc.compat import ProviderGenericError
+from layers import registry
 from layers.access_sql import AccessSQL, intersects_regions
 from layers.policy import Access
 
@@ -41,15 +42,8 @@ def table_columns(table: str) -> dict[str, str]:
     cols = _columns_cache.get(table)
     if cols is not None:
         return cols
-    schema, name = split_table(table)
     with connection() as conn:
-        rows = conn.execute(
-            "SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type "
-            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
-            "ORDER BY a.attnum", (schema, name)).fetchall()
-    cols = {r["name"]: r["type"] for r in rows}
+        cols = registry.table_columns(conn, ".".join(split_table(table)))
     if cols:
         with _cache_lock:
             _columns_cache[table] = cols
