@@ -34,6 +34,7 @@ from psycopg.rows import tuple_row
 
 from jmgeo.errors import UserError
 from layers.access_sql import AccessSQL
+from layers.registry import table_columns
 
 OPS = {"i": "insert", "u": "update", "d": "delete"}
 
@@ -65,19 +66,14 @@ def _ident(table: str) -> sql.Composable:
 
 
 def _has_column(conn: psycopg.Connection, table: str, column: str) -> bool:
-    return _q(conn,
-        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
-        "AND NOT attisdropped", (table, column)).fetchone() is not None
+    return column in table_columns(conn, table)
 
 
 def _row_hash(conn: psycopg.Connection, table: str, alias: str) -> sql.Composable:
     """``md5(ROW(every column but fid)::text)`` of one table's row: the geometry in its
     text form (hex EWKB — no GeoJSON conversion), the row id left out (a row's ``fid`` is
     its place in the file and shifts when a record is inserted before it)."""
-    cols = [c for c in _q(conn,
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
-        "AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()]
-    names = [c[0] for c in cols if c[0] != "fid"]
+    names = [c for c in table_columns(conn, table) if c != "fid"]
     if not names:
         return sql.SQL("''")
     return sql.SQL("md5(ROW({}, NULL)::text)").format(sql.SQL(", ").join(

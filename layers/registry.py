@@ -30,7 +30,6 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from jmgeo.errors import UserError
-from layers import changes
 from layers.models import RESOURCE_KINDS, SHARING_CLASSES, UPDATE_CYCLES
 
 DATA_SCHEMA = "layer_data"
@@ -332,6 +331,8 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
              Jsonb(report)))
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (version, layer_id))
+        from layers import changes  # changes reads tables through this module
+
         step = changes.record_step(
             conn, layer_id=layer_id, kind="publish", from_version=before[0],
             from_table=before[1], to_version=version, to_table=table_name,
@@ -397,6 +398,8 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (to_version, layer["id"]))
         if to_version != previous:
+            from layers import changes
+
             changes.record_step(conn, layer_id=layer["id"], kind="rollback",
                                 from_version=before[0], from_table=before[1],
                                 to_version=to_version, to_table=row[0],

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from layers import changes
+from layers import changes, registry
 from loaders.errors import LoaderError
 
 SHOWN = 20  # rows named in a refusal
@@ -78,9 +78,6 @@ def key_diff(conn: psycopg.Connection, layer: str, table: str,
     if row is None:
         return None
     old, old_version = row
-    has_key = conn.execute(
-        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
-        "AND NOT attisdropped", (old, key_col)).fetchone()
-    if not has_key:
+    if key_col not in registry.table_columns(conn, old):
         return {"against_version": old_version, "note": "previous version has no such key"}
     return {"against_version": old_version, **changes.diff_counts(conn, old, table, key_col)}
