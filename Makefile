@@ -11,7 +11,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 5000
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test venv db demo lint bench clean-db help
+.PHONY: run test venv assets db demo lint bench clean-db help
 
 help:
 	@echo "make run   — serve the platform with the Jiangmen demo data on http://$(HOST):$(PORT)"
@@ -28,7 +28,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-db: venv
+# browser packages (MapLibre GL JS, ECharts, Swagger UI, Leaflet) from the npm registry,
+# pinned by package-lock.json, copied to jmgeo/static/vendor/: served by the platform itself
+ASSETS := jmgeo/static/vendor/.built-$(shell cat package-lock.json scripts/build-assets.mjs | md5sum | cut -c1-12)
+
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json scripts/build-assets.mjs
+	@command -v npm >/dev/null || { echo "npm 未安装 / npm not found: apt-get install nodejs npm"; exit 1; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	node scripts/build-assets.mjs
+	@touch $@
+
+db: venv assets
 	$(JMGEO) db ensure
 	$(JMGEO) db upgrade
 

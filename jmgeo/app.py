@@ -11,11 +11,13 @@ traceback: database outages answer 503, anything else 500.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
@@ -48,6 +50,7 @@ from jmgeo.web import install_web
 from spatial import regions
 
 LOGGER = logging.getLogger("jmgeo")
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app() -> FastAPI:
@@ -161,6 +164,9 @@ def create_app() -> FastAPI:
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
     app.include_router(downloads.router)
+    # the platform's own scripts, styles and fonts, and the npm packages `make assets` copied
+    # to jmgeo/static/vendor/: pages load nothing from elsewhere (offline government network)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     # the landing page at /ogc itself too (its own links say /ogc?f=json): no 307 to /ogc/
     app.router.routes.append(Route("/ogc", ogc_router.landing))
     app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
