@@ -87,9 +87,12 @@ class LayerVersion(Base):
 
 
 class RegistryState(Base):
-    """A single counter bumped on every registry change; workers rebuild their config on change."""
+    """A single counter moved by every committed registry change (triggers, migration 0017);
+    API processes rebuild what they keep of the registry when it moves."""
 
     __tablename__ = "registry_state"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     epoch: Mapped[int] = mapped_column(BigInteger, server_default="0")
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # the transaction that last moved the epoch: once per transaction (migration 0017)
+    changed_xid: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -284,6 +284,14 @@ def visible_layers(conn, caller: Caller) -> list[tuple[dict[str, Any], Access]]:
     return out
 
 
+def registry_epoch(conn) -> int:
+    """The registry epoch (``registry_state``; every committed change of a layer, version
+    or department moves it, migration 0017): :func:`visible_layers` of a caller whose
+    access no grant shapes (the anonymous) answers the same while it stands still."""
+    row = conn.execute("SELECT epoch FROM registry_state WHERE id = 1").fetchone()
+    return row["epoch"] if isinstance(row, dict) else row[0]
+
+
 def access_row(conn, layer_name: str) -> dict[str, Any] | None:
     """One published resource's registry row (what :func:`decide` and :func:`listed`
     read), or None when there is none."""

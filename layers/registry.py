@@ -301,11 +301,14 @@ def register_layer(conn: psycopg.Connection, *, name: str, title: str, dept: str
 
 
 def bump_epoch(conn: psycopg.Connection) -> int:
-    row = _q(conn, "UPDATE registry_state SET epoch = epoch + 1, changed_at = now() "
-                       "WHERE id = 1 RETURNING epoch").fetchone()
+    """Move the registry epoch for this transaction and return it (once per transaction:
+    the registry's own triggers, migration 0017, move it at commit for any change not
+    bumped here, and skip a transaction that already moved it)."""
+    row = _q(conn, "UPDATE registry_state SET epoch = epoch + 1, changed_at = now(), "
+                   "changed_xid = pg_current_xact_id()::text WHERE id = 1 AND changed_xid "
+                   "IS DISTINCT FROM pg_current_xact_id()::text RETURNING epoch").fetchone()
     if row is None:
-        _q(conn, "INSERT INTO registry_state (id, epoch) VALUES (1, 1)")
-        return 1
+        return int(_q(conn, "SELECT epoch FROM registry_state WHERE id = 1").fetchone()[0])
     return int(row[0])
 
 

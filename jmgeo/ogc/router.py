@@ -22,8 +22,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
-from collections import OrderedDict
 from http import HTTPStatus
 
 from starlette.requests import Request
@@ -38,12 +36,12 @@ from jmgeo.ogc import coverages as ogc_coverages
 from jmgeo.ogc import maps as ogc_maps
 from jmgeo.ogc import tilejson as ogc_tilejson
 from jmgeo.ogc import tiles as ogc_tiles
+from jmgeo.ogc.audiences import AUDIENCES
 from jmgeo.ogc.compat import (
     API,
     APIRequest,
     apply_gzip,
     core_api,
-    get_oas,
     itemtypes_api,
     tiles_api,
 )
@@ -52,44 +50,6 @@ from jmgeo.settings import get_settings
 from layers.policy import Caller
 
 LOGGER = logging.getLogger(__name__)
-_MAX_AUDIENCES = 64
-
-
-class AudienceCache:
-    """LRU of (fingerprint → API). Building an API + OpenAPI costs ~100 ms; a request
-    that finds its audience here costs one registry query."""
-
-    def __init__(self, size: int = _MAX_AUDIENCES):
-        self.size = size
-        self._apis: OrderedDict[str, tuple[API, dict]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, caller: Caller, base_url: str) -> tuple[API, dict]:
-        with connection() as conn:
-            resources, accesses = ogc_config.audience_resources(conn, caller)
-        key = ogc_config.fingerprint(resources, base_url)
-        with self._lock:
-            hit = self._apis.get(key)
-            if hit is not None:
-                self._apis.move_to_end(key)
-                return hit
-        cfg = ogc_config.build_config(resources, base_url)
-        oas = ogc_maps.declare_map_formats(ogc_config.declare_extra_parameters(
-            get_oas(cfg, fail_on_invalid_collection=False), resources))
-        api = API(cfg, oas)
-        entry = (api, accesses)
-        with self._lock:
-            self._apis[key] = entry
-            while len(self._apis) > self.size:
-                self._apis.popitem(last=False)
-        return entry
-
-    def clear(self) -> None:
-        with self._lock:
-            self._apis.clear()
-
-
-AUDIENCES = AudienceCache()
 
 
 def base_url_for(request: Request) -> str:
@@ -390,6 +350,12 @@ async def collection_tile(request: Request) -> Response:
                          f"矢量瓦片不支持格式 f={fmt} / vector tiles are not available as "
                          f"f={fmt}: formats are " + ", ".join(
                              f"{k} ({v})" for k, v in TILE_FORMATS.items()))
+    if fmt is None:
+        # MVT is a tile's only format: a client that names none (a browser's fetch sends
+        # `Accept: */*`, QGIS sends nothing) gets it, as if it had asked with f=mvt
+        query = request.scope.get("query_string", b"")
+        scope = dict(request.scope, query_string=(query + b"&" if query else b"") + b"f=mvt")
+        request = Request(scope, request.receive)
     return await _tile_response(request, tiles_api.get_collection_tiles_data,
                                 p["collection_id"], p["tms_id"], p["z"], p["y"], p["x"],
                                 action="tiles")
