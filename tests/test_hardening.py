@@ -127,9 +127,9 @@ HOSTILE = [
     ("/ogc/collections/tpol_open/items", {"cursor": _cursor([1, 2])}, "cursor"),
     ("/ogc/collections/tpol_open/items", {"cursor": "\x00"}, "cursor"),
     ("/ogc/collections/tpol_open/items", {"area": str(10 ** 400)}, "area"),
-    ("/regions/44\x0007/stats", {"layer": "tpol_open"}, "code"),
+    ("/regions/44%0007/stats", {"layer": "tpol_open"}, "code"),
     ("/regions/440703/stats", {"layer": "tpol_open", "group_by": "na\x00me"}, "group_by"),
-    ("/regions/44\x0007", {}, "code"),
+    ("/regions/44%0007", {}, "code"),
 ]
 
 
