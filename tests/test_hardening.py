@@ -176,6 +176,36 @@ def test_unknown_hosts_are_refused_when_configured(app_client, world, monkeypatc
     ogc_router.AUDIENCES.clear()
 
 
+# -- a client that hangs up --------------------------------------------------------------
+
+@pytest.mark.parametrize("method,path", [("POST", "/exchange/webhook-test"),
+                                         ("PUT", "/ogc/collections/tpol_open/styles/default")])
+def test_client_disconnect_is_no_logged_server_error(app_client, world, caplog, method,
+                                                     path):
+    import anyio
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "server": ("testserver", 80),
+             "client": ("127.0.0.1", 5555),
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                         (b"content-length", b"1000"),
+                         (b"x-api-key", world["owner"].token.encode())]}
+    with caplog.at_level("INFO", logger="jmgeo"):
+        anyio.run(app_client.app, scope, receive, send)
+    statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    assert statuses and statuses[0] < 500, statuses
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
 # -- the CLI in a pipe ---------------------------------------------------------------------
 
 def test_cli_output_into_a_closed_pipe_is_quiet(database_url, world):
