@@ -27,6 +27,7 @@ from jmgeo.deliveries_api import router as deliveries_router
 from jmgeo.exchange_api import router as exchange_router
 from jmgeo.feed_api import router as feed_router
 from jmgeo.fep_api import router as fep_router
+from jmgeo.guard import RequestGuard
 from jmgeo.http import (
     UNAVAILABLE,
     AuthMiddleware,
@@ -64,6 +65,7 @@ def create_app() -> FastAPI:
                     "OGC APIs under /ogc.",
     )
     app.add_middleware(AuthMiddleware)
+    app.add_middleware(RequestGuard)  # hostile values refused before authentication
     install_web(app, get_settings())  # CORS and compression, around authentication
     install_error_envelope(app)
     # online query's rate limit: one token bucket per client, in this process

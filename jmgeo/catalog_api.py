@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from catalog import dcat, excel, store, sync, vocab
 from jmgeo.db import connection
 from jmgeo.http import CallerDep, envelope
+from jmgeo.settings import get_settings
 from layers.policy import Caller, may_review, owns, sees_every_entry
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
@@ -287,7 +288,7 @@ def dcat_catalog(request: Request, caller: CallerDep):
         sync.ensure_synced(conn)
         rows, _ = store.list_entries(conn, caller, filters={"status": "published"},
                                      limit=1_000_000)
-        base = f"{request.url.scheme}://{request.url.netloc}"
+        base = get_settings().base_url  # configuration, never the request's Host
         return JSONResponse(jsonable_encoder(dcat.catalog_jsonld(rows, base)),
                             media_type="application/ld+json")
     return _run(run)

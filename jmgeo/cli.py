@@ -8,6 +8,7 @@ with exit status 2; nothing prints a traceback unless ``JMGEO_DEBUG=1`` (setting
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -144,11 +145,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_EXIT = 141  # what a shell reports for a command stopped by SIGPIPE (128 + 13)
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; False when its reader is gone (``jmgeo layer list | head``). Then
+    stdout points at /dev/null, so the interpreter's own flush at exit fails no more."""
+    try:
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A reader that stops early (``| head``) ends any command quietly,
+    exit 141 like a shell's SIGPIPE — here, once for every command (not an internal
+    error, no traceback)."""
+    try:
+        code = _main(argv)
+    except BrokenPipeError:
+        _flush_stdout()
+        return SIGPIPE_EXIT
+    except SystemExit:  # argparse's --help and usage errors: their text is written too
+        if not _flush_stdout():
+            return SIGPIPE_EXIT
+        raise
+    return code if _flush_stdout() else SIGPIPE_EXIT
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
+    except BrokenPipeError:
+        raise  # the reader is gone: main() ends quietly
     except UserError as exc:
         print(f"jmgeo: {exc}", file=sys.stderr)
         return 2

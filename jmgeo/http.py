@@ -28,9 +28,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jmgeo.auth import AuthError, authenticate_headers
@@ -384,6 +385,13 @@ async def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
     return envelope(503, UNAVAILABLE)
 
 
+async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+    """The client hung up before its request body arrived: nothing went wrong here and
+    nobody reads the answer (499, nginx's "client closed request") — not a logged 500."""
+    LOGGER.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
 async def _internal(request: Request, exc: Exception) -> JSONResponse:
     LOGGER.exception("unhandled error on %s", request.url.path)
     return envelope(500, INTERNAL)
@@ -395,6 +403,7 @@ def install_error_envelope(app: FastAPI) -> None:
                                      StarletteHTTPException: _http_error,
                                      UserError: _user_error,
                                      DatabaseUnavailable: _db_down,
+                                     ClientDisconnect: _client_gone,
                                      Exception: _internal}
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)

@@ -32,8 +32,13 @@ class Settings(BaseSettings):
     pg_version: str = "15"
     host: str = "127.0.0.1"
     port: int = 5000
-    # public base URL (scheme://host:port) used in OGC links; defaults to http://host:port
+    # public base URL (scheme://host:port) of every link the platform writes (OGC, DCAT,
+    # downloads); defaults to http://host:port. Links never come from the request's Host
     public_url: str | None = None
+    # JMGEO_ALLOWED_HOSTS: host[:port] names a request's Host may carry (comma-separated;
+    # the public URL's host is always allowed); another host is refused (400 InvalidHost,
+    # jmgeo.guard). Empty: any Host is accepted and ignored
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     # seconds a request waits for a pooled connection before answering 503
     db_pool_timeout: float = 5.0
     db_pool_size: int = 16
@@ -50,6 +55,26 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_off(cls, value):
         return False if value == "" else value  # JMGEO_DEBUG= (set but empty) means off
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value):
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        return tuple(dict.fromkeys(h.strip().lower() for h in items if h.strip()))
+
+    @property
+    def allowed_host_names(self) -> frozenset[str]:
+        """The Host values accepted (empty: no check): the configured ones and the public
+        URL's host with and without its port."""
+        if not self.allowed_hosts:
+            return frozenset()
+        from urllib.parse import urlsplit
+
+        names = set(self.allowed_hosts)
+        public = urlsplit(self.base_url)
+        if public.hostname:
+            names.update({public.hostname.lower(), public.netloc.lower()})
+        return frozenset(names)
 
     # local datum shifts from the surveying bureau, "dx,dy,dz[,rx,ry,rz,s]" (PROJ
     # +towgs84): Xian 1980 / Beijing 1954 input is exact with them, approximate without

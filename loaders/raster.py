@@ -80,10 +80,19 @@ def load_raster(src: Source, opts, *, dsn: str) -> dict[str, Any]:
             out = raster_dir() / f"{registry.table_name_for(opts.layer, version)}.tif"
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_suffix(".tmp.tif")
-            with WarpedVRT(ds, src_crs=src_crs, crs=CRS.from_epsg(4490),
-                           resampling=Resampling.bilinear) as vrt:
-                rio_copy(vrt, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
-                         OVERVIEWS="AUTO", BIGTIFF="IF_SAFER")
+            try:
+                with WarpedVRT(ds, src_crs=src_crs, crs=CRS.from_epsg(4490),
+                               resampling=Resampling.bilinear) as vrt:
+                    rio_copy(vrt, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
+                             OVERVIEWS="AUTO", BIGTIFF="IF_SAFER")
+            except Exception as exc:  # noqa: BLE001 — GDAL's CPLE_* errors: a damaged file
+                tmp.unlink(missing_ok=True)
+                raise LoaderError(
+                    "unreadable", f"栅格数据读取失败，文件可能不完整或已损坏（{exc}）",
+                    f"the raster's pixels cannot be read: the file is truncated or damaged "
+                    f"({exc})", file=display, fix_zh="重新导出或完整复制该 GeoTIFF 后再装载",
+                    fix_en="export or copy the GeoTIFF again, completely, and load that"
+                ) from exc
             if opts.dry_run:
                 tmp.unlink(missing_ok=True)
             else:

@@ -191,6 +191,7 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
         info = pyogrio.read_info(src.path, **kw)
     except Exception as exc:  # noqa: BLE001
         raise _gdal_error(src, exc) from exc
+    check_unique_fields([str(f) for f in info.get("fields", [])], src)
     total = info.get("features")
     if total == 0:
         raise _empty(src)
@@ -259,6 +260,26 @@ def _check_field_names(dbf, enc: EncodingDecision, src: Source) -> None:
                 "export as GeoPackage") from None
 
 
+def check_unique_fields(names: list[str], src: Source) -> None:
+    """Two columns of one name (``name,name`` in a CSV header, a DBF written by a tool
+    that does not check) cannot both become fields: refused naming them, before Arrow
+    would fail with ``Field "name" exists 2 times`` (an internal error)."""
+    seen: dict[str, str] = {}
+    dupes = []
+    for name in names:
+        key = name.strip().casefold()
+        if key in seen and name not in dupes:
+            dupes.append(name)
+        seen.setdefault(key, name)
+    if dupes:
+        shown = ", ".join(dupes[:10])
+        raise LoaderError(
+            "duplicate_field", f"字段名重复：{shown}", f"duplicate field names: {shown}",
+            file=src.display, fix_zh="在源数据中给重复的列改名，使每个字段名唯一（不区分大小写）",
+            fix_en="rename the repeated columns in the source so that every field name is "
+            "unique (case-insensitively)")
+
+
 def _find(names: list[str], wanted: tuple[str, ...]) -> str | None:
     low = {n.strip().lower(): n for n in names}
     for w in wanted:
@@ -285,6 +306,7 @@ def _csv_reader(src: Source, option: str | None, batch_size: int,
     names = [n.strip() for n in names]
     if not names or len(text.splitlines()) < 2:
         raise _empty(src)
+    check_unique_fields(names, src)
     # a table keeps every column, coordinates included, as attributes
     lon, lat = (None, None) if table else (_find(names, LON_NAMES), _find(names, LAT_NAMES))
     wkt = None if table else _find(names, WKT_NAMES)

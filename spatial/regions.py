@@ -236,6 +236,20 @@ def region_index_name(table: str) -> tuple[str, str]:
     return schema, idx
 
 
+def _relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    """Whether the table exists, read from ``pg_class`` with this statement's snapshot.
+
+    Not ``to_regclass``: it reads the backend's catalog cache, which keeps a "no such
+    relation" entry until the backend next processes invalidations — an advisory lock does
+    not make it do so. A session that waited on the builder's lock would still see no
+    index, build it again and fail with ``DuplicateTable`` (the first concurrent region
+    statistics of a new version answered 500)."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s) AS e",
+        (schema, name)).fetchone()["e"]
+
+
 def ensure_region_index(conn: psycopg.Connection, table: str) -> sql.Composable:
     """The per-version table (fid, region_code, area_m2, length_m): which regions each
     feature's point on surface falls in (city, county and town where polygons exist) and
@@ -244,13 +258,14 @@ def ensure_region_index(conn: psycopg.Connection, table: str) -> sql.Composable:
     statistics over a million features into a plain indexed GROUP BY."""
     schema, idx = region_index_name(table)
     ident = sql.Identifier(schema, idx)
-    if conn.execute("SELECT to_regclass(%s) AS r", (f"{schema}.{idx}",)).fetchone()["r"]:
+    if _relation_exists(conn, schema, idx):
         return ident
     src_schema, src = table.split(".", 1) if "." in table else ("public", table)
     gk = sql.SQL(_GK_PER_FEATURE).format(g=sql.SQL("t.geom"))
     with conn.transaction():
+        # one builder per index; the others wait here and then find it built
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{idx}",))
-        if conn.execute("SELECT to_regclass(%s) AS r", (f"{schema}.{idx}",)).fetchone()["r"]:
+        if _relation_exists(conn, schema, idx):
             return ident
         conn.execute(sql.SQL(
             "CREATE TABLE {idx} AS SELECT DISTINCT ON (t.fid, p.code) t.fid, "

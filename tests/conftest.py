@@ -95,6 +95,8 @@ def database_url() -> Iterator[str]:
     # the session's download file cache, beside nothing else's (workers inherit it)
     cache_dir = tempfile.mkdtemp(prefix="jmgeo-test-dlcache-")
     os.environ.setdefault("JMGEO_DOWNLOAD_CACHE_DIR", cache_dir)
+    # links come from configuration, never from Host: the in-process client's base URL
+    os.environ.setdefault("JMGEO_PUBLIC_URL", "http://testserver")
     settings_mod.reset_settings()
     try:
         migrate(dsn)

@@ -169,9 +169,13 @@ def test_hidden_and_absent_resources_answer_byte_identical_404(probe, world):
     for headers in ({}, unrelated):
         hidden = probe.get(f"/probe/path/{HIDDEN}", headers=headers)
         absent = probe.get("/probe/path/tseam_never_loaded", headers=headers)
-        malformed = probe.get("/probe/path/NUL%00byte", headers=headers)
-        assert hidden.status_code == absent.status_code == malformed.status_code == 404
-        assert hidden.content == absent.content == malformed.content
+        assert hidden.status_code == absent.status_code == 404
+        assert hidden.content == absent.content
+        # a NUL byte is refused for what it is (jmgeo.guard), whichever name carries it
+        malformed = probe.get(f"/probe/path/{HIDDEN}%00", headers=headers)
+        assert malformed.status_code == 400 and "layer" in malformed.json()["description"]
+        assert malformed.content == probe.get("/probe/path/tseam_never%00",
+                                              headers=headers).content
         assert HIDDEN.encode() not in hidden.content
         assert hidden.json() == {"code": "NotFound", "description": NOT_FOUND}
         q_hidden = probe.get("/probe/query", params={"layer": HIDDEN}, headers=headers)

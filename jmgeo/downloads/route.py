@@ -166,8 +166,8 @@ def _own_job(job_id: str, caller: Caller) -> dict:
 
 
 def _base(request: Request) -> str:
-    return get_settings().public_url.rstrip("/") if get_settings().public_url else \
-        str(request.base_url).rstrip("/")
+    """Links from configuration, never from the request's Host (``jmgeo.ogc.router``)."""
+    return get_settings().base_url
 
 
 def jsonable(doc: dict) -> dict:

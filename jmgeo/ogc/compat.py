@@ -2,8 +2,9 @@
 
 pygeoapi is pinned (``pygeoapi==0.24.*``), but we reach past its public surface: its
 request and API classes, its per-route handler functions, provider base classes and
-errors, one private helper of the rasterio provider, and one function we replace
-(``transform_bbox``, see :mod:`jmgeo.ogc.patches`). Gathering them in one module makes
+errors, one private helper of the rasterio provider, and the functions we replace
+(``transform_bbox``, ``l10n.best_match``, see :mod:`jmgeo.ogc.patches`). Gathering them
+in one module makes
 an upgrade a one-file review, and :func:`check` (run by the test suite and at app start)
 fails loudly, naming what is missing, on a pygeoapi version this was not written for —
 instead of an ``AttributeError`` in the middle of a request.
@@ -16,6 +17,7 @@ import pygeoapi.api as core_api
 import pygeoapi.api.coverages as coverages_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.tiles as tiles_api
+import pygeoapi.l10n as l10n
 from pygeoapi.api import API, APIRequest, apply_gzip, validate_bbox
 from pygeoapi.models.provider.base import (
     LinkType,
@@ -50,7 +52,8 @@ REQUIRED = (
     (tiles_api, "tilematrixsets"), (coverages_api, "get_collection_coverage"),
     (APIRequest, "from_starlette"), (APIRequest, "is_valid"),
     (APIRequest, "get_response_headers"), (API, "get_exception"),
-    (API, "get_format_exception"),
+    (API, "get_format_exception"), (l10n, "best_match"), (l10n, "str2locale"),
+    (l10n, "Locale"),
 )
 
 __all__ = [
@@ -58,7 +61,8 @@ __all__ = [
     "ProviderConnectionError", "ProviderGenericError", "ProviderInvalidQueryError",
     "ProviderItemNotFoundError", "ProviderNoDataError", "RasterioProvider",
     "TileMatrixSetEnum", "TileMatrixSetEnumType", "TileSetMetadata", "_get_parameter_metadata",
-    "apply_gzip", "core_api", "coverages_api", "get_oas", "itemtypes_api", "read_data",
+    "apply_gzip", "core_api", "coverages_api", "get_oas", "itemtypes_api", "l10n",
+    "read_data",
     "tiles_api", "to_json", "url_join", "validate_bbox", "check", "PygeoapiMismatch",
 ]
 

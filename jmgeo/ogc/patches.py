@@ -1,22 +1,73 @@
-"""The one place we replace a pygeoapi internal, and why.
+"""The places we replace a pygeoapi internal, and why.
 
-pygeoapi 0.24's ``transform_bbox`` builds a new pyproj Transformer for every request
+``transform_bbox``: pygeoapi 0.24's builds a new pyproj Transformer for every request
 with a ``bbox`` (measured here: 0.27 s for CRS84 → EPSG:4490), which alone caps a worker
 at ~4 requests/s. We swap in ``spatial.crs.transform_bbox``: same signature, same
-semantics (authority axis order), cached transformer. pygeoapi is pinned (==0.24.*), and
-tests/test_foundation.py checks bbox behaviour end to end, so a change upstream shows.
+semantics (authority axis order), cached transformer. tests/test_foundation.py checks
+bbox behaviour end to end, so a change upstream shows.
+
+``l10n.best_match``: pygeoapi's builds its answer as ``Locale(language, territory)``, and
+babel has no locale ``zh_CN`` (only ``zh_Hans_CN``, which ``Locale.parse`` finds through
+its aliases): every client whose language is not an exact match of a served one — fr-FR,
+ja-JP, zh-TW, zh, ``*``, ``?lang=fr`` — got a 500 (``UnknownLocaleError: 'zh_CN'``).
+:func:`best_match` answers with one of the *served* locales themselves (as parsed from the
+configuration), never a constructed one, and skips any tag it cannot read. Both pygeoapi's
+request negotiation and its ``translate`` go through ``l10n.best_match``
+(tests/test_hardening.py sends every kind of tag).
 """
 
 from __future__ import annotations
 
 from jmgeo.ogc.compat import itemtypes_api as itemtypes
+from jmgeo.ogc.compat import l10n
 from spatial.crs import transform_bbox
 
 _applied = False
+
+
+def _parse(tag) -> l10n.Locale | None:
+    """A Babel locale for a language tag or Locale; None for what is not one ('*', junk)."""
+    if isinstance(tag, l10n.Locale):
+        return tag
+    if not isinstance(tag, str) or not tag.strip() or len(tag) > 64:
+        return None
+    try:
+        return l10n.str2locale(tag, silent=True)
+    except Exception:  # noqa: BLE001 — a tag babel cannot read is no preference
+        return None
+
+
+def best_match(accept_languages, available_locales) -> l10n.Locale:
+    """The served locale that best fits the client's preference list (same contract as
+    ``pygeoapi.l10n.best_match``): language and territory, else the language's generic
+    locale, else the language in another territory (zh-TW → zh-CN), else the first
+    served locale. Always one of ``available_locales`` as parsed, so it always exists."""
+    served = [loc for loc in (_parse(a) for a in available_locales or ()) if loc]
+    if not served:
+        raise l10n.LocaleError("No available locales specified")
+    if isinstance(accept_languages, (str, l10n.Locale)):
+        accept_languages = [accept_languages]
+    if not isinstance(accept_languages, list):
+        accept_languages = []
+    for tag in accept_languages:
+        wanted = _parse(tag)
+        if wanted is None:
+            continue
+        same = [loc for loc in served if loc.language == wanted.language]
+        for loc in same:
+            if loc.territory == wanted.territory:
+                return loc
+        for loc in same:
+            if loc.territory is None:
+                return loc
+        if same:
+            return same[0]
+    return served[0]
 
 
 def apply() -> None:
     global _applied
     if not _applied:
         itemtypes.transform_bbox = transform_bbox
+        l10n.best_match = best_match
         _applied = True

@@ -49,6 +49,7 @@ from jmgeo.ogc.compat import (
     ProviderItemNotFoundError,
 )
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
+from jmgeo.ogc.values import check_property_value, decode_cursor
 from layers.access_sql import intersects_regions
 from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first
 
@@ -210,6 +211,8 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         cols = self._columns()
         for name, value in properties or []:
             col = self._column_sql(name)
+            if name not in self.masks:  # masked: compared as text
+                check_property_value(name, cols[name], value)
             if name in self.masks:
                 clauses.append(sql.SQL("{} = %s").format(col))
             else:
@@ -287,13 +290,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
     def _cursor_table(self, token: str, conn) -> tuple[str, int, list]:
         """Decode a keyset cursor: (the version table it pins, that version, the last
         row's sort key)."""
-        try:
-            data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-            version, key = int(data["v"]), list(data["k"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ProviderInvalidQueryError(
-                user_msg="参数 cursor 无效 / parameter cursor is malformed: "
-                         "follow the `next` link as given") from exc
+        version, key = decode_cursor(token)
         if self.layer_name is None:
             return self.table, version, key
         row = conn.execute(

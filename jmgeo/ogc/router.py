@@ -53,10 +53,10 @@ LOGGER = logging.getLogger(__name__)
 
 
 def base_url_for(request: Request) -> str:
-    settings = get_settings()
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}"
+    """The base of every link: configuration (``JMGEO_PUBLIC_URL``), never the request's
+    ``Host`` — answers are cached publicly (``Cache-Control: public``) and a forged Host
+    would otherwise poison the cache with links to another server."""
+    return get_settings().base_url
 
 
 def ogc_error(status: int, code: str, description: str) -> JSONResponse:
