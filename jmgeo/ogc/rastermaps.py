@@ -147,7 +147,7 @@ class RasterMapProvider(BaseProvider):
         data = ds.read(bands, window=win, out_shape=(len(bands), out_h, out_w),
                        resampling=Resampling.nearest, masked=True)
         src = np.ma.filled(data.astype("float32"), np.nan)
-        src_transform = ds.window_transform(win) * Affine.scale(win.width / out_w,
+        src_transform = ds.window_transform(win) @ Affine.scale(win.width / out_w,
                                                                 win.height / out_h)
         dest = np.full((len(bands), frame.height, frame.width), np.nan, dtype="float32")
         reproject(source=src, destination=dest, src_transform=src_transform,
