@@ -14,7 +14,8 @@ credential outlives it::
 the key is the password of QGIS's built-in Basic authentication (an auth config in a
 ``QgsAuthManager`` on a temporary auth database with a master password; user name
 ``qgis``), the only way QGIS 3.22 can send one. Printed: ``valid``, the provider's
-error, the field names, the CRS and every feature (``id`` — the feature's id as QGIS
+error, the HTTP answers it got (status and URL), the field names, the CRS and every
+feature (``id`` — the feature's id as QGIS
 reads it, attributes and WKT).
 
 ``vectortile``: the XYZ vector tiles at a zoom, drawn by QGIS's ``vectortile`` provider
@@ -37,8 +38,10 @@ from qgis.core import (  # noqa: E402 — after the environment QGIS reads at im
     QgsApplication,
     QgsAuthMethodConfig,
     QgsDataSourceUri,
+    QgsNetworkAccessManager,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtNetwork import QNetworkRequest  # noqa: E402
 
 MASTER_PASSWORD = "jmgeo-test-master"
 
@@ -146,6 +149,11 @@ def main(argv: list[str]) -> int:
     messages: list[str] = []  # what QGIS logs (a provider's HTTP errors land here)
     QgsApplication.messageLog().messageReceived.connect(
         lambda text, tag, _level: messages.append(f"{tag}: {text}"))
+    requests: list[str] = []  # every HTTP answer QGIS got: "status URL"
+    QgsNetworkAccessManager.instance().finished.connect(
+        lambda reply: requests.append(
+            f"{reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)} "
+            f"{reply.request().url().toString()}"))
     try:
         if argv[1] == "oapif":
             result = open_oapif(argv[2], argv[3], argv[4] if len(argv) > 4 else None)
@@ -155,6 +163,7 @@ def main(argv: list[str]) -> int:
             raise SystemExit(f"unknown command {argv[1]!r}")
         QgsApplication.processEvents()
         result["log"] = messages
+        result["requests"] = requests
         print(json.dumps(result, ensure_ascii=False))
     finally:
         app.exitQgis()

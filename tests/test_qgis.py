@@ -86,12 +86,16 @@ def test_owner_sees_every_row(qgis, live_server, world):
 def test_without_a_grant_qgis_opens_nothing(qgis, live_server, world, who):
     token = world[who].token
     result = run_qgis("oapif", f"{live_server}/ogc", COND, *([token] if token else []))
-    assert not result["valid"] or not result["features"], result
+    assert not result["valid"] and not result["features"], result
+    # the collection is not there for this caller (404 like one that never existed)
+    assert any(r.startswith("404 ") and r.endswith(f"/collections/{COND}")
+               for r in result["requests"]), result
 
 
 def test_a_wrong_key_opens_nothing(qgis, live_server, world):
     result = run_qgis("oapif", f"{live_server}/ogc", COND, "jmk_not_a_key")
-    assert not result["valid"] or not result["features"], result
+    assert not result["valid"] and not result["features"], result
+    assert result["requests"] and result["requests"][0].startswith("401 "), result
 
 
 def test_open_layer_needs_no_key(qgis, live_server, world):
