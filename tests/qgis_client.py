@@ -18,6 +18,9 @@ error, the HTTP answers it got (status and URL), the field names, the CRS and ev
 feature (``id`` — the feature's id as QGIS
 reads it, attributes and WKT).
 
+``oapif-seq URL COLLECTION KEY|- ...``: several opens in one QGIS (one network cache,
+one session), in order — what a desktop user does who switches credentials.
+
 ``vectortile``: the XYZ vector tiles at a zoom, drawn by QGIS's ``vectortile`` provider
 around a lon/lat (see :func:`draw_vector_tiles`).
 """
@@ -157,6 +160,10 @@ def main(argv: list[str]) -> int:
     try:
         if argv[1] == "oapif":
             result = open_oapif(argv[2], argv[3], argv[4] if len(argv) > 4 else None)
+        elif argv[1] == "oapif-seq":  # url, then pairs: collection, key or "-"
+            pairs = zip(argv[3::2], argv[4::2], strict=True)
+            result = {"opens": [open_oapif(argv[2], coll, None if key == "-" else key)
+                                for coll, key in pairs]}
         elif argv[1] == "vectortile":
             result = draw_vector_tiles(argv[2], int(argv[4]), float(argv[5]), float(argv[6]))
         else:

@@ -92,6 +92,19 @@ def test_without_a_grant_qgis_opens_nothing(qgis, live_server, world, who):
                for r in result["requests"]), result
 
 
+def test_one_qgis_session_never_reuses_another_callers_answers(qgis, live_server, world):
+    """Keyed, then anonymous, then keyed again in one QGIS (one network cache): each
+    open sees what its own credentials allow — QGIS's cache ignores ``Vary``, so only
+    the server's cache headers keep a keyed answer from being replayed (and back)."""
+    key = world["limited_grant"].token
+    first, anonymous, again = run_qgis("oapif-seq", f"{live_server}/ogc", COND, key,
+                                       COND, "-", COND, key)["opens"]
+    granted = {f[4] for f in FEATURES if f[3] == GRANT_REGION}
+    assert first["valid"] and names(first) == granted, first
+    assert not anonymous["valid"] and not anonymous["features"], anonymous
+    assert again["valid"] and names(again) == granted, again
+
+
 def test_a_wrong_key_opens_nothing(qgis, live_server, world):
     result = run_qgis("oapif", f"{live_server}/ogc", COND, "jmk_not_a_key")
     assert not result["valid"] and not result["features"], result
