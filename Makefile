@@ -2,7 +2,9 @@
 #   make run    install what is missing, provision PostGIS (unless DATABASE_URL is set),
 #               migrate, load the Jiangmen framework + demo layers, serve on :5000
 #               with one job-queue worker (Ctrl-C stops both)
-#   make test   the same set-up, then the whole test suite against a real PostGIS
+#   make test   the same set-up (plus, as root, the Debian packages of the real-client
+#               tests: python3-qgis, chromium, fonts-noto-cjk), then the whole test
+#               suite against a real PostGIS
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
@@ -51,6 +53,7 @@ run: demo
 	$(JMGEO) serve --worker --host $(HOST) --port $(PORT)
 
 test: db
+	$(JMGEO) db client-packages --optional
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 

@@ -41,7 +41,8 @@ local paths = {}
 local n = 0
 init = function(args)
   for line in io.lines(args[1]) do n = n + 1; paths[n] = line end
-  if args[2] then wrk.headers["X-API-Key"] = args[2] end
+  if args[2] and args[2] ~= "" then wrk.headers["X-API-Key"] = args[2] end
+  if args[3] and args[3] ~= "" then wrk.headers["Accept-Encoding"] = args[3] end
 end
 request = function()
   return wrk.format("GET", paths[math.random(n)])
@@ -81,16 +82,18 @@ def ms(text: str) -> float:
 
 
 def run_wrk(port: int, paths: list[str], duration: int, tmp: Path, key: str | None = None,
-            connections: int = 8) -> dict:
-    """wrk -t2 against 127.0.0.1:port, each request a random path of ``paths``: req/s,
-    non-2xx count, p50/p99 (as wrk prints them and in ms) and wrk's own output."""
+            connections: int = 8, accept_encoding: str | None = None) -> dict:
+    """wrk -t2 against 127.0.0.1:port, each request a random path of ``paths`` (with
+    ``X-API-Key`` and ``Accept-Encoding`` when given; wrk sends none by default): req/s,
+    non-2xx count, p50/p99 (as wrk prints them and in ms), bytes/s on the wire and wrk's
+    own output."""
     pfile = tmp / f"paths-{port}-{random.random()}.txt"
     pfile.write_text("\n".join(paths) + "\n")
     script = tmp / "random.lua"
     script.write_text(LUA_RANDOM_PATHS)
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
                           "-s", str(script), f"http://127.0.0.1:{port}", "--", str(pfile),
-                          *([key] if key else [])],
+                          key or "", accept_encoding or ""],
                          capture_output=True, text=True, check=True).stdout
     latency = out.split("Latency Distribution")[1] if "Latency Distribution" in out else ""
     p50 = latency.split("50%")[1].split()[0] if "50%" in latency else "?"
@@ -100,7 +103,17 @@ def run_wrk(port: int, paths: list[str], duration: int, tmp: Path, key: str | No
             if "Non-2xx" in out else 0,
             "p50": p50, "p99": p99,
             "p50_ms": ms(p50) if p50 != "?" else None,
-            "p99_ms": ms(p99) if p99 != "?" else None, "raw": out}
+            "p99_ms": ms(p99) if p99 != "?" else None,
+            "transfer_per_s": size(out.split("Transfer/sec:")[1].split()[0])
+            if "Transfer/sec:" in out else None, "raw": out}
+
+
+def size(text: str) -> float:
+    """wrk's byte counts ("812.00B", "3.20KB", "1.05MB", "2.1GB") in bytes."""
+    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
 
 
 def run_open_loop(base: str, paths: list[str], rate: float, duration: float,

@@ -36,6 +36,12 @@ def _db(sub: argparse._SubParsersAction) -> None:
     x = dsub.add_parser("destroy", help="stop and delete the local cluster in var/ (all data!)")
     x.add_argument("--yes", action="store_true", help="really delete")
     x.set_defaults(func=_db_destroy)
+    k = dsub.add_parser("client-packages",
+                        help="install the Debian packages of the real-client tests "
+                             "(python3-qgis, chromium, fonts-noto-cjk; root + apt-get)")
+    k.add_argument("--optional", action="store_true",
+                   help="when they cannot be installed, say so and succeed (those tests skip)")
+    k.set_defaults(func=_db_client_packages)
 
 
 def _db_ensure(args: argparse.Namespace) -> None:
@@ -45,6 +51,21 @@ def _db_ensure(args: argparse.Namespace) -> None:
         ensure(get_settings())
     except ProvisionError as exc:
         raise UserError(str(exc)) from exc
+
+
+def _db_client_packages(args: argparse.Namespace) -> None:
+    from jmgeo.provision import ClientPackagesMissing, ProvisionError, ensure_client_packages
+
+    try:
+        installed = ensure_client_packages()
+    except ClientPackagesMissing as exc:
+        if not args.optional:
+            raise UserError(str(exc)) from exc
+        print(f"{exc} (the real-client tests will skip)")
+        return
+    except ProvisionError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"installed: {' '.join(installed)}" if installed else "client-test packages present")
 
 
 def _db_destroy(args: argparse.Namespace) -> None:

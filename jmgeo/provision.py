@@ -7,6 +7,11 @@ when absent (root only), create a cluster under ``var/pgdata`` on its own port
 ``var/`` (mode 0600), the ``jmgeo`` database and the postgis extension, and write
 the DSN to ``var/database_url``. Running it again starts the cluster if it is
 stopped and changes nothing else.
+
+The real-client tests (QGIS's OAPIF provider, MapLibre in Chromium) need Debian packages
+that the platform itself does not: :data:`CLIENT_TEST_PACKAGES`, installed by
+:func:`ensure_client_packages` (``jmgeo db client-packages``, run by ``make test``) with
+the same apt-get mechanism, root only; anyone else is told what to install.
 """
 
 from __future__ import annotations
@@ -30,10 +35,59 @@ import psycopg
 from jmgeo.settings import Settings
 
 DEB_PACKAGES = ["postgresql-{v}", "postgresql-{v}-postgis-3"]
+#: Debian packages of the real-client tests: PyQGIS 3.22 (for /usr/bin/python3), the
+#: browser Playwright drives, and CJK fonts so Chinese labels draw in its screenshots
+CLIENT_TEST_PACKAGES = ["python3-qgis", "chromium", "fonts-noto-cjk"]
 
 
 class ProvisionError(RuntimeError):
     """A failure a person can act on; the message says what to do."""
+
+
+class ClientPackagesMissing(ProvisionError):
+    """Client-test packages are absent and this user cannot install them (not root, or no
+    apt-get): the tests that need them skip with this message."""
+
+
+def _apt_install(pkgs: list[str], what: str) -> None:
+    """``apt-get install`` (after an ``apt-get update`` when the first try fails)."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs]
+    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise ProvisionError(
+                f"安装{what}失败 / apt-get install {' '.join(pkgs)} failed:\n"
+                f"{res.stderr[-2000:]}"
+            )
+
+
+def deb_installed(pkg: str) -> bool:
+    """Whether Debian package ``pkg`` is installed (dpkg's status database)."""
+    if not shutil.which("dpkg-query"):
+        return False
+    res = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
+                         text=True)
+    return res.returncode == 0 and res.stdout.strip().endswith(" installed")
+
+
+def ensure_client_packages(pkgs: list[str] | None = None, log=print) -> list[str]:
+    """Install the missing ones of ``pkgs`` (default :data:`CLIENT_TEST_PACKAGES`) and
+    return what was installed. Root with apt-get installs (a failure raises
+    :class:`ProvisionError`); anyone else gets :class:`ClientPackagesMissing` naming
+    the command to run."""
+    missing = [p for p in (pkgs or CLIENT_TEST_PACKAGES) if not deb_installed(p)]
+    if not missing:
+        return []
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ClientPackagesMissing(
+            f"未安装客户端测试所需的软件包 / client-test packages not installed: "
+            f"{' '.join(missing)} — run `sudo apt-get install {' '.join(missing)}` (Debian 12) "
+            "or `sudo jmgeo db client-packages`")
+    log(f"installing {' '.join(missing)} (apt-get) ...")
+    _apt_install(missing, "客户端测试软件包")
+    return missing
 
 
 @dataclass
@@ -90,17 +144,8 @@ class LocalCluster:
                 "没有 apt-get，无法安装 PostGIS / apt-get not found: install "
                 f"{' '.join(pkgs)} yourself or set DATABASE_URL."
             )
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         log(f"installing {' '.join(pkgs)} (apt-get) ...")
-        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs]
-        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if res.returncode != 0:
-                raise ProvisionError(
-                    f"安装 PostGIS 失败 / apt-get install {' '.join(pkgs)} failed:\n"
-                    f"{res.stderr[-2000:]}"
-                )
+        _apt_install(pkgs, " PostGIS ")
 
     # -- cluster --------------------------------------------------------------
     def _as_owner(self, args: list[str]) -> list[str]:

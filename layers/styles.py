@@ -16,8 +16,9 @@ at (the TileJSON of the layer's tiles, the glyphs template).
 * :func:`set_style` — the owner (or the bureau: :func:`layers.policy.may_edit`) replaces
   or resets a layer's style; recorded in the audit log (action ``layer.style``).
 * :func:`effective_style` — the stored style, else the default.
-* :func:`symbology` — the colours and label field a renderer without a full MapLibre
-  engine needs (the map-image renderer reads this).
+* :func:`symbology` / :func:`paint_for` — the colours, widths and label field a renderer
+  without a full MapLibre engine needs (the map images, ``jmgeo.ogc.render``, read
+  :func:`paint_for`: literal paint values only, see :func:`literal`).
 """
 
 from __future__ import annotations
@@ -245,32 +246,120 @@ def effective_style(conn, layer: Mapping[str, Any], fields: Iterable[str],
         layer, fields, tilejson_url, glyphs_url, masked)
 
 
+#: the paint properties a map image reads, per geometry family (MapLibre names)
+PAINT_PROPERTIES = {
+    "fill": ("fill-color", "fill-opacity", "fill-outline-color"),
+    "line": ("line-color", "line-width", "line-opacity"),
+    "circle": ("circle-color", "circle-radius", "circle-opacity", "circle-stroke-color",
+               "circle-stroke-width", "circle-stroke-opacity"),
+    "raster": ("raster-opacity",),
+}
+#: which style layer types draw each geometry family (a line layer outlines polygons)
+FAMILY_LAYER_TYPES = {"polygon": ("fill", "line"), "line": ("line",), "point": ("circle",),
+                      "raster": ("raster",)}
+_GEOMETRY_TYPE_NAMES = {"polygon": "Polygon", "line": "LineString", "point": "Point"}
+
+
+def literal(value: Any) -> Any:
+    """The constant a paint value stands for, or None when it needs evaluating.
+
+    Literals pass; ``["literal", x]`` is x; ``match`` / ``case`` / ``coalesce`` give their
+    fallback (the value for "anything else"); anything else (``get``, zoom ``interpolate``
+    or ``step``, legacy ``{"stops": ...}`` functions) is None — the renderer then uses its
+    own default for that property."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str | int | float):
+        return value
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        op = value[0]
+        if op == "literal" and len(value) == 2:
+            return literal(value[1])
+        if op in ("match", "case") and len(value) >= 3:
+            return literal(value[-1])
+        if op == "coalesce" and len(value) >= 2:
+            return literal(value[-1])
+    return None
+
+
+def _applies(lyr: Mapping[str, Any], family: str) -> bool:
+    """Whether a style layer's ``filter`` can let features of ``family`` through: only
+    geometry-type tests are read (``["==", ["geometry-type"], T]``, the legacy
+    ``["==", "$type", T]``, ``!=`` and ``in`` forms); any other filter is taken to pass
+    (the renderer draws every feature the caller may see)."""
+    flt = lyr.get("filter")
+    name = _GEOMETRY_TYPE_NAMES.get(family)
+    if not isinstance(flt, list) or len(flt) < 3 or name is None:
+        return True
+    op, subject = flt[0], flt[1]
+    if subject not in ("$type", ["geometry-type"]):
+        return True
+    values = [v[1] if isinstance(v, list) and len(v) == 2 and v[0] == "literal" else v
+              for v in flt[2:]]
+    values = [x for v in values for x in (v if isinstance(v, list) else [v])]
+    hit = any(isinstance(v, str) and v.removeprefix("Multi") == name for v in values)
+    if op in ("==", "in"):
+        return hit
+    if op in ("!=", "!in"):
+        return not hit
+    return True
+
+
+def paint_for(style: Mapping[str, Any], family: str,
+              source_layer: str | None = None) -> dict[str, Any]:
+    """The literal paint values (MapLibre property names → value) that draw ``family``
+    (``polygon``, ``line``, ``point`` or ``raster``) in this style: per style-layer type,
+    the first visible layer of that type whose filter lets the family through (and whose
+    ``source-layer``, when it names one, is ``source_layer``). A property that is absent
+    or not a literal (:func:`literal`) is absent here; zoom ranges are not read."""
+    out: dict[str, Any] = {}
+    taken: set[str] = set()
+    for lyr in style.get("layers") or []:
+        kind = lyr.get("type")
+        if kind not in FAMILY_LAYER_TYPES.get(family, ()) or kind in taken:
+            continue
+        if (lyr.get("layout") or {}).get("visibility") == "none" or not _applies(lyr, family):
+            continue
+        if source_layer and lyr.get("source-layer") not in (None, source_layer):
+            continue
+        taken.add(kind)
+        paint = lyr.get("paint") or {}
+        for prop in PAINT_PROPERTIES[kind]:
+            value = literal(paint.get(prop))
+            if value is not None:
+                out[prop] = value
+    return out
+
+
 def symbology(style: Mapping[str, Any]) -> dict[str, Any]:
     """The first fill, line and circle colours, widths and the label field of a style —
     enough for a simple renderer (map images) to draw what MapLibre would, roughly.
-    Expressions are not evaluated: a non-literal colour falls back to DEFAULT_COLOUR."""
+    Expressions are not evaluated: a non-literal colour falls back to DEFAULT_COLOUR.
+    ``paint`` holds :func:`paint_for` of each geometry family (what map images use)."""
     out: dict[str, Any] = {"fill": None, "fill_opacity": 0.35, "line": None,
                            "line_width": 1.0, "circle": None, "circle_radius": 5.0,
                            "label_field": None}
 
-    def literal(value, default):
-        return value if isinstance(value, str | int | float) else default
+    def lit(value, default):
+        found = literal(value)
+        return default if found is None else found
 
     for lyr in style.get("layers") or []:
         paint = lyr.get("paint") or {}
         kind = lyr.get("type")
         if kind == "fill" and out["fill"] is None:
-            out["fill"] = literal(paint.get("fill-color"), DEFAULT_COLOUR)
-            out["fill_opacity"] = float(literal(paint.get("fill-opacity"), 0.35))
+            out["fill"] = lit(paint.get("fill-color"), DEFAULT_COLOUR)
+            out["fill_opacity"] = float(lit(paint.get("fill-opacity"), 0.35))
         elif kind == "line" and out["line"] is None:
-            out["line"] = literal(paint.get("line-color"), DEFAULT_COLOUR)
-            out["line_width"] = float(literal(paint.get("line-width"), 1.0))
+            out["line"] = lit(paint.get("line-color"), DEFAULT_COLOUR)
+            out["line_width"] = float(lit(paint.get("line-width"), 1.0))
         elif kind == "circle" and out["circle"] is None:
-            out["circle"] = literal(paint.get("circle-color"), DEFAULT_COLOUR)
-            out["circle_radius"] = float(literal(paint.get("circle-radius"), 5.0))
+            out["circle"] = lit(paint.get("circle-color"), DEFAULT_COLOUR)
+            out["circle_radius"] = float(lit(paint.get("circle-radius"), 5.0))
         elif kind == "symbol" and out["label_field"] is None:
             text = (lyr.get("layout") or {}).get("text-field")
             out["label_field"] = _field_of(text)
+    out["paint"] = {family: paint_for(style, family) for family in FAMILY_LAYER_TYPES}
     return out
 
 

@@ -6,7 +6,11 @@ maps and map tiles in WebMercatorQuad and CGCS2000Quad. Checked: the image is wh
 asked for (format, size) and not blank; an EPSG:4490 bbox in its authority order (lat,
 lon) draws what the CRS84 box draws; a hidden layer answers like a nonexistent one; a
 region-scoped grant draws no pixel where the other region's features are; non-open maps
-are audited and private; bad parameters are 400s naming the parameter.
+are audited and private; bad parameters are 400s naming the parameter. Styles: an image
+is drawn in the colour of the layer's MapLibre style (read from the served style
+document, not assumed), a replaced style changes the pixels and a reset restores them.
+Rasters: a small COG (a west → east gradient) registered open and conditional draws a
+coloured, not blank, image; the region-scoped grant draws only its region's pixels.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-from policy_fixtures import FEATURES, build_world, layer_name
+from policy_fixtures import FEATURES, GRANT_REGION, build_world, layer_name
 
 from jmgeo.ogc import render
+from jmgeo.ogc.rastermaps import RAMP
 
 # 江门市 (all seven counties) in CRS84, and the same box in EPSG:4490's lat, lon order
 JIANGMEN = (112.3, 21.4, 113.3, 22.9)
@@ -276,3 +281,213 @@ def test_renderer_fills_polygons_keeps_holes_strokes_lines_and_draws_points():
     assert a[100 - 85, 20] > 200 and a[100 - 85, 30] == 0  # a circle of radius ~4 px
     assert a[5, 5] == 0  # and nothing elsewhere
     assert render.default_style("polygon").fill is not None
+
+
+def test_renderer_reads_maplibre_paint_values():
+    poly = render.style_from_paint("polygon", {"fill-color": "#00ff00", "fill-opacity": 0.5,
+                                               "line-color": "rgba(255, 0, 0, 0.5)",
+                                               "line-width": 3})
+    assert poly.fill == (0, 255, 0, 128) and poly.stroke == (255, 0, 0, 128)
+    assert poly.stroke_width == 3
+    # an expression it cannot evaluate: the default's colour, never a crash
+    fallback = render.style_from_paint("polygon", {"fill-color": None, "line-width": 2})
+    assert fallback.fill == render.default_style("polygon").fill
+    point = render.style_from_paint("point", {"circle-color": "hsl(240, 100%, 50%)",
+                                              "circle-radius": 7})
+    assert point.fill == (0, 0, 255, 255) and point.radius == 7 and point.stroke is None
+    line = render.style_from_paint("line", {"line-color": "#0000ff80"})
+    assert line.stroke == (0, 0, 255, 128)
+    assert render.css_colour("not-a-colour") is None
+
+
+def test_style_paint_reading():
+    from layers.styles import literal, paint_for
+
+    style = {"version": 8, "sources": {"s": {"type": "vector"}}, "layers": [
+        {"id": "bg", "type": "background", "paint": {"background-color": "#000"}},
+        {"id": "other", "type": "fill", "source": "s", "source-layer": "elsewhere",
+         "paint": {"fill-color": "#111111"}},
+        {"id": "hidden", "type": "fill", "source": "s", "layout": {"visibility": "none"},
+         "paint": {"fill-color": "#222222"}},
+        {"id": "pts", "type": "circle", "source": "s", "source-layer": "x",
+         "filter": ["==", ["geometry-type"], "Point"], "paint": {"circle-radius": 3}},
+        {"id": "f", "type": "fill", "source": "s", "source-layer": "x",
+         "filter": ["==", "$type", "Polygon"],
+         "paint": {"fill-color": ["match", ["get", "k"], "a", "#ff0000", "#00ff00"],
+                   "fill-opacity": ["interpolate", ["linear"], ["zoom"], 5, 0.1, 15, 1]}},
+    ]}
+    assert paint_for(style, "polygon", "x") == {"fill-color": "#00ff00"}  # match fallback
+    assert paint_for(style, "point", "x") == {"circle-radius": 3}
+    assert paint_for(style, "line", "x") == {}
+    assert literal(["literal", 2]) == 2 and literal(["get", "w"]) is None
+
+
+# -- styles ---------------------------------------------------------------------------
+
+PARCEL = "tmap_parcel"
+SQUARE = (113.05, 22.56, 113.10, 22.61)  # inside 蓬江区
+
+
+@pytest.fixture(scope="module")
+def parcel(database_url, world):
+    """An open polygon layer (one square, theme water) owned by 国土资源局 (gtzy)."""
+    import psycopg
+
+    from layers.registry import Column, create_data_table, publish
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM layer WHERE name = %s", (PARCEL,)).fetchone():
+            with conn.transaction():
+                table = create_data_table(conn, PARCEL, 1, "MultiPolygon", [Column("name")],
+                                          title=PARCEL)
+                conn.execute(f"INSERT INTO {table} (fid, geom, name) VALUES (1, ST_Multi("
+                             "ST_MakeEnvelope(%s, %s, %s, %s, 4490)), '方块')", SQUARE)
+                publish(conn, layer=PARCEL, version=1, table_name=table, feature_count=1,
+                        report={}, title="地图样式测试", dept="gtzy", theme="water",
+                        sharing_class="open")
+    return PARCEL
+
+
+def rgba_of(response) -> np.ndarray:
+    return np.asarray(image_of(response).convert("RGBA")).astype(int)
+
+
+def hex_rgb(value: str) -> tuple[int, int, int]:
+    value = value.lstrip("#")
+    return tuple(int(value[i:i + 2], 16) for i in (0, 2, 4))
+
+
+def style_colour(client, collection: str) -> tuple[tuple[int, int, int], float]:
+    """The fill colour and opacity of the collection's served MapLibre style."""
+    style = client.get(f"/ogc/collections/{collection}/styles/default").json()
+    fill = next(lyr for lyr in style["layers"] if lyr["type"] == "fill")
+    return hex_rgb(fill["paint"]["fill-color"]), fill["paint"].get("fill-opacity", 1.0)
+
+
+def interior(rgba: np.ndarray) -> np.ndarray:
+    """The centre 20 % of the image (inside the square / inside the counties)."""
+    h, w = rgba.shape[:2]
+    return rgba[int(h * .4):int(h * .6), int(w * .4):int(w * .6)].reshape(-1, 4)
+
+
+def test_region_map_uses_the_styles_colour(app_client, world):
+    colour, opacity = style_colour(app_client, "regions")
+    r = get_map(app_client, "regions", bbox=box((113.0, 22.5, 113.1, 22.6)), width=200,
+                height=200)  # all inside 蓬江区
+    inside = interior(rgba_of(r))
+    assert np.abs(inside[:, :3] - colour).max() <= 3  # the style's fill colour …
+    assert np.abs(inside[:, 3] - round(opacity * 255)).max() <= 3  # … and its opacity
+
+
+def test_a_replaced_style_changes_the_pixels(app_client, world, parcel):
+    url = f"/ogc/collections/{parcel}/styles/default"
+    owner = auth(world["owner"])
+    params = {"bbox": box((113.04, 22.55, 113.11, 22.62)), "width": 140, "height": 140}
+    colour, opacity = style_colour(app_client, parcel)
+    before = rgba_of(get_map(app_client, parcel, **params))
+    assert np.abs(interior(before)[:, :3] - colour).max() <= 3
+    assert np.abs(interior(before)[:, 3] - round(opacity * 255)).max() <= 3
+    mine = {"version": 8, "sources": {parcel: {"type": "vector", "url": "x"}}, "layers": [
+        {"id": "f", "type": "fill", "source": parcel, "source-layer": parcel,
+         "paint": {"fill-color": "#00c000", "fill-opacity": 1}},
+        {"id": "o", "type": "line", "source": parcel, "source-layer": parcel,
+         "paint": {"line-color": "#ff00ff", "line-width": 4}}]}
+    assert app_client.put(url, json=mine, headers=owner).status_code == 200
+    try:
+        after = rgba_of(get_map(app_client, parcel, **params))
+        assert (interior(after) == [0, 192, 0, 255]).all()  # opaque green now
+        # the outline is the style's magenta, 4 px wide, on the square's edge
+        col, row = pixel(113.05, 22.585, (113.04, 22.55, 113.11, 22.62), 140, 140)
+        edge = around(after, col, row, 1).reshape(-1, 4)
+        assert (np.abs(edge - [255, 0, 255, 255]).max(axis=1) <= 10).any()
+        assert not (after == before).all()
+    finally:
+        assert app_client.put(url, content=b"null", headers=owner).status_code == 200
+    reset = rgba_of(get_map(app_client, parcel, **params))
+    assert np.array_equal(reset, before)
+
+
+# -- rasters --------------------------------------------------------------------------
+
+DEM, DEM_COND = "tmap_dem", "tmap_dem_cond"
+R_WEST, R_NORTH, R_RES, R_SIZE = 112.60, 22.70, 0.01, 60  # 112.6–113.2 E, 22.1–22.7 N
+R_BOX = (R_WEST, R_NORTH - R_RES * R_SIZE, R_WEST + R_RES * R_SIZE, R_NORTH)
+
+
+@pytest.fixture(scope="module")
+def rasters(database_url, world, tmp_path_factory):
+    """A 60×60 COG whose value rises west → east (with a nodata corner), registered open
+    and conditional (granted to 规划局 gh for 蓬江区 only)."""
+    import psycopg
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy as rio_copy
+    from rasterio.transform import from_origin
+
+    from layers.grants import add_grant, list_grants
+    from layers.registry import publish
+
+    values = np.tile(np.arange(R_SIZE, dtype="float32") * 10, (R_SIZE, 1))
+    values[:5, :5] = -9999.0  # nodata in the north-west corner
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, cls in ((DEM, "open"), (DEM_COND, "conditional")):
+            if conn.execute("SELECT 1 FROM layer WHERE name = %s", (name,)).fetchone():
+                continue
+            path = tmp_path_factory.mktemp("cog") / f"{name}_v1.tif"
+            with MemoryFile() as mem:
+                with mem.open(driver="GTiff", width=R_SIZE, height=R_SIZE, count=1,
+                              dtype="float32", crs="EPSG:4490", nodata=-9999.0,
+                              transform=from_origin(R_WEST, R_NORTH, R_RES, R_RES)) as ds:
+                    ds.write(values, 1)
+                with mem.open() as src:
+                    rio_copy(src, str(path), driver="COG")
+            publish(conn, layer=name, version=1, table_name=f"file:{path}", feature_count=0,
+                    report={"kind": "raster"}, title=f"地图栅格 {cls}", dept="gtzy",
+                    theme="land", sharing_class=cls, kind="raster")
+        if not list_grants(conn, layer=DEM_COND):
+            add_grant(conn, layer=DEM_COND, dept="gh", purpose="地图测试",
+                      approved_by="测试审批人", regions=[GRANT_REGION], notes="tmap")
+    yield
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM layer WHERE name = ANY(%s)", ([DEM, DEM_COND],))
+
+
+def test_raster_map_is_coloured_by_value_and_not_blank(app_client, world, rasters):
+    size = 300
+    r = get_map(app_client, DEM, bbox=box(R_BOX), width=size, height=size)
+    assert r.status_code == 200, r.text
+    rgba = rgba_of(r)
+    assert (rgba[:, :, 3] > 0).mean() > 0.9  # all but the nodata corner
+    col, row = pixel(R_WEST + 0.02, 22.4, R_BOX, size, size)  # low values: the ramp's start
+    assert np.abs(rgba[row, col, :3] - RAMP[0][1]).max() <= 25
+    col, row = pixel(R_BOX[2] - 0.02, 22.4, R_BOX, size, size)  # high: the ramp's end
+    assert np.abs(rgba[row, col, :3] - RAMP[-1][1]).max() <= 25
+    col, row = pixel(R_WEST + 0.02, R_NORTH - 0.02, R_BOX, size, size)
+    assert rgba[row, col, 3] == 0  # nodata stays transparent
+    # a map tile in Web Mercator and outside the raster: transparent, not an error
+    trow, tcol = tile_of("WebMercatorQuad", 10, 113.08, 22.58)
+    t = app_client.get(f"/ogc/collections/{DEM}/map/tiles/WebMercatorQuad/10/{trow}/{tcol}")
+    assert t.status_code == 200 and alpha(image_of(t)).mean() > 200
+    far = get_map(app_client, DEM, bbox=box((100, 30, 101, 31)), width=50)
+    assert far.status_code == 200 and not alpha(image_of(far)).any()
+    links = app_client.get(f"/ogc/collections/{DEM}?f=json").json()["links"]
+    assert any(link["rel"].endswith("/map") for link in links)
+
+
+def test_raster_map_obeys_the_region_grant(app_client, world, rasters):
+    size = 300
+    params = {"bbox": box(R_BOX), "width": size, "height": size}
+    assert get_map(app_client, DEM_COND, **params).status_code == 404  # anonymous
+    assert get_map(app_client, DEM_COND, auth(world["unrelated"]), **params
+                   ).status_code == 404
+    owner = alpha(image_of(get_map(app_client, DEM_COND, auth(world["owner"]), **params)))
+    granted = get_map(app_client, DEM_COND, auth(world["limited_grant"]), **params)
+    assert granted.status_code == 200, granted.text
+    granted = alpha(image_of(granted))
+    for _fid, lon, lat, county, *_ in FEATURES:
+        col, row = pixel(lon, lat, R_BOX, size, size)
+        assert around(owner, col, row).min() > 0
+        if county == GRANT_REGION:
+            assert around(granted, col, row, 1).min() > 0
+        else:  # 台山市: not one pixel
+            assert around(granted, col, row, 8).max() == 0
+    assert 0 < (granted > 0).sum() < (owner > 0).sum()

@@ -21,6 +21,7 @@ import yaml
 
 from jmgeo.ogc.coverages import coverage_provider_def
 from jmgeo.ogc.maps import map_provider_def, regions_map_provider_def
+from jmgeo.ogc.rastermaps import raster_map_provider_def
 from jmgeo.ogc.tiles import REGION_COLUMNS, regions_tile_provider_def, tile_provider_def
 from layers.access_sql import item_id_field
 from layers.policy import Access, Caller, visible_layers
@@ -148,9 +149,10 @@ def table_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
 
 
 def raster_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
-    """One raster registry layer: an OGC API Coverages collection."""
+    """One raster registry layer: an OGC API Coverages collection, and map images."""
     provider, bbox = coverage_provider_def(layer, access)
-    return collection(layer, access, [provider], bbox, "raster")
+    return collection(layer, access, [provider, raster_map_provider_def(layer, access)],
+                      bbox, "raster")
 
 
 def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, Access]]:

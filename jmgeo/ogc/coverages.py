@@ -121,17 +121,7 @@ class PolicyRasterProvider(RasterioProvider):
     # -- policy ---------------------------------------------------------------
     def _region_shapes(self) -> list:
         """The granted regions' polygons (shapely), or [] when there is no region scope."""
-        if self.region_scope is None:
-            return []
-        try:
-            with connection() as conn:
-                rows = conn.execute(
-                    "SELECT ST_AsGeoJSON(geom) AS g FROM public.region WHERE code = ANY(%s) "
-                    "AND valid_to IS NULL AND geom IS NOT NULL",
-                    (list(self.region_scope),)).fetchall()
-        except DatabaseUnavailable as exc:
-            raise ProviderDatabaseUnavailable() from exc
-        return [from_geojson(r["g"]) for r in rows]
+        return region_shapes(self.region_scope)
 
     # -- query ----------------------------------------------------------------
     def query(self, properties=None, subsets=None, bbox=None, bbox_crs=None,
@@ -209,7 +199,7 @@ class PolicyRasterProvider(RasterioProvider):
         area = window if window is not None else (
             unary_union(shapes) if shapes else None)
         if area is not None:
-            win = _pixel_window(ds, area.bounds)
+            win = pixel_window(ds, area.bounds)
             if win is None:
                 raise ProviderNoDataError(
                     user_msg="请求范围与栅格不相交 / the requested area does not overlap "
@@ -264,7 +254,23 @@ class PolicyRasterProvider(RasterioProvider):
             return memfile.read()
 
 
-def _pixel_window(ds, bounds) -> Window | None:
+def region_shapes(codes: list[str] | None) -> list:
+    """The current polygons (shapely, lon/lat) of regions ``codes``; [] for None. The
+    raster spelling of the region rule masks every pixel outside them (coverages and
+    raster map images alike)."""
+    if codes is None:
+        return []
+    try:
+        with connection() as conn:
+            rows = conn.execute(
+                "SELECT ST_AsGeoJSON(geom) AS g FROM public.region WHERE code = ANY(%s) "
+                "AND valid_to IS NULL AND geom IS NOT NULL", (list(codes),)).fetchall()
+    except DatabaseUnavailable as exc:
+        raise ProviderDatabaseUnavailable() from exc
+    return [from_geojson(r["g"]) for r in rows]
+
+
+def pixel_window(ds, bounds) -> Window | None:
     """The dataset window covering lon/lat ``bounds`` (edges within 1e-6 pixel snap, so
     a bbox on cell edges gets exactly those cells); None when they do not overlap."""
     w = from_bounds(*bounds, transform=ds.transform)

@@ -20,7 +20,11 @@ The pixels obey the policy exactly like features and vector tiles: the provider 
 the caller's ``Access`` and asks ``layers.access_sql`` for the row scope (a region grant
 draws only its region's features). Attributes never reach an image, so field limits and
 masks are moot here; the route audits non-open maps as ``ogc.map`` before the bytes
-leave (``jmgeo.ogc.router.execute``). Drawing is ``jmgeo.ogc.render`` (Pillow).
+leave (``jmgeo.ogc.router.execute``). Drawing is ``jmgeo.ogc.render`` (Pillow), in the
+layer's MapLibre style — the owner's (``jmgeo layer style``), read in the same connection
+as the features so a replaced style shows on the next image, else the platform's default
+(``layers.styles``). Raster layers get the same routes through
+``jmgeo.ogc.rastermaps.RasterMapProvider`` (pixels resampled from the coverage).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from jmgeo.ogc.provider import (
     provider_access,
     split_table,
 )
+from jmgeo.ogc.rastermaps import RASTER_PROVIDER, RasterMapProvider
 from jmgeo.ogc.tiles import (
     MAX_FEATURES,
     REGION_COLUMNS,
@@ -51,6 +56,7 @@ from jmgeo.ogc.tiles import (
     check_tile,
     tile_bounds,
 )
+from layers import styles
 from spatial.crs import (
     CANONICAL_EPSG,
     CRS84_URI,
@@ -95,6 +101,9 @@ class PolicyMapProvider(AccessColumnsMixin, BaseProvider):
         published = meta.get("columns")
         self.published = tuple(published) if published is not None else None
         self.layer_name: str = meta.get("layer") or split_table(self.table)[1]
+        self.registry_layer: bool = bool(meta.get("registry", True))
+        self.theme: str | None = meta.get("theme")
+        self.geometry_type: str | None = meta.get("geometry_type")
         self.max_features = int((self.options or {}).get("max_features", MAX_FEATURES))
 
     def __repr__(self) -> str:
@@ -141,19 +150,32 @@ class PolicyMapProvider(AccessColumnsMixin, BaseProvider):
             where=sql.SQL(" AND ").join(where))
         return query, params
 
+    def style(self, conn) -> dict[str, Any]:
+        """The layer's MapLibre style: the owner's stored one, else the platform default
+        (by theme and geometry type; no URLs or labels — an image has neither)."""
+        stored = styles.stored_style(conn, self.layer_name) if self.registry_layer else None
+        return stored or styles.default_style(
+            {"name": self.layer_name, "theme": self.theme,
+             "geometry_type": self.geometry_type}, (), "", "")
+
     def draw(self, frame: render.Frame, epsg: int, fmt: str = "png",
              transparent: bool = True) -> bytes:
-        """The image of this caller's features in ``frame`` (map CRS ``epsg``)."""
+        """The image of this caller's features in ``frame`` (map CRS ``epsg``), drawn in
+        the layer's style."""
         query, params = self.map_query(frame, epsg)
         try:
             with connection() as conn:
-                rows = conn.execute(query, params).fetchall()
+                style = self.style(conn)
+                try:
+                    rows = conn.execute(query, params).fetchall()
+                except psycopg.errors.UndefinedTable as exc:  # a dropped version: no data
+                    LOGGER.warning("map table missing: %s", exc)
+                    rows = []
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc
-        except psycopg.errors.UndefinedTable as exc:  # a dropped version: like no data
-            LOGGER.warning("map table missing: %s", exc)
-            rows = []
-        return render.render(frame, (r["wkb"] for r in rows), fmt, transparent)
+        style_for = render.style_reader(
+            lambda kind: styles.paint_for(style, kind, self.layer_name))
+        return render.render(frame, (r["wkb"] for r in rows), fmt, transparent, style_for)
 
     def query(self, style=None, bbox=None, width=DEFAULT_WIDTH, height=None, crs=CRS84_URI,
               bbox_crs=CRS84_URI, format_="png", transparent=True, **kwargs) -> bytes:
@@ -167,7 +189,8 @@ def map_provider_def(layer: dict[str, Any], access) -> dict[str, Any]:
     """The ``type: map`` provider entry of one vector registry layer for this caller."""
     return {"type": "map", "name": PROVIDER, "data": {"table": layer["table_name"]},
             "id_field": "fid", "geom_field": "geom", "format": dict(MAP_FORMAT),
-            "jmgeo": {"layer": layer["name"], "access": access}}
+            "jmgeo": {"layer": layer["name"], "access": access, "theme": layer.get("theme"),
+                      "geometry_type": layer.get("geometry_type")}}
 
 
 def regions_map_provider_def() -> dict[str, Any]:
@@ -176,7 +199,8 @@ def regions_map_provider_def() -> dict[str, Any]:
             "data": {"table": "public.region",
                      "where": "t.valid_to IS NULL AND t.geom IS NOT NULL"},
             "id_field": "code", "geom_field": "geom", "format": dict(MAP_FORMAT),
-            "jmgeo": {"layer": "regions", "columns": list(REGION_COLUMNS)}}
+            "jmgeo": {"layer": "regions", "columns": list(REGION_COLUMNS), "registry": False,
+                      "theme": "framework", "geometry_type": "MultiPolygon"}}
 
 
 # -- request parameters -------------------------------------------------------------
@@ -292,10 +316,11 @@ def _transparent(request) -> bool:
 # -- handlers (run by jmgeo.ogc.router.execute for the caller's audience) -------------
 
 
-def _provider(api, dataset: str) -> PolicyMapProvider | None:
+def _provider(api, dataset: str) -> PolicyMapProvider | RasterMapProvider | None:
     for p in api.config["resources"].get(dataset, {}).get("providers", []):
         if p.get("type") == "map":
-            return PolicyMapProvider(p)
+            return RasterMapProvider(p) if p.get("name") == RASTER_PROVIDER else \
+                PolicyMapProvider(p)
     return None
 
 
@@ -307,8 +332,8 @@ def _image(headers: dict, data: bytes, fmt: str) -> tuple[dict, int, bytes]:
 
 def _checked(api, request, dataset: str):
     """(provider, headers) or an error answer: a collection the caller may not see is
-    404 exactly like one that never existed; a visible one without a map (a table, a
-    raster, the catalog) is 400."""
+    404 exactly like one that never existed; a visible one without a map (a table, the
+    catalog) is 400."""
     headers = request.get_response_headers(**api.api_headers)
     if dataset not in api.config["resources"]:
         return None, api.get_exception(HTTPStatus.NOT_FOUND, headers, "json", "NotFound",
