@@ -47,6 +47,7 @@ from jmgeo.ogc.compat import (
     itemtypes_api,
     tiles_api,
 )
+from jmgeo.ogc.openapi_bundle import bundle
 from jmgeo.ogc.provider import REQUEST_URL
 from jmgeo.settings import get_settings
 from layers.policy import Caller
@@ -74,8 +75,8 @@ class AudienceCache:
                 self._apis.move_to_end(key)
                 return hit
         cfg = ogc_config.build_config(resources, base_url)
-        oas = ogc_maps.declare_map_formats(ogc_config.declare_extra_parameters(
-            get_oas(cfg, fail_on_invalid_collection=False), resources))
+        oas = bundle(ogc_maps.declare_map_formats(ogc_config.declare_extra_parameters(
+            get_oas(cfg, fail_on_invalid_collection=False), resources)))
         api = API(cfg, oas)
         entry = (api, accesses)
         with self._lock:
