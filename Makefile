@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-# browser packages (MapLibre GL JS, ECharts, Swagger UI, Leaflet) from the npm registry,
+# browser packages (MapLibre GL JS, ECharts, Swagger UI, Leaflet, Bootstrap CSS) from the npm registry,
 # pinned by package-lock.json, copied to jmgeo/static/vendor/: served by the platform itself
 ASSETS := jmgeo/static/vendor/.built-$(shell cat package-lock.json scripts/build-assets.mjs | md5sum | cut -c1-12)
 

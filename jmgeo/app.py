@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from jmgeo import __version__, downloads
+from jmgeo.apidocs import install_docs
 from jmgeo.audit_api import audit_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
@@ -63,11 +64,13 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Regions, layer registry and sharing; share requests under /exchange; "
                     "OGC APIs under /ogc.",
+        docs_url=None, redoc_url=None,  # /docs: local Swagger UI (jmgeo.apidocs)
     )
     app.add_middleware(AuthMiddleware)
     app.add_middleware(RequestGuard)  # hostile values refused before authentication
     install_web(app, get_settings())  # CORS and compression, around authentication
     install_error_envelope(app)
+    install_docs(app)
     # online query's rate limit: one token bucket per client, in this process
     app.state.query_limiter = QueryLimiter.from_settings()
     # the online queries counted but not yet written go to the database at shutdown

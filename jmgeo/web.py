@@ -1,5 +1,5 @@
-"""What browsers and web clients on other machines need from every response: CORS and
-compression. Both are pure ASGI (like ``jmgeo.http.AuthMiddleware``): streamed downloads
+"""What browsers and web clients on other machines need from every response: CORS,
+compression and, on every HTML page, a strict Content-Security-Policy. All are pure ASGI (like ``jmgeo.http.AuthMiddleware``): streamed downloads
 and feeds pass through chunk by chunk, and nothing is buffered but a first chunk.
 
 **CORS** (:class:`CORSMiddleware`). A platform with credentials cannot answer every
@@ -29,6 +29,15 @@ file a client may resume) is sent as its bytes, so ranges always address the ide
 body. A compressed response's strong ``ETag`` becomes weak (``W/"…"``, the gzip bytes
 are another representation); validators compare ``If-None-Match`` weakly (RFC 9110
 §13.1.2), so a revalidation still answers 304.
+
+**Page security** (:class:`PageSecurity`). The platform runs on an offline government
+network and serves every script, style, font and image itself, so every HTML response
+(``text/html``: Swagger UI, pygeoapi's pages, the portal) carries a
+``Content-Security-Policy`` that allows nothing but the platform's own origin
+(:data:`CONTENT_SECURITY_POLICY`: no inline script or style, no ``eval``, no frames of
+it elsewhere), plus ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy``. A page
+that loads something from a CDN, or runs an inline script, is refused by the browser —
+and the browser tests see the refusal. Non-HTML responses are left as they are.
 """
 
 from __future__ import annotations
@@ -153,6 +162,61 @@ class CORSMiddleware:
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
                                 for k, v in answer.items()]})
         await send({"type": "http.response.body", "body": b""})
+
+
+# -- page security --------------------------------------------------------------------
+
+#: The policy of every HTML page: the platform's own origin only. ``data:``/``blob:``
+#: images (Bootstrap's and Leaflet's inline SVG icons, MapLibre's sprites and canvases)
+#: and ``blob:`` workers (MapLibre) are the exceptions a map needs; no inline script or
+#: style anywhere (pages keep theirs in files under /static).
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "worker-src 'self' blob:",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+))
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def is_html(content_type: str | None) -> bool:
+    return (content_type or "").partition(";")[0].strip().lower() == "text/html"
+
+
+class PageSecurity:
+    """Add :data:`PAGE_HEADERS` to every ``text/html`` response (a header a route set
+    itself is kept: a page may only be stricter)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                if is_html(headers.get("content-type")):
+                    for name, value in PAGE_HEADERS.items():
+                        if name not in headers:
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
 
 
 # -- compression ----------------------------------------------------------------------
@@ -281,8 +345,9 @@ class Compression:
 
 
 def install_web(app, settings) -> None:
-    """Add compression and CORS around everything (authentication included: a 401 is
-    readable by a trusted page and compressed like any JSON)."""
+    """Add page security, compression and CORS around everything (authentication
+    included: a 401 is readable by a trusted page and compressed like any JSON)."""
+    app.add_middleware(PageSecurity)
     app.add_middleware(Compression, level=settings.gzip_level,
                        min_bytes=settings.gzip_min_bytes)
     app.add_middleware(CORSMiddleware, origins=settings.cors_origins,

@@ -15,6 +15,8 @@ const FILES = {
                   "dist/maplibre-gl.css", "LICENSE.txt"],
   "echarts": ["dist/echarts.min.js", "dist/echarts.esm.min.mjs", "LICENSE"],
   "leaflet": ["dist/leaflet.js", "dist/leaflet.css", "dist/images", "LICENSE"],
+  // the stylesheet of pygeoapi's HTML pages (/ogc/...?f=html, jmgeo/ogc/templates)
+  "bootstrap": ["dist/css/bootstrap.min.css", "LICENSE"],
   "swagger-ui-dist": ["swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
                       "swagger-ui.css", "favicon-32x32.png", "LICENSE"],
 };

@@ -10,6 +10,7 @@ from jmgeo.db import connection
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import maps as ogc_maps
 from jmgeo.ogc.compat import API, get_oas
+from jmgeo.ogc.openapi_bundle import bundle
 from layers.policy import Caller, registry_epoch
 
 _MAX_AUDIENCES = 64
@@ -56,8 +57,8 @@ class AudienceCache:
                 self._apis.move_to_end(key)
                 return hit
         cfg = ogc_config.build_config(resources, base_url)
-        oas = ogc_maps.declare_map_formats(ogc_config.declare_extra_parameters(
-            get_oas(cfg, fail_on_invalid_collection=False), resources))
+        oas = bundle(ogc_maps.declare_map_formats(ogc_config.declare_extra_parameters(
+            get_oas(cfg, fail_on_invalid_collection=False), resources)))
         api = API(cfg, oas)
         entry = (api, accesses)
         with self._lock:

@@ -25,7 +25,7 @@ from pygeoapi.models.provider.base import (
     TileMatrixSetEnumType,
     TileSetMetadata,
 )
-from pygeoapi.openapi import get_oas
+from pygeoapi.openapi import get_oas, validate_openapi_document
 from pygeoapi.provider.base import (
     BaseProvider,
     ProviderConnectionError,
@@ -62,8 +62,8 @@ __all__ = [
     "ProviderItemNotFoundError", "ProviderNoDataError", "RasterioProvider",
     "TileMatrixSetEnum", "TileMatrixSetEnumType", "TileSetMetadata", "_get_parameter_metadata",
     "apply_gzip", "core_api", "coverages_api", "get_oas", "itemtypes_api", "l10n",
-    "read_data",
-    "tiles_api", "to_json", "url_join", "validate_bbox", "check", "PygeoapiMismatch",
+    "read_data", "tiles_api", "to_json", "url_join", "validate_bbox",
+    "validate_openapi_document", "check", "PygeoapiMismatch",
 ]
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -34,6 +35,10 @@ THEME_KEYWORDS = {"land": "国土", "water": "水务", "transport": "交通", "c
 
 
 STATIC_CONFIG = "pygeoapi-config.yml"  # package data of jmgeo.ogc, beside this module
+# the platform's versions of pygeoapi's HTML templates (local scripts and styles only,
+# nothing inline: the strict Content-Security-Policy of jmgeo.web); pygeoapi falls back
+# to its own for the pages not overridden, and those extend our _base.html
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
 @lru_cache
@@ -173,6 +178,10 @@ def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, 
 def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
     cfg = copy.deepcopy(static_config())
     cfg["server"]["url"] = f"{base_url.rstrip('/')}/ogc"
+    cfg["server"]["templates"] = {"path": str(TEMPLATES_DIR)}
+    # pygeoapi 0.24 renders the TileMatrixSets pages with the whole configuration as
+    # their template settings (tiles.tilematrixset[s]): it finds `path` at the top
+    cfg["path"] = str(TEMPLATES_DIR)
     cfg["metadata"]["identification"]["url"] = base_url
     cfg["resources"] = {name: _with_style_links(name, res, base_url)
                         for name, res in resources.items()}
