@@ -43,6 +43,7 @@ from jmgeo.query_api import router as query_router
 from jmgeo.settings import get_settings
 from jmgeo.subscriptions_api import receiver_router
 from jmgeo.subscriptions_api import router as subscriptions_router
+from jmgeo.supervision_api import router as supervision_router
 from jmgeo.upload_api import router as upload_router
 from jmgeo.web import install_web
 from spatial import regions
@@ -160,6 +161,7 @@ def create_app() -> FastAPI:
     app.include_router(feed_router)
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
+    app.include_router(supervision_router)
     app.include_router(downloads.router)
     # the landing page at /ogc itself too (its own links say /ogc?f=json): no 307 to /ogc/
     app.router.routes.append(Route("/ogc", ogc_router.landing))

@@ -100,6 +100,21 @@ def _delivery(conn, resource: str, to: str, mode: str, rows: int, when: datetime
     ).fetchone()[0]
 
 
+def quarter_database():
+    """A module fixture's body: a database of its own with the quarter built in it."""
+    from conftest import create_test_database, drop_test_database, migrate
+
+    dsn = create_test_database("jmgeo_supq")
+    try:
+        migrate(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the region a ticket names
+            conn.execute("INSERT INTO region (code, name, kind, valid_from) VALUES "
+                         "('440703', '蓬江区', 'district', '2000-01-01')")
+        yield build_quarter(dsn)
+    finally:
+        drop_test_database(dsn)
+
+
 def build_quarter(dsn: str) -> Quarter:
     """Fill the database at ``dsn`` with the synthetic quarter (see the module table)."""
     from catalog import store

@@ -11,9 +11,8 @@ from datetime import date
 
 import psycopg
 import pytest
-from supervision_fixtures import BUREAU, JUDGE, build_quarter, dept
+from supervision_fixtures import BUREAU, JUDGE, dept, quarter_database
 
-from conftest import create_test_database, drop_test_database, migrate
 from exchange import clock
 from supervision import feedback, figures, freshness
 from supervision.periods import Forbidden, Invalid, parse_period
@@ -21,15 +20,7 @@ from supervision.periods import Forbidden, Invalid, parse_period
 
 @pytest.fixture(scope="module")
 def quarter():
-    dsn = create_test_database("jmgeo_supq")
-    try:
-        migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:  # regions for the region check
-            conn.execute("INSERT INTO region (code, name, kind, valid_from) VALUES "
-                         "('440703', '蓬江区', 'district', '2000-01-01')")
-        yield build_quarter(dsn)
-    finally:
-        drop_test_database(dsn)
+    yield from quarter_database()
 
 
 @pytest.fixture(scope="module")
