@@ -30,6 +30,44 @@ import psycopg
 from jmgeo.settings import Settings
 
 DEB_PACKAGES = ["postgresql-{v}", "postgresql-{v}-postgis-3"]
+# the supervision report (通报): WeasyPrint lays the PDF out with pango; the Chinese text
+# and charts use the Noto CJK fonts
+REPORT_PACKAGES = ["libpango-1.0-0", "libpangoft2-1.0-0", "fonts-noto-cjk"]
+
+
+def report_packages_missing() -> list[str]:
+    """The report's Debian packages that are not installed (pango found by the loader,
+    the CJK font by fontconfig)."""
+    import ctypes.util
+
+    missing = []
+    if not ctypes.util.find_library("pango-1.0"):
+        missing.append("libpango-1.0-0")
+    if not ctypes.util.find_library("pangoft2-1.0"):
+        missing.append("libpangoft2-1.0-0")
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True,
+                           check=False) if shutil.which("fc-list") else None
+    if fonts is None or "Noto Sans CJK" not in fonts.stdout:
+        missing.append("fonts-noto-cjk")
+    return missing
+
+
+def install_report_packages(log=print) -> None:
+    """Install what the supervision report needs (root with apt-get); otherwise say what
+    to install — the rest of the platform works without it, so this never fails."""
+    missing = report_packages_missing()
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        log(f"the supervision report (PDF) needs: apt-get install {' '.join(missing)}")
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log(f"installing {' '.join(missing)} (apt-get, for the supervision report) ...")
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+            log(f"could not install {' '.join(missing)}: the PDF report will not render")
 
 
 class ProvisionError(RuntimeError):
@@ -255,6 +293,7 @@ def check_database(dsn: str) -> str:
 
 def ensure(settings: Settings, log=print) -> str:
     """Make sure a database is reachable and return its DSN (see module docstring)."""
+    install_report_packages(log)
     if settings.database_url:
         version = check_database(settings.database_url)
         log(f"using DATABASE_URL (PostGIS {version} available); the system is left alone")
