@@ -17,7 +17,23 @@ from supervision import feedback, reports
 from supervision.periods import current_quarter
 
 
-def _demo_feedback(conn) -> None:
+def _first_delivery(conn, log) -> None:
+    """Sync the demo's front-end-processor copy once (what the worker does within its
+    first minute) when nothing was delivered yet, so the report has an exchange to show."""
+    if conn.execute("SELECT 1 FROM exchange_delivery").fetchone() is not None:
+        return
+    from exchange.fep_outbound import sync_copy
+
+    copy = conn.execute("SELECT id FROM fep_copy WHERE target_schema = 'fep_jt'").fetchone()
+    if copy is not None:
+        try:
+            sync_copy(conn, copy[0])
+        except Exception as exc:  # noqa: BLE001 - the demo report goes on without it
+            log(f"demo fep sync skipped: {exc}")
+
+
+def _demo_feedback(conn, log) -> None:
+    _first_delivery(conn, log)
     row = conn.execute(
         "SELECT x.id, l.name, d.code FROM exchange_delivery x JOIN layer l ON l.id = "
         "x.layer_id JOIN department d ON d.id = x.dept_id ORDER BY x.id LIMIT 1").fetchone()
@@ -37,7 +53,7 @@ def load_demo_supervision(dsn: str, log=print, today: date | None = None) -> str
     """Rate, raise a ticket, file and write the current quarter's report; the PDF path."""
     period = current_quarter(today)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        _demo_feedback(conn)
+        _demo_feedback(conn, log)
         fig, pdf, xlsx = reports.build(conn, period, today=today)
         filed = conn.execute("SELECT id FROM supervision_report WHERE period = %s AND as_of = "
                              "%s", (fig["period"]["label"], fig["period"]["as_of"])).fetchone()

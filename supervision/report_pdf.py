@@ -183,7 +183,7 @@ def _kpis(fig: dict[str, Any]) -> str:
              ("平均质量得分", "—" if s["quality"]["total"].get("mean_score") is None
               else f"{s['quality']['total']['mean_score']:.1f}"),
              ("申请答复用时中位数", "—" if r.get("median_working_days") is None
-              else f"{r['median_working_days']} 个工作日"),
+              else f"{r['median_working_days']:g} 个工作日"),
              ("数据交付次数", str(s["exchange"]["total"].get("deliveries", 0)))]
     return "<div class='kpi'>" + "".join(f"<div><b>{v}</b>{k}</div>" for k, v in items) + \
         "</div>"

@@ -38,7 +38,7 @@ def summary_tables(fig: dict[str, Any]) -> list[Table]:
     out: list[Table] = []
     ranks = [[r["rank"], r["name"], r["score"], r["cataloguing"], r["timeliness"],
               r["quality"], r["requests"]] for r in fig["ranking"]]
-    out.append(("综合排名", ["名次", "部门", "综合得分", "编目完整率", "更新及时率", "质量（得分/100）",
+    out.append(("综合排名", ["名次", "部门", "综合得分", "编目完整率", "更新及时率", "质量系数",
                          "申请按期率"], ranks, None))
     cols = ["resources", "obligations", "on_time", "overdue", "delinquent", "rate",
             "now_overdue", "now_delinquent"]
