@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from exchange import clock
@@ -229,11 +230,17 @@ def set_rule(conn, cycle: str, *, updated_by: str, **values: Any) -> Rule:
         for k in ("every_days", "every_months", "quarter_day"):
             cols.setdefault(k, None)
     sets = ", ".join(f"{k} = %s" for k in cols)
-    row = conn.cursor(row_factory=dict_row).execute(
-        f"UPDATE update_rule SET {sets}{', ' if sets else ''}updated_at = now(), "
-        "updated_by = %s WHERE cycle = %s RETURNING cycle, basis, every_days, every_months, "
-        "quarter_day, working_days, due_days, delinquent_after",
-        (*cols.values(), updated_by, cycle)).fetchone()
+    try:
+        row = conn.cursor(row_factory=dict_row).execute(
+            f"UPDATE update_rule SET {sets}{', ' if sets else ''}updated_at = now(), "
+            "updated_by = %s WHERE cycle = %s RETURNING cycle, basis, every_days, "
+            "every_months, quarter_day, working_days, due_days, delinquent_after",
+            (*cols.values(), updated_by, cycle)).fetchone()
+    except psycopg.errors.CheckViolation as exc:
+        raise Invalid(bilingual(
+            "规则无效：间隔天数、月数、季度首月第几日三者取其一且为正数，季度日为 1–28",
+            "invalid rule: give exactly one of every_days, every_months, quarter_day, "
+            "positive (quarter_day 1–28), and non-negative due/delinquent days")) from exc
     if row is None:
         raise Invalid(bilingual(f"更新周期 {cycle!r} 无效", f"unknown update cycle {cycle!r}: "
                                 f"one of {', '.join(CYCLE_ZH)}"))

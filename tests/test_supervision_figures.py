@@ -193,3 +193,17 @@ def test_ratings_and_corrections_refused(quarter):
                              "n.dept_id WHERE d.code = 'sw' AND n.kind = 'correction'"
                              ).fetchone()[0]
         assert inbox == 2  # the two tickets on syn_pipes reached the owner
+
+
+def test_the_rules_are_data(quarter):
+    with psycopg.connect(quarter.dsn, autocommit=True) as conn, conn.transaction():
+        rule = freshness.set_rule(conn, "quarterly", updated_by="test", working_days=True)
+        assert rule.quarter_deadline(2026, 10) == date(2026, 10, 20)
+        assert freshness.load_rules(conn)["quarterly"].working_days
+        with pytest.raises(Invalid, match="规则无效"):
+            with conn.transaction():
+                freshness.set_rule(conn, "quarterly", updated_by="test", quarter_day=40)
+        with pytest.raises(Invalid, match="更新周期"):
+            freshness.set_rule(conn, "fortnightly", updated_by="test", due_days=1)
+        # leave the module's world as it was
+        freshness.set_rule(conn, "quarterly", updated_by="test", working_days=False)
