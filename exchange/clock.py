@@ -107,3 +107,37 @@ def calendar_warning(start: date | datetime, end: date) -> str | None:
     """The warning for a deadline from ``start`` to ``end``, or None when covered."""
     first = local_date(start).year
     return _warning_for(set(range(first, end.year + 1)))
+
+
+def working_days_between(start: date | datetime, end: date | datetime) -> int:
+    """How many working days after the receipt of ``start`` and up to ``end`` (inclusive):
+    the inverse of :func:`deadline` — an answer on the ``deadline(start, n)`` day took
+    ``n`` working days, one on the day of receipt 0. Supervision's answer times."""
+    day = local_date(start)
+    last = local_date(end)
+    while not is_working_day(day) and day < last:  # received on the next working day
+        day += timedelta(days=1)
+    counted = 0
+    while day < last:
+        day += timedelta(days=1)
+        if is_working_day(day):
+            counted += 1
+    return counted
+
+
+def next_working_day(day: date) -> date:
+    """``day`` itself when it is a working day, else the first working day after it (a
+    deadline that falls on a holiday moves to the next working day)."""
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def add_working_days(day: date, n: int) -> date:
+    """The ``n``-th working day after ``day`` (``day`` itself not counted)."""
+    counted = 0
+    while counted < n:
+        day += timedelta(days=1)
+        if is_working_day(day):
+            counted += 1
+    return day

@@ -47,6 +47,7 @@ from jmgeo.query_api import router as query_router
 from jmgeo.settings import get_settings
 from jmgeo.subscriptions_api import receiver_router
 from jmgeo.subscriptions_api import router as subscriptions_router
+from jmgeo.supervision_api import router as supervision_router
 from jmgeo.upload_api import router as upload_router
 from jmgeo.web import install_web
 from spatial import regions
@@ -168,6 +169,7 @@ def create_app() -> FastAPI:
     app.include_router(feed_router)
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
+    app.include_router(supervision_router)
     app.include_router(downloads.router)
     # the platform's own scripts, styles and fonts, and the npm packages `make assets` copied
     # to jmgeo/static/vendor/: pages load nothing from elsewhere (offline government network)

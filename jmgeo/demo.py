@@ -23,6 +23,7 @@ def load_demo(dsn: str | None = None, log=print) -> None:
     from layers.identity import ensure_demo_identities
     from loaders.demo import load_demo_layers
     from spatial.regions import load_framework
+    from supervision.demo import load_demo_supervision
 
     dsn = dsn or database_url()
     t0 = time.monotonic()
@@ -37,6 +38,7 @@ def load_demo(dsn: str | None = None, log=print) -> None:
     load_demo_catalog(dsn, log=log)
     load_demo_requests(dsn, log=log)
     load_demo_modes(dsn, log=log)
+    load_demo_supervision(dsn, log=log)
     log(f"demo ready in {time.monotonic() - t0:.1f} s")
 
 

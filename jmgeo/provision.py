@@ -38,6 +38,25 @@ DEB_PACKAGES = ["postgresql-{v}", "postgresql-{v}-postgis-3"]
 #: Debian packages of the real-client tests: PyQGIS 3.22 (for /usr/bin/python3), the
 #: browser Playwright drives, and CJK fonts so Chinese labels draw in its screenshots
 CLIENT_TEST_PACKAGES = ["python3-qgis", "chromium", "fonts-noto-cjk"]
+#: the supervision report (通报): WeasyPrint lays the PDF out with pango; the Chinese text
+#: and charts use the Noto CJK fonts. Installed by ``jmgeo db ensure`` (never fatal)
+REPORT_PACKAGES = ["libpango-1.0-0", "libpangoft2-1.0-0", "fonts-noto-cjk"]
+
+
+def install_report_packages(log=print) -> None:
+    """Install what the supervision report needs (root with apt-get); otherwise say what
+    to install — the rest of the platform works without it, so this never fails."""
+    missing = [p for p in REPORT_PACKAGES if not deb_installed(p)]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        log(f"the supervision report (PDF) needs: apt-get install {' '.join(missing)}")
+        return
+    log(f"installing {' '.join(missing)} (apt-get, for the supervision report) ...")
+    try:
+        _apt_install(missing, "通报所需软件包")
+    except ProvisionError as exc:
+        log(f"{exc} — the PDF report will not render until they are installed")
 
 
 class ProvisionError(RuntimeError):
@@ -300,6 +319,7 @@ def check_database(dsn: str) -> str:
 
 def ensure(settings: Settings, log=print) -> str:
     """Make sure a database is reachable and return its DSN (see module docstring)."""
+    install_report_packages(log)
     if settings.database_url:
         version = check_database(settings.database_url)
         log(f"using DATABASE_URL (PostGIS {version} available); the system is left alone")

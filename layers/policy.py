@@ -413,3 +413,38 @@ def may_manage_copies(caller: Caller) -> bool:
     runs the exchange's machines; the data in a copy is still exactly what the grant's
     department may see (:func:`decide`), never the bureau's."""
     return caller.kind == "admin"
+
+
+def supervision_scope(caller: Caller) -> tuple[bool, str | None]:
+    """Supervision figures (监督考核, the 通报): may the caller see them, and of whom? The
+    bureau and the auditor see the whole city (``(True, None)``); a department its own
+    figures only (``(True, its code)``); anonymous callers and the platform nothing."""
+    if caller.kind in ("admin", "auditor"):
+        return True, None
+    if caller.is_department:
+        return True, caller.dept_code
+    return False, None
+
+
+def may_file_reports(caller: Caller) -> bool:
+    """File and list the bureau's supervision reports (通报), change the update rules: the
+    bureau (the platform's monthly job files as ``system``); the auditor reads them."""
+    return caller.kind in ("admin", "system")
+
+
+def may_read_reports(caller: Caller) -> bool:
+    """Read the filed city-wide reports: the bureau and the auditor."""
+    return caller.kind in ("admin", "auditor", "system")
+
+
+def may_rate(caller: Caller, received: bool) -> bool:
+    """Rate a delivery or raise a correction ticket (评议、纠错): a department (or the
+    bureau as its own department) that received the resource — ``received`` says whether
+    the delivery count shows it did. Nobody rates what it never got."""
+    return may_file(caller) and received
+
+
+def may_answer_correction(caller: Caller, owner_code: str | None) -> bool:
+    """Answer a correction ticket (fixed in version N / not an error): the owner
+    department only — the one that can fix its data (the bureau when it is the owner)."""
+    return caller.kind in ("department", "admin") and owns(caller, owner_code)
