@@ -35,7 +35,7 @@ from psycopg.types.json import Jsonb
 
 from baselib import identifiers, spatial_link, tickets
 from baselib.errors import BaselibError
-from baselib.libraries import OWNER, THEME, Library, authorities, check_source, library, sources
+from baselib.libraries import OWNER, Library, authorities, check_source, library, sources
 from layers import registry
 
 BATCH = 50_000
@@ -243,7 +243,7 @@ def _publish(conn, lib: Library, version: int, by: str | None,
     return registry.publish(
         conn, layer=lib.name, version=version, table_name=table, feature_count=rows,
         report=report, source_name="baselib:integrate", loaded_by=by or SYSTEM,
-        title=lib.title, dept=OWNER, theme=THEME, sharing_class="unconditional",
+        title=lib.title, dept=OWNER, theme=lib.theme, sharing_class="unconditional",
         update_cycle="daily", kind="table", key_field=lib.key,
         description=f"{lib.title}：一数一源、多元校核（{', '.join(lib.attributes.values())}）",
         sensitive_fields=lib.sensitive, field_labels=labels), rows

@@ -21,7 +21,6 @@ from layers import registry
 from layers.models import UPDATE_CYCLES
 
 OWNER = "wxtc"  # the bureau runs the base libraries (数据管理)
-THEME = "base"
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class Library:
     attributes: dict[str, str]
     sensitive: dict[str, str]
     derived: dict[str, str]  # columns computed at integration (spatial link)
+    theme: str = "population"  # the catalog's base item (catalog.sync.TABLE_ITEMS)
 
     def columns(self) -> list[str]:
         return [self.key, *self.attributes, *self.derived, "sources"]
@@ -48,14 +48,14 @@ LIBRARIES: dict[str, Library] = {
          "phone": "联系电话", "insurance_status": "参保状态", "employer_uscc": "工作单位信用代码"},
         # DESIGN §5: ID numbers, phone numbers, names of private persons; §11: addresses
         {"id_number": "id_number", "name": "person_name", "phone": "phone",
-         "address": "full"}, {}),
+         "address": "full"}, {}, "population"),
     "legal_persons": Library(
         "legal_persons", "法人基础库", "uscc", "uscc", "统一社会信用代码",
         {"name": "名称", "legal_rep": "法定代表人", "address": "注册地址",
          "org_type": "机构类型", "established": "成立日期", "status": "登记状态",
          "phone": "联系电话"},
         {"phone": "phone"},
-        {"county_code": "所在区县代码", "town_code": "所在镇街代码"}),
+        {"county_code": "所在区县代码", "town_code": "所在镇街代码"}, "legal_person"),
 }
 
 # the demo's authorities (issue 15 §2): 姓名/性别/出生日期 → 公安; 参保状态 → 人社; 企业名称

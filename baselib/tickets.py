@@ -97,16 +97,18 @@ def sync(conn, library: str, run_id: int, now: datetime) -> dict[str, int]:
     return {"opened": opened, "closed": closed}
 
 
-def _value(column: str, holder: str, caller: Caller, kinds: dict[str, str]
+def _value(column: str, holders: tuple[str, ...], caller: Caller, kinds: dict[str, str]
            ) -> sql.Composable:
     """``column`` as the caller gets it: in clear when the policy says the caller holds
-    the value (``layers.policy.value_filter``), else masked in SQL by its attribute's
-    mask kind (``kinds``: attribute → kind; ``"*"`` for every attribute, as for the key)."""
+    the value (``layers.policy.value_filter`` over each holder column), else masked in
+    SQL by its attribute's mask kind (``kinds``: attribute → kind; ``"*"``: one kind for
+    every row, as for the key)."""
     col = sql.SQL(column)
-    clear = policy.value_filter(caller, holder, OWNER)
-    if not kinds or clear.sql == "TRUE":
+    filters = [policy.value_filter(caller, h, OWNER) for h in holders]
+    if not kinds or any(f.sql == "TRUE" for f in filters):
         return col
-    cond = sql.SQL(clear.sql.replace("%s", "{}")).format(*map(sql.Literal, clear.params))
+    cond = sql.SQL(" OR ").join(sql.SQL(f.sql.replace("%s", "{}")).format(
+        *map(sql.Literal, f.params)) for f in filters)
     if "*" in kinds:
         masked: sql.Composable = mask_expression(kinds["*"], col)
     else:
@@ -120,17 +122,16 @@ def list_tickets(conn, caller: Caller, *, library: str | None = None,
                  status: str | None = None, ticket_id: int | None = None,
                  limit: int = 100) -> list[dict[str, Any]]:
     """The tickets the caller may read (newest first), sensitive values masked: both
-    parties and the supervisors read a ticket (``request_filter``); each value is clear
-    only to the department that gave it and to the library's owner; a masked key (a
-    person's ID number) is clear to both parties, who hold the record."""
+    parties and the supervisors read a ticket (``request_filter``). The authority sees
+    both values (it is asked to check them), the copy's department its own value and the
+    authority's masked, the auditor every sensitive value masked, the library's owner all;
+    the key (a person's ID number) is clear to both parties, who hold the record."""
     where = policy.request_filter(caller, applicant="dc.code", owner="da.code")
     rows: list[dict[str, Any]] = []
     for lib in [LIBRARIES[library]] if library else list(LIBRARIES.values()):
         key_kind = lib.sensitive.get(lib.key)
         values = {a: k for a, k in lib.sensitive.items() if a in lib.attributes}
-        key_col = sql.SQL("CASE WHEN da.code = {d} OR dc.code = {d} THEN t.key ELSE {v} END"
-                          ).format(d=sql.Literal(caller.data_dept or ""),
-                                   v=_value("t.key", "da.code", caller, {"*": key_kind})) \
+        key_col = _value("t.key", ("da.code", "dc.code"), caller, {"*": key_kind}) \
             if key_kind else sql.SQL("t.key")
         q = sql.SQL(
             "SELECT t.id, t.library, {k} AS key, t.attribute, da.code AS authority, "
@@ -140,9 +141,10 @@ def list_tickets(conn, caller: Caller, *, library: str | None = None,
             "t.answered_by, t.answer_note, t.corrected_version, t.closed_at, t.resolution "
             "FROM baselib_ticket t JOIN department da ON da.id = t.authority_dept_id "
             "JOIN department dc ON dc.id = t.copy_dept_id WHERE t.library = %s AND "
-            + where.sql).format(k=key_col, av=_value("t.authority_value", "da.code", caller,
+            + where.sql).format(k=key_col, av=_value("t.authority_value", ("da.code",), caller,
                                                       values),
-                                cv=_value("t.copy_value", "dc.code", caller, values))
+                                cv=_value("t.copy_value", ("dc.code", "da.code"), caller,
+                                          values))
         params: list[Any] = [lib.name, *where.params]
         if status:
             q += sql.SQL(" AND t.status = %s")

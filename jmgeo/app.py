@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
+from jmgeo.baselib_api import router as baselib_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.deliveries_api import router as deliveries_router
@@ -160,6 +161,7 @@ def create_app() -> FastAPI:
     app.include_router(exchange_router)
     app.include_router(fep_router)
     app.include_router(query_router)
+    app.include_router(baselib_router)
     app.include_router(feed_router)
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
