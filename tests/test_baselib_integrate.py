@@ -189,3 +189,25 @@ def test_attribute_without_authority_refused(conn):
         _refused(conn, "no authority declared for insurance_status")
     finally:
         libraries.set_authority(conn, "persons", "insurance_status", "rsj", "《社会保险法》")
+
+
+def test_an_unconditional_library_takes_only_unmasking_grants(conn):
+    from layers.grants import GrantError, add_grant
+
+    args = {"layer": "persons", "dept": "hb", "purpose": "核对", "approved_by": "测试"}
+    with pytest.raises(GrantError, match="only unmasks sensitive fields"):
+        add_grant(conn, **args, fields=["id_number", "gender"])
+    with pytest.raises(GrantError, match="only conditional layers"):
+        add_grant(conn, **args)  # every field: nothing to unmask, nothing to restrict
+    from layers.policy import access_for
+
+    gid = add_grant(conn, **args, fields=["id_number"])
+    try:
+        _row, access = access_for(conn, Caller(kind="department", dept_code="hb", name="x"),
+                                  "persons")
+        assert access.fields is None and "id_number" not in access.masks
+        assert access.masks["phone"] == "phone" and access.grant_id == gid
+    finally:
+        from layers.grants import revoke_grant
+
+        revoke_grant(conn, gid)

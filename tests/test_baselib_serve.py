@@ -252,3 +252,21 @@ def test_thematic_indicators(app_client, world):
     assert set(got) == {"credit", "tax", "gov_services", "statistics", "insurance"}
     assert all(i["values"] for i in got.values())
     assert app_client.get("/baselib/themes").status_code == 401
+
+
+def test_cli_batch_verification_and_tickets(world, tmp_path, capsys):
+    from jmgeo.cli import main
+
+    a = next(iter(world["persons"].values()))
+    f = tmp_path / "list.csv"
+    f.write_text(f"key,name\n{a['id_number']},{a['name']}\n12345,某\n", encoding="utf-8")
+    assert main(["baselib", "verify", "persons", str(f), "--as", "hb"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["row,result", "1,match", "2,unknown"]
+    assert main(["baselib", "tickets", "--library", "persons", "--as", "hb"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+    assert main(["baselib", "authority", "list", "persons"]) == 0
+    assert '"gaj"' in capsys.readouterr().out
+    assert main(["baselib", "source", "add", "persons", "gaj_hj", "--key", "nope",
+                 "--map", "name=xm"]) == 2
+    assert "no key column 'nope'" in capsys.readouterr().err
