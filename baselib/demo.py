@@ -117,3 +117,52 @@ def load_demo_baselib(dsn: str, log: Callable[[str], None] = print, *, persons: 
                 f"{r['quarantined']} quarantined")
         reports["themes"] = themes.load_demo_themes(conn, log=log)
     return reports
+
+
+def publish_person_streams(dsn: str, n: int, seed: int = 2017,
+                           disagree: float = 0.1) -> dict[str, int]:
+    """The three person sources of :func:`baselib.fake.iter_persons`, streamed: one
+    connection and one ``COPY`` per source, rows written as they are generated, so a
+    million persons never sit in memory (the benchmark). Returns name → version."""
+    from contextlib import ExitStack
+
+    names = ("gaj_hj", "rsj_cb", "wjj_rk")
+    conns = [psycopg.connect(dsn) for _ in names]
+    try:
+        tables, versions, copies = [], [], []
+        with ExitStack() as stack:
+            for conn, name in zip(conns, names, strict=True):
+                cols = list(next(fake.iter_persons(1))[names.index(name)])
+                versions.append(registry.next_version(conn, name))
+                table = registry.create_data_table(
+                    conn, name, versions[-1], None, [registry.Column(c) for c in cols],
+                    title=SOURCE_TITLES[name], with_index=False)
+                tables.append((table, cols))
+                copies.append(stack.enter_context(conn.cursor().copy(
+                    sql.SQL("COPY {} (fid, {}) FROM STDIN").format(
+                        sql.Identifier(*table.split(".")),
+                        sql.SQL(", ").join(map(sql.Identifier, cols))))))
+            for i, rows in enumerate(fake.iter_persons(n, seed, disagree), 1):
+                for copy, row in zip(copies, rows, strict=True):
+                    copy.write_row([i, *row.values()])
+        for conn, name, (table, cols), version in zip(conns, names, tables, versions,
+                                                      strict=True):
+            lib, dept, key, _mapping = fake.MAPPINGS[name]
+            registry.index_key(conn, table, key)
+            registry.finish_data_table(conn, table)
+            registry.publish(conn, layer=name, version=version, table_name=table,
+                             feature_count=n, report={"generated": n, "seed": seed},
+                             source_name=f"{name}.csv", loaded_by=f"bench-{dept}",
+                             title=SOURCE_TITLES[name], dept=dept, theme="base",
+                             sharing_class="conditional", kind="table", key_field=key,
+                             sensitive_fields={c: k for c, k in PERSON_MASKS.items()
+                                               if c in cols}, update_cycle="monthly")
+            conn.commit()
+    finally:
+        for conn in conns:
+            conn.close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name in names:
+            lib, _dept, key, mapping = fake.MAPPINGS[name]
+            libraries.add_source(conn, lib, name, key, mapping)
+    return dict(zip(names, versions, strict=True))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
 from datetime import date, timedelta
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -43,43 +45,63 @@ def _address(rng: random.Random, town: tuple[str, str, str, str]) -> str:
     return f"江门市{town[3]}{town[1]}{rng.choice(ROADS)}{rng.randint(1, 399)}号"
 
 
+@cache
+def _employer(county: str, i: int) -> str:
+    return make_uscc("91", county, f"MA{i:06d}")
+
+
 def _typo(key: str) -> str:
     """The same key with its check character wrong (a keying error)."""
     last = key[-1]
     return key[:-1] + ("1" if last != "1" else "2")
 
 
-def persons(n: int, seed: int = 2017, disagree: float = 0.1,
-            invalid: float = 0.01) -> dict[str, list[dict[str, Any]]]:
-    """Three sources for ``persons``: 公安 (``gaj_hj``, the household register), 人社
-    (``rsj_cb``, insurance) and 卫计 (``wjj_rk``, the population register). ``disagree``
-    of the copies differ from the authority on one attribute; ``invalid`` of the 卫计
-    rows carry a keying error (check character), a few 15-digit numbers."""
+def iter_persons(n: int, seed: int = 2017, disagree: float = 0.1, invalid: float = 0.01
+                 ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """One person at a time as its three source rows: 公安 (``gaj_hj``, the household
+    register), 人社 (``rsj_cb``, insurance) and 卫计 (``wjj_rk``, the population register).
+    ``disagree`` of the persons have a copy that differs from the authority on one
+    attribute (人社's name, 卫计's address); ``invalid`` of the 卫计 rows carry a keying
+    error (check character); one in 97 persons born before 2000 has a 15-digit number."""
     rng = random.Random(seed)
     all_towns = [t for t in towns() if t[2] in COUNTIES]
-    gaj, rsj, wjj = [], [], []
+    used: set[str] = set()
     for i in range(n):
         town = all_towns[i % len(all_towns)]
         born = date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 65))
         gender = "男" if i % 2 else "女"
-        key = make_ric(town[2], born, (i % 500) * 2 + (i % 2))
+        seq = (i // len(all_towns)) % 1000
+        key = make_ric(town[2], born, seq)
+        while key in used:  # two persons of one county born on one day: next number
+            seq = (seq + 1) % 1000
+            key = make_ric(town[2], born, seq)
+        used.add(key)
         name, address = _name(rng), _address(rng, town)
         phone = f"13{rng.randrange(10 ** 9):09d}"
-        gaj.append({"sfzh": key, "xm": name, "xb": gender, "csrq": born.isoformat(),
-                    "zz": address})
-        r_name = name if rng.random() >= disagree / 2 else name[0] + rng.choice(GIVEN)
-        rsj.append({"sfzh": key, "xm": r_name, "cbzt": rng.choice(INSURANCE),
-                    "dwxydm": make_uscc("91", town[2], f"MA{i % 997:06d}"),
-                    "lxdh": phone})
+        gaj = {"sfzh": key, "xm": name, "xb": gender, "csrq": born.isoformat(), "zz": address}
+        r_name = name if rng.random() >= disagree / 2 else name[0] + rng.choice(GIVEN) * 2
+        rsj = {"sfzh": key, "xm": r_name, "cbzt": rng.choice(INSURANCE),
+               "dwxydm": _employer(town[2], i % 997), "lxdh": phone}
         w_addr = address if rng.random() >= disagree / 2 else _address(rng, town)
         w_key = key
         if rng.random() < invalid:
             w_key = _typo(key)
         elif i % 97 == 5 and born.year < 2000:  # a first-generation number, upgraded
             w_key = key[:6] + key[8:17]
-        wjj.append({"sfzh": w_key, "xm": name, "csrq": born.isoformat(), "zz": w_addr,
-                    "lxdh": phone})
-    return {"gaj_hj": gaj, "rsj_cb": rsj, "wjj_rk": wjj}
+        wjj = {"sfzh": w_key, "xm": name, "csrq": born.isoformat(), "zz": w_addr,
+               "lxdh": phone}
+        yield gaj, rsj, wjj
+
+
+def persons(n: int, seed: int = 2017, disagree: float = 0.1,
+            invalid: float = 0.01) -> dict[str, list[dict[str, Any]]]:
+    """:func:`iter_persons` as three lists (demo and tests; the benchmark streams)."""
+    out: dict[str, list[dict[str, Any]]] = {"gaj_hj": [], "rsj_cb": [], "wjj_rk": []}
+    for gaj, rsj, wjj in iter_persons(n, seed, disagree, invalid):
+        out["gaj_hj"].append(gaj)
+        out["rsj_cb"].append(rsj)
+        out["wjj_rk"].append(wjj)
+    return out
 
 
 def legal_persons(n: int, seed: int = 2018, disagree: float = 0.1

@@ -211,3 +211,20 @@ def test_an_unconditional_library_takes_only_unmasking_grants(conn):
         from layers.grants import revoke_grant
 
         revoke_grant(conn, gid)
+
+
+def test_streamed_fake_sources_integrate_with_about_ten_percent_disagreements(conn,
+                                                                            database_url):
+    """The benchmark's path (bench/baselib_bench.py) at a small size."""
+    from baselib.demo import publish_person_streams
+
+    reset_sources(conn, "persons")
+    n = 400
+    versions = publish_person_streams(database_url, n, seed=7)
+    assert set(versions) == {"gaj_hj", "rsj_cb", "wjj_rk"}
+    report = integrate(conn, "persons", by="test")
+    assert report["records"] == n  # 公安 and 人社 hold everyone; 卫计's typos quarantined
+    assert 0.05 * n <= report["disagreements"] <= 0.15 * n
+    assert report["tickets"]["opened"] == report["disagreements"]
+    assert report["quarantined"] == report["keys"]["invalid"]
+    assert report["keys"]["warnings"] >= 1  # 15-digit numbers upgraded
