@@ -259,6 +259,8 @@ def integrate(conn, lib_name: str, *, by: str | None = None,
     t0 = time.monotonic()
     with conn.transaction():
         registry.lock_layer(conn, lib.name)
+        # sorts and hashes of millions of values in memory rather than temp files
+        conn.execute("SET LOCAL work_mem = '128MB'")
         srcs, auth = _check_config(conn, lib)
         version = registry.next_version(conn, lib.name)
         run_id = _q(conn, "INSERT INTO baselib_run (library, version, started_at, run_by) "

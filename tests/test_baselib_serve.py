@@ -29,7 +29,8 @@ def world(database_url):
         ensure_baselib_departments(conn)
         for lib in ("persons", "legal_persons"):
             reset_sources(conn, lib)
-    load_demo_baselib(database_url, log=lambda m: None, persons=300, legal_persons=200)
+    messages: list[str] = []
+    load_demo_baselib(database_url, log=messages.append, persons=300, legal_persons=200)
     with psycopg.connect(database_url, autocommit=True) as conn:
         # gh holds an unmasking grant naming 身份证号 and 姓名 (not phone, not address)
         add_grant(conn, layer="persons", dept="gh", purpose="人员身份核对",
@@ -41,7 +42,7 @@ def world(database_url):
         keys["auditor"] = create_key(conn, f"tbs-aud-{stamp}", role="auditor")["token"]
         persons = golden(conn, "persons")
         legal = golden(conn, "legal_persons")
-    return {"keys": keys, "persons": persons, "legal": legal}
+    return {"keys": keys, "persons": persons, "legal": legal, "messages": messages}
 
 
 def h(world, who):
@@ -243,6 +244,17 @@ def test_spatial_link_and_region_statistics(app_client, world):
     assert sum(x["n"] for x in regions) == len(world["legal"])
     assert all(len(x["code"]) == 9 and x["name"] for x in regions)
     assert app_client.get("/baselib/legal_persons/regions").status_code == 401
+
+
+def test_demo_registers_libraries_and_themes_in_the_catalog(world, database_url):
+    assert not [m for m in world["messages"] if "deferred" in m]
+    with psycopg.connect(database_url) as conn:
+        themes = dict(conn.execute(
+            "SELECT name, theme FROM layer WHERE name IN ('persons', 'legal_persons', "
+            "'credit_records', 'tax_records', 'enterprise_stats', 'yimen_services')"))
+    assert themes == {"persons": "population", "legal_persons": "legal_person",
+                      "credit_records": "credit", "tax_records": "tax",
+                      "enterprise_stats": "statistics", "yimen_services": "gov_services"}
 
 
 def test_thematic_indicators(app_client, world):
