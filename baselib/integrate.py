@@ -36,7 +36,7 @@ from psycopg.types.json import Jsonb
 from baselib import identifiers, spatial_link, tickets
 from baselib.errors import BaselibError
 from baselib.libraries import OWNER, Library, authorities, check_source, library, sources
-from layers import registry
+from layers import audit, policy, registry
 
 BATCH = 50_000
 SYSTEM = "system:baselib-integrate"
@@ -284,6 +284,10 @@ def integrate(conn, lib_name: str, *, by: str | None = None,
         report["seconds"] = round(time.monotonic() - t0, 2)
         _q(conn, "UPDATE baselib_run SET finished_at = now(), report = %s WHERE id = %s",
            (Jsonb(report), run_id))
+        audit.record(conn, action="baselib.integrate", caller=policy.system("baselib"),
+                     layer=lib.name, request={"run": run_id, "version": version, "by": by,
+                                              "tickets": ticket_counts},
+                     rows=report["records"])
     return report
 
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from baselib import libraries, review, spatial_link, tickets, verify
 from jmgeo.db import connection
 from jmgeo.http import NOT_FOUND, ReaderDep, WriterDep
-from layers import policy
+from layers import audit, policy
 
 router = APIRouter(prefix="/baselib", tags=["baselib"])
 
@@ -41,6 +41,15 @@ NO_STORE = {"Cache-Control": "private, no-store"}
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=NO_STORE)
+
+
+def _audited(conn, caller, action: str, request: Request, rows: int,
+             library: str | None = None) -> None:
+    """Tickets and the review queue carry values of the libraries: audited like data
+    (no audit row, no answer — the write raises and the request fails)."""
+    audit.record(conn, action=action, caller=caller, layer=library,
+                 request={"method": request.method, "path": request.url.path,
+                          "query": request.url.query}, rows=rows)
 
 
 def _visible(conn, caller, name: str) -> dict[str, Any]:
@@ -99,18 +108,22 @@ def verify_pairs(request: Request, library: LibraryName, body: VerifyIn,
 
 
 @router.get("/{library}/records/{key}/access", summary="个人访问记录 / who looked at it")
-def record_access(library: LibraryName, key: str, caller: ReaderDep) -> JSONResponse:
+def record_access(request: Request, library: LibraryName, key: str,
+                  caller: ReaderDep) -> JSONResponse:
     with connection() as conn:
         rows = verify.access_log(conn, caller, library, key)
+        _audited(conn, caller, "baselib.access_log", request, len(rows), library)
     return _json({"library": library, "access": rows})
 
 
 @router.get("/tickets", summary="校核工单 / verification tickets")
-def list_tickets(caller: ReaderDep, library: LibraryName | None = Query(None),
+def list_tickets(request: Request, caller: ReaderDep,
+                 library: LibraryName | None = Query(None),
                  status: Literal["open", "confirmed", "corrected", "closed"] | None = None,
                  limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
     with connection() as conn:
         rows = tickets.list_tickets(conn, caller, library=library, status=status, limit=limit)
+        _audited(conn, caller, "baselib.tickets", request, len(rows), library)
     return _json({"tickets": rows})
 
 
@@ -129,10 +142,12 @@ def answer_ticket(ticket_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: Ans
 
 
 @router.get("/{library}/review", summary="复核队列 / quarantined records")
-def review_queue(library: LibraryName, caller: ReaderDep,
+def review_queue(request: Request, library: LibraryName, caller: ReaderDep,
                  status: Literal["pending", "applied", "rejected"] = "pending") -> JSONResponse:
     with connection() as conn:
-        return _json({"items": review.queue(conn, caller, library, status)})
+        items = review.queue(conn, caller, library, status)
+        _audited(conn, caller, "baselib.review", request, len(items), library)
+    return _json({"items": items})
 
 
 @router.post("/{library}/review/{item_id}", summary="复核决定 / apply a key or reject")

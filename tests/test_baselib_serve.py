@@ -282,3 +282,17 @@ def test_cli_batch_verification_and_tickets(world, tmp_path, capsys):
     assert main(["baselib", "source", "add", "persons", "gaj_hj", "--key", "nope",
                  "--map", "name=xm"]) == 2
     assert "no key column 'nope'" in capsys.readouterr().err
+
+
+def test_unanswered_tickets_count_overdue_after_their_deadline(world, database_url):
+    from datetime import date
+
+    from baselib import tickets
+    from layers.policy import Caller
+
+    auditor = Caller(kind="auditor", name="aud")
+    with psycopg.connect(database_url) as conn:
+        now = tickets.report(conn, auditor)["by_authority"]["gaj"]
+        later = tickets.report(conn, auditor, today=date(2099, 1, 1))["by_authority"]["gaj"]
+    assert now["open"] > 0 and now["overdue"] == 0  # opened today, due in 10 working days
+    assert later["overdue"] >= later["open"] == now["open"]
