@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from jmgeo import __version__, downloads
 from jmgeo.apidocs import install_docs
 from jmgeo.audit_api import audit_router
+from jmgeo.baselib_api import router as baselib_router
 from jmgeo.catalog_api import router as catalog_router
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.deliveries_api import router as deliveries_router
@@ -166,6 +167,7 @@ def create_app() -> FastAPI:
     app.include_router(exchange_router)
     app.include_router(fep_router)
     app.include_router(query_router)
+    app.include_router(baselib_router)
     app.include_router(feed_router)
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)

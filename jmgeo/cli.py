@@ -153,6 +153,7 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
             __import__("exchange.push_cli", fromlist=["register_cli"]).register_cli,
             __import__("exchange.fep_cli", fromlist=["register_cli"]).register_cli,
             __import__("supervision.cli", fromlist=["register_cli"]).register_cli,
+            __import__("baselib.cli", fromlist=["register_cli"]).register_cli,
             jobs.register_cli]
 
 

@@ -22,6 +22,9 @@ otherwise found / not found would be an oracle on a withheld value (a person tab
 caller's own access, never on the data; match / no match without data is the base
 libraries' verification service (核验), not this one.
 
+A record of a base library (``baselib``) looked at by key is also entered in the
+person-level access log (``baselib.verify.log_lookup``), under the same rule.
+
 Every query of non-open data is audited (``layers.audit.record_access``, action
 ``query``, the rows returned, the share request the grant came from); when the audit row
 cannot be written the answer is 503 and no data leaves. Every answer with records is counted as a delivery (``exchange_delivery``, mode ``query``:
@@ -46,6 +49,7 @@ from fastapi.responses import JSONResponse
 from psycopg import sql
 from starlette.background import BackgroundTask
 
+from baselib.verify import is_library, log_lookup
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.http import (
@@ -227,6 +231,11 @@ def query_by_key(request: Request, _limit: Limited, caller: CallerDep,
     _audit(caller, resource, request, 0 if row is None else 1, 404 if row is None else 200)
     if row is None:
         return envelope(404, RECORD_NOT_FOUND)
+    if is_library(resource.name):  # a base library: the person-level access log too
+        try:
+            log_lookup(caller, resource.access, resource.name, key)
+        except Exception as exc:  # noqa: BLE001 — no log, no data
+            raise HTTPException(503, AUDIT_DOWN) from exc
     return _answer(caller, resource, {"resource": resource.name, "key_field": key_field,
                                       **_record(resource, row, names)}, 1)
 

@@ -3,62 +3,41 @@
 The code is 18 characters: registration authority (1), organisation type (1), the
 registration region's admin code (6), the organisation code (9, GB 11714, with its own
 check digit) and a check character computed over the first 17 with weights 3^i mod 31.
+The checks are ``python-stdnum``'s (``stdnum.cn.uscc``) through ``baselib.identifiers``,
+the one place identifiers are normalised and validated; a department's own code is
+refused on any error there (a wrong embedded organisation-code check digit is a warning
+in the base libraries, where old codes must still be integrated, but a department the
+platform registers must have a clean code).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from baselib.identifiers import (  # noqa: F401 - re-exported (tests compute codes in arrays)
+    ORG_CHARSET,
+    ORG_WEIGHTS,
+    USCC_CHARSET,
+    USCC_WEIGHTS,
+    check_uscc,
+    make_uscc,
+    org_check_char,
+)
 from jmgeo.errors import UserError
-
-USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # no I, O, S, V, Z
-USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-ORG_CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class InvalidUSCC(UserError, ValueError):
     """A 统一社会信用代码 that fails its format or check characters."""
 
 
-def uscc_check_char(first17: str) -> str:
-    total = sum(USCC_CHARSET.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
-    return USCC_CHARSET[(31 - total % 31) % 31]
-
-
-def org_check_char(first8: str) -> str:
-    total = sum(ORG_CHARSET.index(c) * w for c, w in zip(first8, ORG_WEIGHTS, strict=True))
-    c = 11 - total % 11
-    return "X" if c == 10 else "0" if c == 11 else str(c)
-
-
 def validate_uscc(code: str) -> str:
     """Return the normalised code or raise InvalidUSCC saying what is wrong and how to fix it."""
-    norm = code.strip().upper()
-    if len(norm) != 18:
-        raise InvalidUSCC(f"统一社会信用代码应为18位 / the USCC {code!r} must have 18 characters "
-                          f"(it has {len(norm)})")
-    bad = [c for c in norm if c not in USCC_CHARSET]
-    if bad:
-        raise InvalidUSCC(f"统一社会信用代码含非法字符 / the USCC {code!r} contains "
-                          f"{''.join(sorted(set(bad)))!r} (I, O, S, V, Z are never used)")
-    if not norm[2:8].isdigit():
-        raise InvalidUSCC(f"统一社会信用代码第3–8位应为行政区划码 / characters 3–8 of {code!r} "
-                          "must be the registering region's 6-digit code")
-    if all(c in ORG_CHARSET for c in norm[8:16]) and org_check_char(norm[8:16]) != norm[16]:
-        raise InvalidUSCC(f"组织机构代码校验位错误 / the organisation-code check digit of {code!r} "
-                          f"is {norm[16]!r}, expected {org_check_char(norm[8:16])!r}")
-    expected = uscc_check_char(norm[:17])
-    if norm[17] != expected:
-        raise InvalidUSCC(f"统一社会信用代码校验码错误 / the check character of {code!r} is "
-                          f"{norm[17]!r}, expected {expected!r}: check for a typo")
-    return norm
-
-
-def make_uscc(prefix: str, region: str, org8: str) -> str:
-    """Build a valid code from its parts (used for demo departments and tests)."""
-    first17 = prefix + region + org8 + org_check_char(org8)
-    return first17 + uscc_check_char(first17)
+    verdict = check_uscc(code)
+    if not verdict.ok:
+        raise InvalidUSCC(f"{verdict.reason} ({code!r})")
+    if verdict.warnings:  # an organisation-code mismatch: refused for a department
+        raise InvalidUSCC(f"{verdict.warnings[0]} ({code!r})")
+    return verdict.value or code
 
 
 # Demo departments of the 2017 work plan (names as the plan uses them). Codes are

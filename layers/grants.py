@@ -8,7 +8,9 @@ Revoking sets ``revoked_at``; grants are never deleted (the audit log refers to 
 Decisions, checked when a grant is created (messages Chinese first, English beside):
 
 * Only **conditional** layers take grants. Open and unconditional layers are already
-  shared (a grant would be meaningless and would suggest it restricts something);
+  shared (a grant would be meaningless and would suggest it restricts something) — but
+  an unconditional resource with sensitive fields (a base library's ID numbers) takes a
+  grant naming only sensitive fields: it unmasks them (``layers.policy.decide``);
   not_shared layers are not shared by law (their legal basis) — a grant would break it.
 * The owner department needs no grant.
 * Every field must exist in the layer's current version; every region code must be a
@@ -132,6 +134,19 @@ def _dept_id(conn, code: str) -> int:
     return row["id"]
 
 
+def _unmasking_only(conn, layer: str, fields: list[str]) -> None:
+    """An unconditional resource's grant may only unmask: every field it names must be
+    one of the resource's sensitive fields (the rest are shared already)."""
+    row = _q(conn, "SELECT sensitive_fields FROM layer WHERE name = %s", (layer,)).fetchone()
+    sensitive = set((row or {}).get("sensitive_fields") or {})
+    other = [f for f in fields if f not in sensitive]
+    if other:
+        raise GrantError(f"无条件共享资源 {layer} 的授权只能解除敏感字段脱敏，{', '.join(other)} "
+                         f"不是敏感字段 / a grant on the unconditional resource {layer!r} only "
+                         f"unmasks sensitive fields ({', '.join(sorted(sensitive)) or 'none'}): "
+                         f"{', '.join(other)} is not one")
+
+
 def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
               fields: list[str] | None = None, regions: list[str] | None = None,
               valid_from: datetime | None = None, valid_to: datetime | None = None,
@@ -144,7 +159,9 @@ def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
     if source not in ("cli", "request") or (source == "request") != (request_id is not None):
         raise ValueError("a grant's source is 'request' exactly when it names its request")
     lay = _layer(conn, layer)
-    if lay["sharing_class"] != "conditional":
+    if lay["sharing_class"] == "unconditional" and fields:
+        _unmasking_only(conn, layer, fields)
+    elif lay["sharing_class"] != "conditional":
         why = {"open": "开放图层人人可用，无需授权 / open layers are available to everyone",
                "unconditional": "无条件共享图层各部门均可用，无需授权 / unconditional layers are "
                                 "available to every department",
@@ -152,7 +169,8 @@ def add_grant(conn, *, layer: str, dept: str, purpose: str, approved_by: str,
                              "(see the layer's legal basis)"}[lay["sharing_class"]]
         raise GrantError(f"只有有条件共享图层可以授权：{layer} 为 {lay['sharing_class']}；{why} / "
                          f"only conditional layers take grants: {layer!r} is "
-                         f"{lay['sharing_class']}")
+                         f"{lay['sharing_class']} (an unconditional resource takes only a "
+                         "grant naming sensitive fields to unmask: --fields)")
     if dept == lay["owner_code"]:
         raise GrantError(f"部门 {dept} 是图层 {layer} 的所有者，无需授权 / department {dept!r} "
                          f"owns {layer!r} and needs no grant")

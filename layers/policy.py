@@ -30,12 +30,15 @@ The catalog (政务信息资源目录) is metadata, never data: :func:`catalog_f
 entries a caller may list, :func:`may_edit` who may change one, :func:`may_review` who
 reviews and publishes — the rule lives here, the catalog only applies it.
 
-Grants (``layers.grants``) exist only for conditional layers. A live grant is one not
+Grants (``layers.grants``) exist for conditional layers (and, to unmask named
+sensitive fields, for unconditional ones). A live grant is one not
 revoked whose ``[valid_from, valid_to)`` contains now. When a department holds several
 live grants for one layer the newest (highest id) applies — grants are not merged, so
 a department never gets the fields of one grant with the region of another.
 Sensitive fields are masked for everyone but the owner, unless the applying grant names
-the field explicitly (a grant with ``fields = NULL`` names none).
+the field explicitly (a grant with ``fields = NULL`` names none). An unconditional
+resource takes only such *unmasking* grants: every field stays visible, the named
+sensitive fields come in clear.
 """
 
 from __future__ import annotations
@@ -233,7 +236,14 @@ def decide(caller: Caller, layer: Mapping[str, Any],
     if dept is None:
         return None  # anonymous and auditors: open data only
     if cls == "unconditional":
-        return Access(name, cls, masks=sensitive)
+        # every field, sensitive ones masked — unless a live grant names them (an
+        # unmasking grant, e.g. the ID numbers of a base library for 核验 by hand)
+        grant = _grant_for(layer, grants)
+        if grant is None or grant["fields"] is None:
+            return Access(name, cls, masks=sensitive)
+        masks = {f: k for f, k in sensitive.items() if f not in grant["fields"]}
+        return Access(name, cls, masks=masks, grant_id=grant["id"],
+                      purpose=grant["purpose"], request_id=grant.get("request_id"))
     if cls == "conditional":
         grant = _grant_for(layer, grants)
         if grant is None:
@@ -247,6 +257,30 @@ def decide(caller: Caller, layer: Mapping[str, Any],
                       grant_id=grant["id"], purpose=grant["purpose"],
                       request_id=grant.get("request_id"))
     return None  # not_shared: catalog entry only (the legal basis says why)
+
+
+def value_filter(caller: Caller, holder: str, owner_code: str | None) -> SQLFilter:
+    """Does the caller *hold* a value it is shown beside another (a base library's
+    verification ticket: the authority's value and a copy's)? As SQL over the column of
+    the department that gave the value: that department holds it, and the owner of the
+    library holds every value; anyone else gets it masked."""
+    if owns(caller, owner_code):
+        return SQLFilter("TRUE")
+    if caller.data_dept is not None:
+        return SQLFilter(f"{holder} = %s", (caller.data_dept,))
+    return SQLFilter("FALSE")
+
+
+def may_read_access_log(caller: Caller, owner_code: str | None) -> bool:
+    """A person-level access log ("who looked at this record"): the owner of the
+    library (the bureau) and the auditor — never the departments that looked."""
+    return caller.kind == "auditor" or owns(caller, owner_code)
+
+
+def may_verify(caller: Caller, layer: Mapping[str, Any]) -> bool:
+    """核验 (match / no match per ID and name): whoever may read the library's data —
+    for an unconditional library every department, never an anonymous caller."""
+    return caller.data_dept is not None and decide(caller, layer) is not None
 
 
 def listed(caller: Caller, layer: Mapping[str, Any]) -> bool:

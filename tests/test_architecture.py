@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LOWER = ("spatial", "layers", "loaders", "catalog", "exchange", "supervision")
+LOWER = ("spatial", "layers", "loaders", "catalog", "exchange", "supervision", "baselib")
 # the only modules of the server package a lower package may import: they import
 # nothing of the server themselves (settings, the connection pool, the error base, the
 # ORM base class, the job queue app lower packages declare tasks on)

@@ -1,0 +1,298 @@
+"""Serving the base libraries (issue 15 §4–6): both libraries under the policy on every
+way out with 0 leaks and masking, the verification service (核验) without leaking, the
+person-level access log, tickets masked, the review queue, the spatial link and the
+thematic indicators — on the demo data (fake sources with deliberate disagreements)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from baselib_fixtures import golden, reset_sources
+
+from baselib import review
+from baselib.integrate import integrate
+
+OWNER = "wxtc"
+DEPTS = ("hb", "gh", "gaj", "rsj")
+
+
+@pytest.fixture(scope="module")
+def world(database_url):
+    from baselib.demo import ensure_baselib_departments, load_demo_baselib
+    from layers.grants import add_grant
+    from layers.identity import create_key
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_baselib_departments(conn)
+        for lib in ("persons", "legal_persons"):
+            reset_sources(conn, lib)
+    messages: list[str] = []
+    load_demo_baselib(database_url, log=messages.append, persons=300, legal_persons=200)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # gh holds an unmasking grant naming 身份证号 and 姓名 (not phone, not address)
+        add_grant(conn, layer="persons", dept="gh", purpose="人员身份核对",
+                  approved_by="测试", fields=["id_number", "name"])
+        stamp = datetime.now(UTC).timestamp()
+        keys = {d: create_key(conn, f"tbs-{d}-{stamp}", dept=d)["token"] for d in DEPTS}
+        keys["owner"] = create_key(conn, f"tbs-admin-{stamp}", role="admin",
+                                   dept=OWNER)["token"]
+        keys["auditor"] = create_key(conn, f"tbs-aud-{stamp}", role="auditor")["token"]
+        persons = golden(conn, "persons")
+        legal = golden(conn, "legal_persons")
+    return {"keys": keys, "persons": persons, "legal": legal, "messages": messages}
+
+
+def h(world, who):
+    return {} if who == "anonymous" else {"X-API-Key": world["keys"][who]}
+
+
+CALLERS = ("anonymous", "hb", "gh", "gaj", "owner", "auditor")
+# what each caller may see in clear of a person (beyond the owner, who sees everything)
+CLEAR = {"gh": {"id_number", "name"}, "owner": {"id_number", "name", "phone", "address"}}
+PERSON_FIELDS = ("id_number", "name", "phone", "address")
+
+
+def _clear_values(world, lib: str) -> dict[str, set[str]]:
+    """The clear values of every sensitive field of a library, by field."""
+    if lib == "persons":
+        rows = world["persons"].values()
+        return {f: {r[f] for r in rows if r[f] and len(r[f]) >= 2} for f in PERSON_FIELDS}
+    return {"phone": {r["phone"] for r in world["legal"].values() if r["phone"]}}
+
+
+def _leaks(text: str, values: dict[str, set[str]], allowed: set[str]) -> dict[str, int]:
+    found = {}
+    for field, vals in values.items():
+        if field in allowed:
+            continue
+        if field == "name":  # 2-character names are too short to scan reliably
+            vals = {v for v in vals if len(v) >= 3}
+        n = sum(1 for v in vals if v in text)
+        if n:
+            found[field] = n
+    return found
+
+
+def _ways(world, lib: str) -> list[tuple[str, str, dict]]:
+    some = next(iter(world["persons" if lib == "persons" else "legal"]))
+    return [
+        ("GET", f"/ogc/collections/{lib}/items", {"f": "json", "limit": 1000}),
+        ("GET", f"/ogc/collections/{lib}/items/1", {"f": "json"}),
+        ("GET", f"/ogc/collections/{lib}/items/{some}", {"f": "json"}),
+        ("GET", f"/ogc/collections/{lib}/queryables", {"f": "json"}),
+        ("GET", f"/downloads/{lib}", {"format": "csv"}),
+        ("GET", f"/downloads/{lib}", {"format": "geojson"}),
+        ("GET", f"/exchange/feeds/{lib}", {}),
+        ("GET", f"/exchange/query/{lib}/{some}", {}),
+        ("GET", "/baselib/tickets", {"library": lib, "limit": 1000}),
+        ("GET", f"/baselib/{lib}/review", {}),
+        ("GET", f"/baselib/{lib}/records/{some}/access", {}),
+        ("GET", "/baselib/themes", {}),
+        ("GET", "/audit", {"limit": 500}),
+    ]
+
+
+@pytest.mark.parametrize("lib", ["persons", "legal_persons"])
+def test_access_matrix_zero_leaks(app_client, world, lib):
+    values = _clear_values(world, lib)
+    leaks, seen_clear = [], set()
+    for who in CALLERS:
+        allowed = CLEAR.get(who, set()) if lib == "persons" else (
+            {"phone"} if who == "owner" else set())
+        for method, path, params in _ways(world, lib):
+            extra = set()
+            if lib == "persons" and who == "gaj" and path == "/baselib/tickets":
+                # the authority (公安 for 姓名, 住址) is sent both values of its tickets and
+                # the key, to check them: its own register's data and the copy beside it
+                extra = {"id_number", "name", "address"}
+            if lib == "persons" and who == "auditor" and path == "/audit":
+                extra = {"id_number"}  # the evidence: which record was asked for, by whom
+            r = app_client.request(method, path, params=params, headers=h(world, who))
+            if who == "anonymous" and not path.startswith("/baselib/themes"):
+                assert r.status_code in (401, 404), (who, path, r.status_code)
+            # an error may echo what the caller sent (the key in the path): not a leak
+            text = r.text.replace(path.rsplit("/", 1)[-1], "") if r.status_code >= 400 \
+                else r.text
+            found = _leaks(text, values, allowed | extra)
+            if found:
+                leaks.append((who, path, r.status_code, found))
+            if r.status_code == 200:
+                seen_clear |= {f for f in allowed if _leaks(r.text, {f: values[f]}, set())}
+    assert leaks == [], "\n".join(map(str, leaks))
+    # the scan can see: the owner (and gh, for persons) got clear values somewhere
+    assert seen_clear == ({"id_number", "name", "phone", "address"} if lib == "persons"
+                          else {"phone"})
+
+
+def test_departments_get_every_record_masked(app_client, world):
+    r = app_client.get("/ogc/collections/persons/items", params={"f": "json", "limit": 1000},
+                       headers=h(world, "hb"))
+    assert r.status_code == 200
+    feats = r.json()["features"]
+    assert len(feats) == len(world["persons"])
+    p = feats[0]["properties"]
+    assert re.fullmatch(r"\d{4}\*{10}[\dX]{4}", p["id_number"]) and p["address"] == "****"
+    assert "*" in p["phone"] and "*" in p["name"]
+    # unmasked only where the grant names the field: gh's id and name in clear
+    r = app_client.get("/ogc/collections/persons/items", params={"f": "json", "limit": 5},
+                       headers=h(world, "gh"))
+    q = r.json()["features"][0]["properties"]
+    assert q["id_number"] in world["persons"] and "*" not in q["name"]
+    assert q["address"] == "****" and "*" in q["phone"]
+
+
+def test_online_query_by_key_needs_the_key_unmasked_and_is_logged(app_client, world):
+    key = sorted(world["persons"])[3]
+    assert app_client.get(f"/exchange/query/persons/{key}", headers=h(world, "hb")
+                          ).status_code == 400  # its access masks the key: no oracle
+    r = app_client.get(f"/exchange/query/persons/{key}", headers=h(world, "gh"))
+    assert r.status_code == 200 and r.json()["properties"]["id_number"] == key
+    assert r.json()["properties"]["address"] == "****"
+    r = app_client.get(f"/exchange/query/legal_persons/{sorted(world['legal'])[0]}",
+                       headers=h(world, "hb"))
+    assert r.status_code == 200 and "*" in (r.json()["properties"]["phone"] or "*")
+    log = app_client.get(f"/baselib/persons/records/{key}/access", headers=h(world, "owner"))
+    assert log.status_code == 200
+    assert [(a["dept_code"], a["way"]) for a in log.json()["access"]][:1] == [("gh", "query")]
+    assert log.json()["access"][0]["grant_id"] is not None
+    for who in ("gh", "hb"):
+        assert app_client.get(f"/baselib/persons/records/{key}/access",
+                              headers=h(world, who)).status_code == 403
+    assert app_client.get(f"/baselib/persons/records/{key}/access",
+                          headers=h(world, "auditor")).status_code == 200
+
+
+def test_verification_answers_match_no_match_unknown_and_nothing_else(app_client, world):
+    keys = sorted(world["persons"])
+    a, b = world["persons"][keys[0]], world["persons"][keys[1]]
+    absent = keys[2][:14] + "9999"
+    from baselib.identifiers import ric_check_char
+
+    absent = absent[:17] + ric_check_char(absent[:17])
+    pairs = [{"key": a["id_number"], "name": a["name"]},
+             {"key": b["id_number"].lower(), "name": " " + b["name"] + "X"},
+             {"key": a["id_number"][:-1] + ("0" if a["id_number"][-1] != "0" else "1"),
+              "name": a["name"]},
+             {"key": absent if absent not in world["persons"] else "1", "name": "某某"}]
+    r = app_client.post("/baselib/persons/verify", json={"pairs": pairs},
+                        headers=h(world, "hb"))
+    assert r.status_code == 200
+    assert r.json() == {"library": "persons", "results": [
+        {"row": 1, "result": "match"}, {"row": 2, "result": "no_match"},
+        {"row": 3, "result": "unknown"}, {"row": 4, "result": "unknown"}]}
+    assert _leaks(r.text, _clear_values(world, "persons"), set()) == {}
+    assert app_client.post("/baselib/persons/verify", json={"pairs": pairs}
+                           ).status_code == 401  # never anonymous
+    assert app_client.post("/baselib/persons/verify", json={"pairs": pairs},
+                           headers=h(world, "auditor")).status_code == 403
+    log = app_client.get(f"/baselib/persons/records/{a['id_number']}/access",
+                         headers=h(world, "owner")).json()["access"]
+    assert ("hb", "verify", "match") in {(x["dept_code"], x["way"], x["outcome"]) for x in log}
+    audit = app_client.get("/audit", params={"limit": 50}, headers=h(world, "auditor")).json()
+    rows = [x for x in audit.get("entries", audit.get("rows", [])) if
+            x.get("action") == "baselib.verify"] if isinstance(audit, dict) else []
+    assert not rows or a["id_number"] not in str(rows)
+
+
+def test_tickets_go_to_the_authority_masked_for_others(app_client, world):
+    mine = app_client.get("/baselib/tickets", params={"library": "persons", "limit": 1000},
+                          headers=h(world, "gaj")).json()["tickets"]
+    assert mine and all(t["authority"] == "gaj" or t["copy_dept"] == "gaj" for t in mine)
+    t = next(t for t in mine if t["attribute"] == "name" and t["authority"] == "gaj")
+    assert t["key"] in world["persons"] and "*" not in t["copy_value"]  # it checks both
+    theirs = app_client.get("/baselib/tickets", params={"library": "persons", "limit": 1000},
+                            headers=h(world, "rsj")).json()["tickets"]
+    mine_r = next(x for x in theirs if x["id"] == t["id"])
+    assert "*" in mine_r["authority_value"] and "*" not in mine_r["copy_value"]
+    assert app_client.get("/baselib/tickets", params={"library": "persons"},
+                          headers=h(world, "hb")).json()["tickets"] == []
+    aud = app_client.get("/baselib/tickets", params={"library": "persons"},
+                         headers=h(world, "auditor")).json()["tickets"]
+    assert aud and all("*" in x["key"] for x in aud)
+    rep = app_client.get("/baselib/tickets/report", headers=h(world, "auditor"))
+    assert rep.status_code == 200 and rep.json()["by_authority"]["gaj"]["open"] >= 1
+    assert app_client.post(f"/baselib/tickets/{t['id']}/answer", json={"verdict": "confirmed"},
+                           headers=h(world, "rsj")).status_code == 403
+    ok = app_client.post(f"/baselib/tickets/{t['id']}/answer",
+                         json={"verdict": "confirmed", "note": "户籍为准"}, headers=h(world, "gaj"))
+    assert ok.status_code == 200 and ok.json()["status"] == "confirmed"
+
+
+def test_review_queue_exact_key_suggestions_applied_then_merged(app_client, world,
+                                                                 database_url):
+    assert app_client.get("/baselib/persons/review", headers=h(world, "hb")).status_code == 403
+    q = app_client.get("/baselib/persons/review", headers=h(world, "owner")).json()["items"]
+    assert q and all(i["reason"] for i in q)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        res = review.suggest_all(conn, "persons")
+        assert res["applied"] >= 1
+        report = integrate(conn, "persons", by="test")
+    assert report["keys"]["resolved_by_review"] == res["applied"]
+    assert report["quarantined"] == len(q) - res["applied"]
+
+
+def test_spatial_link_and_region_statistics(app_client, world):
+    located = [r for r in world["legal"].values() if r["town_code"]]
+    assert len(located) == len(world["legal"])  # every demo address names its town
+    assert all(r["town_code"][:6] == r["county_code"] for r in located)
+    r = app_client.get("/baselib/legal_persons/regions", headers=h(world, "hb"))
+    assert r.status_code == 200
+    regions = r.json()["regions"]
+    assert sum(x["n"] for x in regions) == len(world["legal"])
+    assert all(len(x["code"]) == 9 and x["name"] for x in regions)
+    assert app_client.get("/baselib/legal_persons/regions").status_code == 401
+
+
+def test_demo_registers_libraries_and_themes_in_the_catalog(world, database_url):
+    assert not [m for m in world["messages"] if "deferred" in m]
+    with psycopg.connect(database_url) as conn:
+        themes = dict(conn.execute(
+            "SELECT name, theme FROM layer WHERE name IN ('persons', 'legal_persons', "
+            "'credit_records', 'tax_records', 'enterprise_stats', 'yimen_services')"))
+    assert themes == {"persons": "population", "legal_persons": "legal_person",
+                      "credit_records": "credit", "tax_records": "tax",
+                      "enterprise_stats": "statistics", "yimen_services": "gov_services"}
+
+
+def test_thematic_indicators(app_client, world):
+    r = app_client.get("/baselib/themes", headers=h(world, "hb"))
+    assert r.status_code == 200
+    got = {i["theme"]: i for i in r.json()["themes"]}
+    assert set(got) == {"credit", "tax", "gov_services", "statistics", "insurance"}
+    assert all(i["values"] for i in got.values())
+    assert app_client.get("/baselib/themes").status_code == 401
+
+
+def test_cli_batch_verification_and_tickets(world, tmp_path, capsys):
+    from jmgeo.cli import main
+
+    a = next(iter(world["persons"].values()))
+    f = tmp_path / "list.csv"
+    f.write_text(f"key,name\n{a['id_number']},{a['name']}\n12345,某\n", encoding="utf-8")
+    assert main(["baselib", "verify", "persons", str(f), "--as", "hb"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["row,result", "1,match", "2,unknown"]
+    assert main(["baselib", "tickets", "--library", "persons", "--as", "hb"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+    assert main(["baselib", "authority", "list", "persons"]) == 0
+    assert '"gaj"' in capsys.readouterr().out
+    assert main(["baselib", "source", "add", "persons", "gaj_hj", "--key", "nope",
+                 "--map", "name=xm"]) == 2
+    assert "no key column 'nope'" in capsys.readouterr().err
+
+
+def test_unanswered_tickets_count_overdue_after_their_deadline(world, database_url):
+    from datetime import date
+
+    from baselib import tickets
+    from layers.policy import Caller
+
+    auditor = Caller(kind="auditor", name="aud")
+    with psycopg.connect(database_url) as conn:
+        now = tickets.report(conn, auditor)["by_authority"]["gaj"]
+        later = tickets.report(conn, auditor, today=date(2099, 1, 1))["by_authority"]["gaj"]
+    assert now["open"] > 0 and now["overdue"] == 0  # opened today, due in 10 working days
+    assert later["overdue"] >= later["open"] == now["open"]
