@@ -38,10 +38,10 @@ def load_demo(dsn: str | None = None, log=print) -> None:
     load_demo_catalog(dsn, log=log)
     load_demo_requests(dsn, log=log)
     load_demo_modes(dsn, log=log)
-    load_demo_supervision(dsn, log=log)
     from baselib.demo import load_demo_baselib
 
     load_demo_baselib(dsn, log=log)
+    load_demo_supervision(dsn, log=log)  # last: its report counts everything above
     log(f"demo ready in {time.monotonic() - t0:.1f} s")
 
 
