@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from jmgeo import __version__, downloads
 from jmgeo.audit_api import audit_router
 from jmgeo.catalog_api import router as catalog_router
+from jmgeo.console import install_console
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.deliveries_api import router as deliveries_router
 from jmgeo.exchange_api import router as exchange_router
@@ -164,6 +165,7 @@ def create_app() -> FastAPI:
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
     app.include_router(downloads.router)
+    install_console(app)  # the department console's pages (/console)
     # the platform's own scripts, styles and fonts, and the npm packages `make assets` copied
     # to jmgeo/static/vendor/: pages load nothing from elsewhere (offline government network)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")

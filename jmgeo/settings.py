@@ -160,9 +160,20 @@ class Settings(BaseSettings):
     tile_cache_dir: Path | None = None
     tile_cache_mb: float = Field(default=512.0, ge=0)
 
+    # the department console (jmgeo.sessions): a sign-in with an API key lasts at most
+    # JMGEO_SESSION_HOURS, and ends after JMGEO_SESSION_IDLE_MINUTES without a request;
+    # the cookie is Secure when the platform is served over https (JMGEO_PUBLIC_URL)
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        """Served over https (the public URL says so): session cookies are ``Secure``."""
+        return self.base_url.lower().startswith("https://")
 
     @property
     def exports_path(self) -> Path:
