@@ -41,6 +41,7 @@ from jmgeo.http import (
 from jmgeo.jobs_api import router as jobs_router
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
+from jmgeo.portal import router as portal_router
 from jmgeo.query_api import QueryLimiter
 from jmgeo.query_api import router as query_router
 from jmgeo.settings import get_settings
@@ -165,6 +166,7 @@ def create_app() -> FastAPI:
     app.include_router(subscriptions_router)
     app.include_router(receiver_router)
     app.include_router(downloads.router)
+    app.include_router(portal_router)  # HTML pages: /portal/… (and / → /portal/)
     install_console(app)  # the department console's pages (/console)
     # the platform's own scripts, styles and fonts, and the npm packages `make assets` copied
     # to jmgeo/static/vendor/: pages load nothing from elsewhere (offline government network)
