@@ -221,22 +221,26 @@ def test_sign_out_ends_the_session(app, world, ddb):
     assert replay.get("/console").status_code == 303
 
 
+def assert_same_404(client, hidden_path: str, missing_path: str) -> None:
+    """The two pages are the one 404 page (each names only its own path, in the
+    language toggle's link)."""
+    hidden, missing = client.get(hidden_path), client.get(missing_path)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text.replace(hidden_path, "<path>") == \
+        missing.text.replace(missing_path, "<path>")
+    assert hidden.headers["cache-control"] == missing.headers["cache-control"]
+
+
 def test_hidden_pages_are_the_missing_page(app, world, ddb):
     """Another department's resource and request look exactly like ones that do not exist."""
     owner, _ = sign_in(app, world["callers"]["owner"].token)
     other, _ = sign_in(app, world["callers"]["unrelated"].token)
     name = world["conditional"]
     assert owner.get(f"/console/resources/{name}").status_code == 200
-    hidden = other.get(f"/console/resources/{name}")
-    missing = other.get("/console/resources/no_such_resource_here")
-    assert hidden.status_code == missing.status_code == 404
-    assert hidden.text == missing.text
+    assert_same_404(other, f"/console/resources/{name}", "/console/resources/no_such_one")
     req = ddb.execute("SELECT max(id) AS id FROM share_request").fetchone()["id"]
     if req is not None:  # one filed above by the applicant (gh): not hb's to see
-        hidden = other.get(f"/console/requests/{req}")
-        missing = other.get("/console/requests/2147483000")
-        assert hidden.status_code == missing.status_code == 404
-        assert hidden.text == missing.text
+        assert_same_404(other, f"/console/requests/{req}", "/console/requests/2147483000")
 
 
 def test_no_acting_for_another_department(app, world, ddb, database_url):

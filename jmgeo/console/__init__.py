@@ -11,42 +11,35 @@ datum, and does nothing, that the API would refuse the same caller.
 * not signed in (no cookie, or a session that ended) → ``/console/signin?next=<here>``
   (:class:`SignInRequired`); the page scripts keep a form's values in sessionStorage
   across the sign-in (``/static/console/forms.js``);
-* a resource, request or subscription the caller may not see → the console's one 404
-  page, the same as for one that does not exist;
+* a resource, request or subscription the caller may not see → the portal's 404 page,
+  the same as for one that does not exist;
+* pages are the portal's (``jmgeo.portal.render`` on ``base.html``: its header, its
+  中文/English toggle); the templates are ``jmgeo/portal/templates/console/``;
 * every page has a strict Content-Security-Policy (``default-src 'self'``): no inline
   scripts or styles, only the platform's own ES modules under ``/static/console/``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from jmgeo.portal import NavItem, add_nav, render
+from jmgeo.portal import not_found as portal_not_found
+from jmgeo.portal.i18n import add_messages
 from jmgeo.sessions import CSRF_FIELD, Session
 from layers.policy import Caller
 
-TEMPLATES = Path(__file__).parent / "templates"
 CSP = ("default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; "
        "object-src 'none'")
-PAGE_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": CSP,
+PAGE_HEADERS = {"Cache-Control": "private, no-store", "Content-Security-Policy": CSP,
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
-_ENV: list[jinja2.Environment] = []
-
-
-def environment() -> jinja2.Environment:
-    """The console's Jinja2 environment (autoescaped), made once."""
-    if not _ENV:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                                 autoescape=jinja2.select_autoescape(("html",)),
-                                 trim_blocks=True, lstrip_blocks=True)
-        _ENV.append(env)
-    return _ENV[0]
+add_messages({"nav.console": ("部门控制台", "Department console")})
+add_nav(NavItem("/console", "nav.console", "console"))
 
 
 class SignInRequired(Exception):
@@ -93,44 +86,46 @@ def signed_in(request: Request) -> Session:
 
 SessionDep = Annotated[Session, Depends(signed_in)]
 
-NAV = (  # (path, label, who sees it)
-    ("/console", "概览 / Overview", "any"),
-    ("/console/resources", "我的资源 / My resources", "department"),
-    ("/console/usable", "可用资源 / Resources I may use", "department"),
-    ("/console/requests?box=outbox", "我的申请 / Outbox", "department"),
-    ("/console/requests?box=inbox", "待我答复 / Inbox", "department"),
-    ("/console/subscriptions", "订阅 / Subscriptions", "department"),
-    ("/console/supervision", "督办看板 / Supervision", "oversight"),
-    ("/console/audit", "审计日志 / Audit log", "auditor"),
+CONSOLE_NAV = (  # (path, 中文, English, who sees it)
+    ("/console", "概览", "Overview", "any"),
+    ("/console/resources", "我的资源", "My resources", "department"),
+    ("/console/usable", "可用资源", "Resources I may use", "department"),
+    ("/console/requests?box=outbox", "我的申请", "Outbox", "department"),
+    ("/console/requests?box=inbox", "待我答复", "Inbox", "department"),
+    ("/console/subscriptions", "订阅", "Subscriptions", "department"),
+    ("/console/supervision", "督办看板", "Supervision", "oversight"),
+    ("/console/audit", "审计日志", "Audit log", "auditor"),
 )
 
 
-def nav_for(caller: Caller) -> list[tuple[str, str]]:
+def nav_for(caller: Caller) -> list[tuple[str, str, str]]:
     """The menu this caller's role has (the pages themselves check again)."""
     out = []
-    for path, label, who in NAV:
+    for path, zh, en, who in CONSOLE_NAV:
         if (who == "any" or (who == "department" and caller.data_dept is not None)
                 or (who == "oversight" and caller.kind in ("admin", "auditor"))
                 or (who == "auditor" and caller.can_read_audit)):
-            out.append((path, label))
+            out.append((path, zh, en))
     return out
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render a console page with the common context (caller, menu, CSRF token)."""
+    """Render a console page on the portal's ``base.html`` (``jmgeo.portal.render``: the
+    language, the header) with the console's context: the session, its CSRF token, the
+    role's menu."""
     session: Session | None = getattr(request.state, "session", None)
-    caller = session.caller if session is not None else None
-    body = environment().get_template(template).render(
-        request=request, caller=caller, session=session,
-        csrf=session.csrf_token if session else "", csrf_field=CSRF_FIELD,
-        nav=nav_for(caller) if caller else [], path=request.url.path,
-        done=request.query_params.get("done", ""), **context)
-    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+    query = request.url.query
+    ctx = {"session": session, "csrf": session.csrf_token if session else "",
+           "csrf_field": CSRF_FIELD, "section": "console",
+           "console_nav": nav_for(session.caller) if session else [],
+           "current": request.url.path + (f"?{query}" if query else ""),
+           "done": request.query_params.get("done", ""), **context}
+    return render(request, template, ctx, status_code=status, headers=PAGE_HEADERS)
 
 
 def not_found(request: Request) -> HTMLResponse:
-    """THE console 404: the same page for what does not exist and what is hidden."""
-    return page(request, "console/404.html", 404)
+    """THE 404 page (the portal's): the same for what does not exist and what is hidden."""
+    return portal_not_found(request)
 
 
 def forbidden(request: Request, message: str) -> HTMLResponse:

@@ -4,7 +4,7 @@
 // to the sign-in page; the values typed are saved here first (sessionStorage: this tab
 // only, gone when it closes) and put back when the form's page is shown again after the
 // sign-in. Never saved: passwords, files, hidden fields (the CSRF token among them).
-// A page that confirms a form's success says so (<body data-done="<form key>">) and the
+// A page that confirms a form's success says so (data-done="<form key>" on #console) and the
 // saved copy is dropped.
 
 const PREFIX = 'jmgeo.console.form:';
@@ -68,7 +68,7 @@ export function restore(form) {
   return true;
 }
 
-const done = document.body.dataset.done;
+const done = (document.getElementById('console') || document.body).dataset.done;
 if (done) sessionStorage.removeItem(PREFIX + done);
 
 for (const form of document.querySelectorAll('form[data-keep]')) {
