@@ -56,7 +56,7 @@ def listing(request: Request, session: SessionDep,
             rows, total, error = [], 0, str(exc)
         else:
             error = None
-    return page(request, "console/requests.html", box=box, status=status or "",
+    return page(request, "console/requests.html", box=box, status_filter=status or "",
                 requests=rows, total=total, statuses=xr.STATUSES, error=error)
 
 
