@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     # smallest body worth compressing — JMGEO_GZIP_LEVEL, JMGEO_GZIP_MIN_BYTES
     gzip_level: int = Field(default=6, ge=0, le=9)
     gzip_min_bytes: int = Field(default=500, ge=0)
+    # the portal's maps (jmgeo.portal): by default the basemap is the framework itself (the
+    # regions as vector tiles, Chinese names in the browser's local CJK font). A deployment
+    # with a self-hosted basemap (the surveying bureau's tiles behind a MapLibre style on
+    # its own network) names the style URL and the attribution its licence requires, e.g.
+    # JMGEO_PORTAL_BASEMAP_STYLE=/basemap/style.json
+    # JMGEO_PORTAL_BASEMAP_ATTRIBUTION="审图号：粤S(2024)001号 © 江门市自然资源局"
+    portal_basemap_style: str | None = None
+    portal_basemap_attribution: str | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -3,7 +3,7 @@ layout, the language toggle, keyboard navigation and the CSP rules every page ke
 
 from __future__ import annotations
 
-pytest_plugins = ["browser"]
+pytest_plugins = ["browser", "portal_fixtures"]
 
 NO_INLINE = """() => ({
   inlineScripts: [...document.scripts].filter(s => !s.src).length,
@@ -45,7 +45,7 @@ def test_keyboard_reaches_skip_link_and_nav(page, live_server):
     page.keyboard.press("Enter")
     assert page.evaluate("() => document.activeElement.id") == "main"
     names = []
-    page.evaluate("() => document.body.focus()")
+    page.goto(f"{live_server}/portal/")  # focus starts over: skip link, brand, toggle, nav
     for _ in range(8):
         page.keyboard.press("Tab")
         names.append(page.evaluate("() => document.activeElement.textContent.trim()"))
@@ -67,3 +67,57 @@ def test_unknown_portal_page_is_the_portal_404(page, live_server):
     response = page.goto(f"{live_server}/portal/no/such/page")
     assert response.status == 404
     assert page.get_by_role("heading", name="页面不存在").is_visible()
+
+
+# -- the journey: search → dataset → map → download -------------------------------------
+
+WATER = (0x1F, 0x78, 0xB4)  # layers.styles.THEME_COLOURS["water"]: the rivers' colour
+
+
+def wait_for_map(page, timeout: float = 30_000) -> None:
+    """Until map.js says the map is idle (everything requested was drawn), or failed."""
+    page.wait_for_function(
+        "() => { const m = document.getElementById('map');"
+        " return m && (m.dataset.state === 'idle' || m.dataset.error); }", timeout=timeout)
+    error = page.get_attribute("#map", "data-error")
+    assert error is None, f"the map failed: {error}"
+
+
+def test_search_dataset_map_and_geopackage_download(page, site, portal_world, tmp_path):
+    import pyogrio
+    from browser import colour_pixels, enforce_csp, pixels_drawn
+
+    violations = enforce_csp(page)
+    page.goto(f"{site}/portal/")
+    page.get_by_role("searchbox").fill("河流")
+    page.get_by_role("button", name="检索").click()
+    page.wait_for_url("**/portal/datasets?q=*")
+    page.get_by_role("link", name="河流（演示）").click()
+    page.wait_for_url(f"**/portal/datasets/{portal_world['rivers']}")
+    assert page.get_by_role("heading", name="河流（演示）", level=1).is_visible()
+    wait_for_map(page)
+    shot = page.locator("#map").screenshot()
+    # the map drew: the basemap and, in the layer's own colour, the rivers
+    assert pixels_drawn(shot) > 20_000
+    assert colour_pixels(shot, WATER) > 1_000
+    with page.expect_download() as info:
+        page.get_by_role("link", name="GeoPackage").click()
+    assert info.value.suggested_filename.endswith(".gpkg")
+    path = tmp_path / "rivers.gpkg"
+    info.value.save_as(path)
+    frame = pyogrio.read_dataframe(path)
+    assert len(frame) > 0 and frame.crs.to_epsg() == 4490
+    assert set(frame.geom_type) <= {"LineString", "MultiLineString"}
+    assert violations == []
+
+
+def test_basemap_alone_has_no_layer_colour(page, site, portal_world):
+    """The control of the pixel check above: the framework basemap (a region page's map)
+    draws, but nothing in the rivers' colour."""
+    from browser import colour_pixels, pixels_drawn
+
+    page.goto(f"{site}/portal/regions/440703")
+    wait_for_map(page)
+    shot = page.locator("#map").screenshot()
+    assert pixels_drawn(shot) > 20_000
+    assert colour_pixels(shot, WATER) < 100
