@@ -309,3 +309,22 @@ def test_auditor_and_bureau_pages(app, world):
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "<script>" not in page.text and " style=" not in page.text
+
+
+def test_a_dataset_page_links_to_the_request_form(app, world, ddb):
+    """The portal's dataset page of a conditional resource, as a department without a
+    grant sees it, has the button to the console's request form."""
+    from catalog import sync
+
+    sync.ensure_synced(ddb)
+    entry = ddb.execute("SELECT id FROM catalog_entry WHERE layer_name = %s",
+                        (world["conditional"],)).fetchone()["id"]
+    unrelated, _ = sign_in(app, world["callers"]["unrelated"].token)
+    page = unrelated.get(f"/portal/datasets/{entry}")
+    assert page.status_code == 200
+    href = f'/console/requests/new?resource={world["conditional"]}'
+    assert f'id="request-button" href="{href}"' in page.text
+    form = unrelated.get(href)
+    assert form.status_code == 200 and 'id="request-form"' in form.text
+    owner, _ = sign_in(app, world["callers"]["owner"].token)  # its own: no button
+    assert 'id="request-button"' not in owner.get(f"/portal/datasets/{entry}").text
