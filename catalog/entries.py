@@ -89,6 +89,12 @@ def entry_filter(caller: Caller) -> policy.SQLFilter:
                                  is_open="e.is_open", sharing_type="e.sharing_type")
 
 
+# the registry kind of an entry's resource (vector / raster / table), "entry" for one
+# catalogued without data on the platform
+KIND_SQL = "coalesce((SELECT l.kind FROM layer l WHERE l.name = e.layer_name), 'entry')"
+KIND_LABELS = {"vector": "矢量图层", "raster": "栅格图层", "table": "数据表",
+               "entry": "仅目录（数据不在平台）"}
+
 FILTERS = {  # API filter name → (column, vocabulary to read a Chinese label)
     "class_code": ("e.class_code", vocab.CLASSES),
     "dept": ("d.code", None),
@@ -97,17 +103,25 @@ FILTERS = {  # API filter name → (column, vocabulary to read a Chinese label)
     "update_cycle": ("e.update_cycle", vocab.UPDATE_CYCLES),
     "status": ("e.status", None),
     "code": ("e.code", None),
+    "category": ("e.category_code", None),  # 目: a layer's theme (catalog.sync)
+    "kind": (KIND_SQL, None),
+}
+# facet → (value, label) SQL: what a search page offers to narrow by, with counts
+FACETS = {
+    "category": ("e.category_code", "max(e.category_name)"),
+    "dept": ("d.code", "max(d.name)"),
+    "format": ("e.format", None),
+    "update_cycle": ("e.update_cycle", None),
+    "kind": (KIND_SQL, None),
 }
 
 
-def list_entries(conn, caller: Caller, *, q: str | None = None,
-                 filters: dict[str, str | None] | None = None, open_only: bool = False,
-                 limit: int = 50, offset: int = 0, sort: str | None = None,
-                 bbox: tuple[float, float, float, float] | None = None,
-                 published_between: tuple[Any, Any] | None = None,
-                 ) -> tuple[list[dict[str, Any]], int]:
-    """Entries the caller may see, filtered and (with ``q``) ranked; and the total.
-    ``bbox`` (lon/lat) keeps entries whose extent intersects it."""
+def _conditions(caller: Caller, filters: dict[str, str | None] | None, open_only: bool,
+                bbox: tuple[float, float, float, float] | None = None,
+                published_between: tuple[Any, Any] | None = None,
+                ) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions (and parameters) of a listing: the policy's visibility first,
+    then the filters — shared by :func:`list_entries` and :func:`facet_counts`."""
     vis = entry_filter(caller)
     where, args = [vis.sql], list(vis.params)
     if bbox is not None:
@@ -132,6 +146,18 @@ def list_entries(conn, caller: Caller, *, q: str | None = None,
         args.append(value)
     if open_only:
         where.append("e.is_open AND e.sharing_type = 'unconditional'")
+    return where, args
+
+
+def list_entries(conn, caller: Caller, *, q: str | None = None,
+                 filters: dict[str, str | None] | None = None, open_only: bool = False,
+                 limit: int = 50, offset: int = 0, sort: str | None = None,
+                 bbox: tuple[float, float, float, float] | None = None,
+                 published_between: tuple[Any, Any] | None = None,
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Entries the caller may see, filtered and (with ``q``) ranked; and the total.
+    ``bbox`` (lon/lat) keeps entries whose extent intersects it."""
+    where, args = _conditions(caller, filters, open_only, bbox, published_between)
     rank_sql, rank_args, order = "0", [], "e.code"
     if sort in ("name", "-name", "updated", "-updated", "code", "-code", "publish_date",
                 "-publish_date"):
@@ -166,6 +192,44 @@ def list_entries(conn, caller: Caller, *, q: str | None = None,
     if tsq is not None and total == 0 and len(vocab.clean_text(q)) >= 3:
         return _fuzzy(conn, vocab.clean_text(q), base_where, base_args, limit, offset)
     return _finish(conn, rows), total
+
+
+def facet_counts(conn, caller: Caller, *, q: str | None = None,
+                 filters: dict[str, str | None] | None = None, open_only: bool = False,
+                 fuzzy: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """For each of :data:`FACETS`: its values among the entries the caller may see that
+    match ``q`` and the *other* filters, with counts (``{"value", "label", "count"}``,
+    most first) — so choosing a value shows what else the same search holds. ``fuzzy``:
+    the listing fell back to similar names (:func:`_fuzzy`); count those."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    tsq = search.build_query(q) if q else None
+    if q and tsq is None:
+        return {f: [] for f in FACETS}
+    for facet, (value_sql, label_sql) in FACETS.items():
+        others = {k: v for k, v in (filters or {}).items() if k != facet}
+        where, args = _conditions(caller, others, open_only)
+        if fuzzy and q:
+            where.append("e.name %% %s")
+            args.append(vocab.clean_text(q))
+        elif tsq is not None:
+            where.append("e.search_vec @@ %s::tsquery")
+            args.append(tsq)
+        rows = _cur(conn).execute(
+            f"SELECT {value_sql} AS value, {label_sql or 'NULL'} AS label, count(*) AS n "
+            "FROM catalog_entry e JOIN department d ON d.id = e.provider_dept_id "
+            f"WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY 3 DESC, 1", args).fetchall()
+        out[facet] = [{"value": r["value"], "label": r["label"] or _facet_label(facet,
+                                                                                r["value"]),
+                       "count": r["n"]} for r in rows if r["value"] is not None]
+    return out
+
+
+def _facet_label(facet: str, value: str) -> str:
+    if facet == "kind":
+        return KIND_LABELS.get(value, value)
+    vv = FILTERS[facet][1] or {"format": vocab.FORMATS,
+                               "update_cycle": vocab.UPDATE_CYCLES}.get(facet)
+    return vv.label(value) if vv is not None else value
 
 
 def _fuzzy(conn, q: str, where: list[str], args: list[Any], limit: int,

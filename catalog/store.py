@@ -32,9 +32,12 @@ from catalog.content import (
     validate,
 )
 from catalog.entries import (
+    FACETS,
     FILTERS,
+    KIND_LABELS,
     actor_name,
     entry_filter,
+    facet_counts,
     get_entry,
     history,
     list_entries,
@@ -44,7 +47,8 @@ from catalog.entries import (
 from catalog.lifecycle import TRANSITIONS, create, edit, entry_for, transition, visible
 
 __all__ = [
-    "CONTENT_FIELDS", "ENTRY_FIELDS", "FIELD_LABELS", "FILTERS", "ITEM_FIELDS",
+    "CONTENT_FIELDS", "ENTRY_FIELDS", "FACETS", "FIELD_LABELS", "FILTERS", "ITEM_FIELDS",
+    "KIND_LABELS", "facet_counts",
     "REQUIRED", "TRANSITIONS", "CatalogError", "Conflict", "Forbidden",
     "NotFound", "Problem", "actor_name", "content_of", "create", "edit", "entry_filter",
     "entry_for", "get_entry", "history", "list_entries", "normalise", "record_history",

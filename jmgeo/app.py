@@ -24,6 +24,7 @@ from jmgeo.apidocs import install_docs
 from jmgeo.audit_api import audit_router
 from jmgeo.baselib_api import router as baselib_router
 from jmgeo.catalog_api import router as catalog_router
+from jmgeo.console import install_console
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.deliveries_api import router as deliveries_router
 from jmgeo.exchange_api import router as exchange_router
@@ -43,6 +44,7 @@ from jmgeo.http import (
 from jmgeo.jobs_api import router as jobs_router
 from jmgeo.ogc import router as ogc_router
 from jmgeo.ogc.provider import table_columns
+from jmgeo.portal import router as portal_router
 from jmgeo.query_api import QueryLimiter
 from jmgeo.query_api import router as query_router
 from jmgeo.settings import get_settings
@@ -173,6 +175,8 @@ def create_app() -> FastAPI:
     app.include_router(receiver_router)
     app.include_router(supervision_router)
     app.include_router(downloads.router)
+    app.include_router(portal_router)  # HTML pages: /portal/… (and / → /portal/)
+    install_console(app)  # the department console's pages (/console)
     # the platform's own scripts, styles and fonts, and the npm packages `make assets` copied
     # to jmgeo/static/vendor/: pages load nothing from elsewhere (offline government network)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")

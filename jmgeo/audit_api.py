@@ -42,17 +42,33 @@ def audit_list(request: Request, caller: AuditorDep,
                limit: int = Query(100, ge=1, le=1000)) -> dict:
     """Audit rows, newest first, filtered by department, layer and time."""
     with connection() as conn:
-        rows = audit.show(conn, dept=dept, layer=layer, since=since, limit=limit)
-        audit.record(conn, action="audit_read", caller=caller,
-                     request={"method": "GET", "path": request.url.path,
-                              "query": request.url.query}, rows=len(rows))
+        rows = read_log(conn, caller, request, dept=dept, layer=layer, since=since,
+                        limit=limit)
     return {"entries": rows, "numberReturned": len(rows)}
+
+
+def read_log(conn, caller: Caller, request: Request, *, dept: str | None = None,
+             layer: str | None = None, since: datetime | None = None,
+             limit: int = 100) -> list[dict]:
+    """THE read of the audit log (this route and the console's page): the rows, and
+    the reading itself recorded (``audit_read``). The caller must be the auditor."""
+    if not caller.can_read_audit:
+        raise PermissionError("only the auditor reads the audit log")
+    rows = audit.show(conn, dept=dept, layer=layer, since=since, limit=limit)
+    audit.record(conn, action="audit_read", caller=caller,
+                 request={"method": "GET", "path": request.url.path,
+                          "query": request.url.query}, rows=len(rows))
+    return rows
+
+
+def verify_chain(conn) -> dict:
+    """The chain's verification as the route and the console page show it."""
+    broken = audit.verify(conn)
+    return {"intact": broken is None, "broken": broken, "head": audit.head(conn)}
 
 
 @audit_router.get("/verify")
 def audit_verify(caller: AuditorDep) -> dict:
     """Walk the hash chain: ``intact`` or the first broken link."""
     with connection() as conn:
-        broken = audit.verify(conn)
-        head = audit.head(conn)
-    return {"intact": broken is None, "broken": broken, "head": head}
+        return verify_chain(conn)

@@ -10,7 +10,10 @@ Basic credentials on other sites' behalf; clients send them preemptively.
 
 * no credentials → anonymous (open data only);
 * malformed, unknown, expired, revoked, or a disabled principal → ``AuthError`` (401);
-* a valid key → a ``Caller`` with the principal's role and department.
+* a valid key → a ``Caller`` with the principal's role and department;
+* no credential headers but a console session cookie (``jmgeo.sessions``) → the same
+  ``Caller`` as the session's key (:func:`authenticate_cookie`); an unsafe method must
+  then pass the CSRF check (``jmgeo.sessions.csrf_refusal``, in the middleware).
 
 Cost: one indexed query (``api_key.prefix`` is unique) per key per ``CACHE_TTL`` seconds;
 the server (:func:`authenticate_headers`) runs that query in a worker thread, never on
@@ -134,19 +137,30 @@ def _prefix(token: str) -> str:
     return prefix
 
 
+def key_usable(row: Mapping) -> bool:
+    """Is the key state (``identity.lookup``'s columns) usable now: not revoked, not
+    expired, its principal not disabled? Asked of every key and of every console session
+    (a session lives only as long as its key)."""
+    if row["revoked_at"] is not None or row["disabled_at"] is not None:
+        return False
+    return row["expires_at"] is None or row["expires_at"] > datetime.now(UTC)
+
+
+def caller_of(row: Mapping) -> Caller:
+    """THE caller a key stands for — the same whether the key came in a header or a
+    console session made with it."""
+    return Caller(kind=row["role"], dept_code=row["dept_code"], name=row["name"],
+                  key_id=row["id"])
+
+
 def _caller(token: str, row: dict | None) -> Caller:
     """Check the token against the stored key state; the caller, or ``AuthError``."""
     # hash and compare even when the prefix is unknown: same work either way
     stored = row["key_hash"] if row else "0" * 64
     ok = hmac.compare_digest(identity.hash_token(token), stored)
-    if row is None or not ok:
+    if row is None or not ok or not key_usable(row):
         raise AuthError(INVALID)
-    if row["revoked_at"] is not None or row["disabled_at"] is not None:
-        raise AuthError(INVALID)
-    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
-        raise AuthError(INVALID)
-    return Caller(kind=row["role"], dept_code=row["dept_code"], name=row["name"],
-                  key_id=row["id"])
+    return caller_of(row)
 
 
 def caller_for_token(token: str) -> Caller:
@@ -165,6 +179,23 @@ async def authenticate_headers(headers: Mapping[str, str]) -> Caller:
     if row is _MISS:
         row = await run_in_threadpool(_fetch, prefix)
     return _caller(token, row)
+
+
+async def authenticate_cookie(path: str, headers: Mapping[str, str]):
+    """The console session a request's cookie names (``jmgeo.sessions``): ``(caller,
+    session, ended)``. No cookie (or a static file: no caller needed) → anonymous, no
+    session; a cookie whose session is unknown, expired, idle too long or whose key is no
+    longer usable → anonymous with ``ended`` True (the console then asks to sign in
+    again). The lookup runs in a worker thread."""
+    from jmgeo import sessions
+
+    sid = sessions.cookie_value(headers)
+    if sid is None or path.startswith("/static/"):
+        return ANONYMOUS, None, False
+    session = await run_in_threadpool(sessions.resolve, sid)
+    if session is None:
+        return ANONYMOUS, None, True
+    return session.caller, session, False
 
 
 identity.on_revoke(forget)  # a key revoked in this process is forgotten at once

@@ -189,6 +189,11 @@ def list_entries(
     sharing_type: str | None = Query(None, description="无条件共享 / 有条件共享 / 不予共享"),
     format: str | None = Query(None, description="信息资源格式, e.g. 矢量"),
     update_cycle: str | None = Query(None, description="更新周期, e.g. 每月"),
+    category: str | None = Query(None, description="目 code, e.g. 004 (水利水务)"),
+    kind: str | None = Query(None, description="vector, raster, table, or entry "
+                                               "(catalogued, no data on the platform)"),
+    facets: bool = Query(False, description="add the facet counts (category, dept, "
+                                            "format, update_cycle, kind)"),
     status: str | None = Query(None, description="draft / submitted / published / retired"),
     open: bool | None = Query(None, description="only entries open to the public"),
     sort: str | None = Query(None, description="name, -name, code, updated, publish_date"),
@@ -198,12 +203,19 @@ def list_entries(
 
     def run(conn):
         sync.ensure_synced(conn)
+        filters = {"class_code": class_code, "dept": dept, "sharing_type": sharing_type,
+                   "format": format, "update_cycle": update_cycle, "status": status,
+                   "category": category, "kind": kind}
         rows, total = store.list_entries(
             conn, caller, q=q, open_only=bool(open), limit=limit, offset=offset, sort=sort,
-            filters={"class_code": class_code, "dept": dept, "sharing_type": sharing_type,
-                     "format": format, "update_cycle": update_cycle, "status": status})
-        return _json({"numberMatched": total, "numberReturned": len(rows),
-                      "entries": [serialize(r, caller) for r in rows]})
+            filters=filters)
+        out = {"numberMatched": total, "numberReturned": len(rows),
+               "entries": [serialize(r, caller) for r in rows]}
+        if facets:
+            out["facets"] = store.facet_counts(
+                conn, caller, q=q, filters=filters, open_only=bool(open),
+                fuzzy=any(r.get("match") == "fuzzy" for r in rows))
+        return _json(out)
     return _run(run)
 
 

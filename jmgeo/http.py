@@ -34,7 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jmgeo.auth import AuthError, authenticate_headers
+from jmgeo import sessions
+from jmgeo.auth import AuthError, authenticate_cookie, authenticate_headers
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.errors import UserError, bilingual
 from layers.policy import ANONYMOUS, Access, Caller, access_row, lookup
@@ -413,7 +414,10 @@ def install_error_envelope(app: FastAPI) -> None:
 
 class AuthMiddleware:
     """Authenticates every HTTP request before any route (platform or /ogc) runs and puts
-    the :class:`Caller` on ``request.state.caller``. Pure ASGI, not BaseHTTPMiddleware:
+    the :class:`Caller` on ``request.state.caller`` — from a key in a header, or else from
+    a console session cookie (``request.state.session``; ``session_ended`` when the cookie
+    named a session that is over), whose unsafe requests must pass the CSRF check
+    (``jmgeo.sessions``) or answer 403 before any route runs. Pure ASGI, not BaseHTTPMiddleware:
     responses (streamed downloads) pass through untouched and context variables flow.
     The key lookup — a database query on a cache miss — runs in a worker thread
     (``jmgeo.auth.authenticate_headers``), never on the event loop."""
@@ -425,13 +429,23 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        session, ended = None, False
         try:
-            caller = await authenticate_headers(Headers(scope=scope))
+            caller = await authenticate_headers(headers)
+            if caller is ANONYMOUS:  # no key in a header: a console session, perhaps
+                caller, session, ended = await authenticate_cookie(scope["path"], headers)
         except AuthError as exc:
             await envelope(401, str(exc), None, AUTH_CHALLENGE)(scope, receive, send)
             return
         except DatabaseUnavailable:
             await envelope(503, UNAVAILABLE)(scope, receive, send)
             return
-        scope.setdefault("state", {})["caller"] = caller
+        if session is not None and scope["method"].upper() not in sessions.SAFE_METHODS:
+            refused, receive = await sessions.csrf_refusal(scope, receive, session)
+            if refused:
+                await envelope(403, sessions.CSRF_REFUSED, "CSRFRefused")(scope, receive, send)
+                return
+        state = scope.setdefault("state", {})
+        state["caller"], state["session"], state["session_ended"] = caller, session, ended
         await self.app(scope, receive, send)

@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     # smallest body worth compressing — JMGEO_GZIP_LEVEL, JMGEO_GZIP_MIN_BYTES
     gzip_level: int = Field(default=6, ge=0, le=9)
     gzip_min_bytes: int = Field(default=500, ge=0)
+    # the portal's maps (jmgeo.portal): by default the basemap is the framework itself (the
+    # regions as vector tiles, Chinese names in the browser's local CJK font). A deployment
+    # with a self-hosted basemap (the surveying bureau's tiles behind a MapLibre style on
+    # its own network) names the style URL and the attribution its licence requires, e.g.
+    # JMGEO_PORTAL_BASEMAP_STYLE=/basemap/style.json
+    # JMGEO_PORTAL_BASEMAP_ATTRIBUTION="审图号：粤S(2024)001号 © 江门市自然资源局"
+    portal_basemap_style: str | None = None
+    portal_basemap_attribution: str | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -185,9 +193,20 @@ class Settings(BaseSettings):
     tile_cache_dir: Path | None = None
     tile_cache_mb: float = Field(default=512.0, ge=0)
 
+    # the department console (jmgeo.sessions): a sign-in with an API key lasts at most
+    # JMGEO_SESSION_HOURS, and ends after JMGEO_SESSION_IDLE_MINUTES without a request;
+    # the cookie is Secure when the platform is served over https (JMGEO_PUBLIC_URL)
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        """Served over https (the public URL says so): session cookies are ``Secure``."""
+        return self.base_url.lower().startswith("https://")
 
     @property
     def exports_path(self) -> Path:

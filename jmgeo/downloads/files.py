@@ -29,6 +29,14 @@ STREAMED = {"csv": flat.stream_csv, "csv-gbk": flat.stream_csv_gbk,
             "geojson": flat.stream_geojson}
 
 
+def formats_for(kind: str) -> tuple[str, ...]:
+    """The download formats a resource of ``kind`` offers (the route refuses the rest):
+    a table the flat ones, a raster none (its way out is the coverage)."""
+    if kind == "raster":
+        return ()
+    return TABLE_FORMATS if kind == "table" else tuple(FORMATS)
+
+
 def default_format(kind: str) -> str:
     return "csv" if kind == "table" else "gpkg"
 

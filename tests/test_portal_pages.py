@@ -1,0 +1,135 @@
+"""The open portal's pages over HTTP (the real app, real PostGIS): search with facets,
+dataset pages through the policy (a hidden dataset is the same 404 page as a missing
+one), table previews with masks, region pages, the basemap, and the page weight."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import pytest
+
+pytest_plugins = ["portal_fixtures"]
+
+
+@pytest.fixture(scope="module")
+def client(app_client, portal_world):
+    app_client.cookies.clear()
+    return app_client
+
+
+def test_root_redirects_to_the_portal(client):
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/portal/"
+
+
+def test_home_lists_only_open_entries(client, portal_world):
+    r = client.get("/portal/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "河流（演示）" in html or "公交站点（演示）" in html
+    for hidden in ("宗地（演示）", "人防工程（演示）", "道路（演示）", "企业名录（演示）"):
+        assert hidden not in html
+
+
+def test_search_in_chinese_with_facets(client, portal_world):
+    r = client.get("/portal/datasets", params={"q": "河流"})
+    assert r.status_code == 200
+    assert f'/portal/datasets/{portal_world["rivers"]}"' in r.text
+    assert "共 1 条结果" in r.text or "河流（演示）" in r.text
+    # the theme facet offers 水利水务 with its count; choosing it keeps the query
+    r = client.get("/portal/datasets", params={"category": "004"})
+    names = re.findall(r'<h3><a href="/portal/datasets/\d+">([^<]+)</a>', r.text)
+    assert names and set(names) <= {"河流（演示）", "水库（演示）"}
+    assert 'aria-current="true"' in r.text
+    r = client.get("/portal/datasets", params={"kind": "table"})
+    names = re.findall(r'<h3><a href="/portal/datasets/\d+">([^<]+)</a>', r.text)
+    assert names == ["策略测试表格 open"]
+
+
+def test_facets_are_the_catalog_api_s(client, portal_world):
+    api = client.get("/catalog/entries", params={"q": "演示", "facets": "true"}).json()
+    kinds = {f["value"]: f["count"] for f in api["facets"]["kind"]}
+    assert kinds.get("vector", 0) >= 3 and "table" not in kinds  # anonymous: open only
+    depts = {f["value"] for f in api["facets"]["dept"]}
+    assert depts <= {"sw", "jt"}  # 水务局 and 交通运输局 open their layers
+
+
+def test_dataset_page_shows_metadata_fields_versions_downloads(client, portal_world):
+    r = client.get(f"/portal/datasets/{portal_world['reservoirs']}")
+    assert r.status_code == 200
+    html = r.text
+    for text in ("信息资源代码", "水务局", "可社会公开", "每年", "版本历史", "质量概况",
+                 'data-style="/ogc/collections/reservoirs/styles/default"'):
+        assert text in html, text
+    for fmt in ("gpkg", "shp", "shp-gbk", "geojson", "csv", "csv-gbk", "xlsx"):
+        assert f'href="/downloads/reservoirs?format={fmt}"' in html
+    assert "/ogc/collections/reservoirs/tiles/WebMercatorQuad/tilejson.json" in html
+
+
+def test_hidden_dataset_is_the_same_404_as_a_missing_one(client, portal_world):
+    hidden = client.get(f"/portal/datasets/{portal_world['tpol_conditional']}")
+    missing = client.get("/portal/datasets/2000000000")
+    junk = client.get("/portal/datasets/abc")
+    assert hidden.status_code == missing.status_code == junk.status_code == 404
+    # identical but for the page's own address (in its language-toggle link)
+    hid = portal_world["tpol_conditional"]
+    assert (hidden.text.replace(f"/datasets/{hid}?", "/datasets/X?")
+            == missing.text.replace("/datasets/2000000000?", "/datasets/X?")
+            == junk.text.replace("/datasets/abc?", "/datasets/X?"))
+    assert "页面不存在" in hidden.text
+
+
+def test_table_preview_masks_sensitive_fields(client, portal_world):
+    r = client.get(f"/portal/datasets/{portal_world['tpol_tab_open']}")
+    assert r.status_code == 200
+    assert 'id="preview"' in r.text and "北街地块" in r.text
+    assert "13812341234" not in r.text and "440703199001011234" not in r.text
+    assert "脱敏" in r.text
+    # a table has only the flat formats
+    assert "format=csv" in r.text and "format=gpkg" not in r.text
+
+
+def test_region_page_counts_open_layers(client, portal_world):
+    r = client.get("/portal/regions/440781")
+    assert r.status_code == 200
+    assert "台山市" in r.text and 'id="region-layers"' in r.text
+    assert "策略测试 open" in r.text  # two of its points lie in 台山市
+    assert "策略测试 conditional" not in r.text
+    assert client.get("/portal/regions/999999").status_code == 404
+
+
+def test_english_toggle_is_kept_in_a_cookie(client):
+    r = client.get("/portal/datasets", params={"lang": "en"})
+    assert '<html lang="en">' in r.text and "jmgeo_lang=en" in r.headers["set-cookie"]
+    r = client.get("/portal/datasets")
+    assert '<html lang="en">' in r.text
+    client.cookies.clear()
+
+
+def test_framework_basemap_style(client):
+    style = client.get("/portal/basemap.json").json()
+    assert style["version"] == 8
+    assert style["sources"]["regions"]["url"].endswith(
+        "/ogc/collections/regions/tiles/WebMercatorQuad/tilejson.json")
+    assert any(layer["type"] == "symbol" for layer in style["layers"])
+
+
+def test_configured_basemap_and_its_attribution(client, monkeypatch, fresh_settings):
+    monkeypatch.setenv("JMGEO_PORTAL_BASEMAP_STYLE", "/basemap/style.json")
+    monkeypatch.setenv("JMGEO_PORTAL_BASEMAP_ATTRIBUTION", "审图号：粤S(2024)001号")
+    fresh_settings()
+    html = client.get("/portal/regions/440703").text
+    assert 'data-basemap="/basemap/style.json"' in html
+    assert 'data-attribution="审图号：粤S(2024)001号"' in html
+
+
+@pytest.mark.parametrize("path", ["/portal/", "/portal/datasets?q=河流",
+                                  "/portal/regions/440703"])
+def test_pages_are_small_and_compressed(client, portal_world, path):
+    """First page under 200 KB before the map: the HTML gzipped plus the portal's CSS."""
+    r = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    css = client.get("/static/portal/portal.css")
+    html_bytes = len(gzip.compress(r.content))
+    assert html_bytes + len(css.content) < 200_000
