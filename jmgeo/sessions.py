@@ -3,7 +3,7 @@
 A person signs in to the department console (``/console``) by pasting the department's
 API key into a form (a POST body: keys never travel in URLs). The key is checked exactly
 as ``jmgeo.auth`` checks a key in a header, and a server-side session row
-(``console_session``, migration 0017) is written; the browser gets a cookie holding only a
+(``console_session``, migration 0020) is written; the browser gets a cookie holding only a
 random session id (32 bytes) — never the key — ``HttpOnly``, ``SameSite=Strict``,
 ``Path=/``, and ``Secure`` (and the ``__Host-`` name prefix) when the platform is served
 over https (``JMGEO_PUBLIC_URL``). The database keeps only ``sha256(id)``.

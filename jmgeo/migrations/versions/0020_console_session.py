@@ -1,7 +1,7 @@
 """Console sessions (部门控制台会话): ``console_session``.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-03
 
 A person signs in to the department console with an API key once; the browser then holds
@@ -17,8 +17,8 @@ row; so does deleting the key (cascade). See ``jmgeo.sessions``.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
