@@ -33,10 +33,9 @@ from jmgeo.portal.i18n import add_messages
 from jmgeo.sessions import CSRF_FIELD, Session
 from layers.policy import Caller
 
-CSP = ("default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "object-src 'none'")
-PAGE_HEADERS = {"Cache-Control": "private, no-store", "Content-Security-Policy": CSP,
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+# the Content-Security-Policy, nosniff and Referrer-Policy come from jmgeo.web.PageSecurity,
+# like every HTML page's; a console page is never stored anywhere
+PAGE_HEADERS = {"Cache-Control": "private, no-store"}
 
 add_messages({"nav.console": ("部门控制台", "Department console")})
 add_nav(NavItem("/console", "nav.console", "console"))
