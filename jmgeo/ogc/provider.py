@@ -341,6 +341,10 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                     params.extend(key)
                 where = self._where(bbox, props, filterq, params, extra=extra_clauses,
                                     regions=regions)
+                # numberMatched counts the selection, wherever the page starts
+                count_params: list = []
+                count_where = where if key is None else self._where(
+                    bbox, props, filterq, count_params, regions=regions)
                 direction = sql.SQL(" DESC" if reverse else " ASC")
                 order = (sql.SQL(", ").join(c + direction for c in key_cols) if keyset else
                          sql.SQL(", ").join(
@@ -357,7 +361,9 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                     g=geom_sql, p=self._properties_sql(select_properties), keys=keys)
                     + self._from(table) + where + sql.SQL(" ORDER BY ") + order
                     + sql.SQL(" LIMIT %s OFFSET %s"))
-                matched = self._number_matched(conn, table, where, params, resulttype)
+                matched = self._number_matched(conn, table, count_where,
+                                               params if key is None else count_params,
+                                               resulttype)
                 rows = ([] if resulttype == "hits" else
                         conn.execute(query, [*params, limit + 1, offset]).fetchall())
         except DatabaseUnavailable as exc:
