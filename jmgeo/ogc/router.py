@@ -277,14 +277,15 @@ def _served_by(api: API, dataset: str, provider: str) -> bool:
 
 
 def _describe_collections(api: API, request: APIRequest, dataset: str | None):
-    """pygeoapi's collection metadata, with tables told apart: a table resource has no
-    geometry, so it has no spatial extent (pygeoapi's configuration requires one, so the
+    """pygeoapi's collection metadata, with tables told apart: a table resource (or an
+    empty layer) has no spatial extent (pygeoapi's configuration requires one, so the
     config carries the city's; it is removed from what clients read)."""
     headers, status, content = core_api.describe_collections(api, request, dataset)
     if status != HTTPStatus.OK or request.format == "html":
         return headers, status, content
     tables = {name for name in ([dataset] if dataset else api.config["resources"])
-              if _served_by(api, name, ogc_config.TABLE_PROVIDER)}
+              if _served_by(api, name, ogc_config.TABLE_PROVIDER) or api.config["resources"]
+              .get(name, {}).get("extents", {}).get("spatial", {}).get("jmgeo.nobox")}
     if not tables:  # most audiences, and every layer: pygeoapi's answer as it is
         return headers, status, content
     body = json.loads(content)
