@@ -32,7 +32,7 @@ def _publish(dsn: str, name: str, n: int) -> None:
                      "ST_SetSRID(ST_Point(112.5 + g * 0.001, 22.0 + g * 0.0005), 4490)), "
                      "'要素' || g, g %% 2 = 1, g %% 7 FROM generate_series(1, %s) g", (n,))
         publish(conn, layer=name, version=1, table_name=table, feature_count=n, report={},
-                title="分页与CSV", dept="sw", theme="water", sharing_class="open")
+                title=f"分页与CSV {name}", dept="sw", theme="water", sharing_class="open")
 
 
 @pytest.fixture(scope="module")
