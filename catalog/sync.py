@@ -88,11 +88,13 @@ def _type_code(pg_type: str, udt: str, char_len, num_prec, num_scale) -> tuple[s
 
 
 def _layer(conn, name: str) -> dict[str, Any] | None:
+    """The registry row of an in-service resource (a retired one is gone for the catalog:
+    its entry is retired, and published again when it is unretired)."""
     return conn.cursor(row_factory=dict_row).execute(
         "SELECT l.*, d.code AS owner_code, d.name AS owner_name, v.table_name, v.loaded_at, "
         "v.feature_count, v.report->'source'->>'format' AS source_format FROM layer l JOIN department d ON d.id = l.owner_dept_id "
         "LEFT JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version "
-        "WHERE l.name = %s", (name,)).fetchone()
+        f"WHERE l.name = %s AND {policy.IN_SERVICE_SQL}", (name,)).fetchone()
 
 
 def _columns(conn, table: str | None) -> list[dict[str, Any]] | None:

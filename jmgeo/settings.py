@@ -135,6 +135,13 @@ class Settings(BaseSettings):
             origins.append(origin)
         return tuple(dict.fromkeys(origins))
 
+    # OGC API Features pages (jmgeo.ogc.config): JMGEO_ITEMS_PAGE_SIZE items when a client
+    # gives no `limit`, at most JMGEO_ITEMS_MAX_LIMIT when it does (more: a 400) — both
+    # declared once in the OpenAPI document (components/parameters/limit), where QGIS and
+    # GDAL read them
+    items_page_size: int = Field(default=100, ge=1)
+    items_max_limit: int = Field(default=10_000, ge=1)
+
     # webhook pushes (系统对接 subscriptions, exchange.push): the outbox is dispatched every
     # JMGEO_PUSH_DISPATCH_EVERY seconds (1-59: a cron with seconds; 60 and more: whole
     # minutes); a receiver gets JMGEO_PUSH_MAX_ATTEMPTS tries JMGEO_PUSH_RETRY_BASE *

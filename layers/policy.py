@@ -290,12 +290,20 @@ def listed(caller: Caller, layer: Mapping[str, Any]) -> bool:
     return caller.data_dept is not None or decide(caller, layer) is not None
 
 
+# A *retired* resource (``jmgeo layer retire``) is in service nowhere: not listed, no
+# data, no metadata — it answers exactly like a resource that never existed, for every
+# caller, its owner and the bureau included — while its versions, grants, change log and
+# audit rows are kept. Decided HERE, once: every way out reads resources through this
+# query (visible_layers, access_row, lookup), so none can forget it.
+IN_SERVICE_SQL = "l.retired_at IS NULL"
+
 LAYER_QUERY = (
     "SELECT l.id, l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
     "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "
     "l.update_cycle, d.code AS owner_code, d.name AS owner_name, v.table_name, "
-    "l.current_version FROM layer l JOIN department d ON d.id = l.owner_dept_id "
-    "JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version ")
+    "l.current_version, v.extent FROM layer l JOIN department d ON d.id = l.owner_dept_id "
+    "JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version "
+    f"WHERE {IN_SERVICE_SQL} ")
 
 
 def _rows(cur) -> list[dict[str, Any]]:
@@ -329,7 +337,7 @@ def registry_epoch(conn) -> int:
 def access_row(conn, layer_name: str) -> dict[str, Any] | None:
     """One published resource's registry row (what :func:`decide` and :func:`listed`
     read), or None when there is none."""
-    rows = _rows(conn.execute(LAYER_QUERY + "WHERE l.name = %s", (layer_name,)))
+    rows = _rows(conn.execute(LAYER_QUERY + "AND l.name = %s", (layer_name,)))
     return rows[0] if rows else None
 
 
@@ -356,7 +364,7 @@ def lookup(conn, caller: Caller, layer_name: str
         return (None, None) if row is None else (row, decide(caller, row))
     select, rest = LAYER_QUERY.split(" FROM layer l ", 1)
     rows = _rows(conn.execute(select + _grants_column() + " FROM layer l " + rest +
-                              "WHERE l.name = %s", (dept, layer_name)))
+                              "AND l.name = %s", (dept, layer_name)))
     if not rows:
         return None, None
     row = rows[0]

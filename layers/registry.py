@@ -334,8 +334,9 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
              Jsonb(report)))
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (version, layer_id))
-        from layers import changes  # changes reads tables through this module
+        from layers import changes, extents  # both read tables through this module
 
+        extents.refresh(conn, layer_id, version)
         step = changes.record_step(
             conn, layer_id=layer_id, kind="publish", from_version=before[0],
             from_table=before[1], to_version=version, to_table=table_name,
@@ -400,6 +401,9 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
         before = _current_table(conn, name)
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (to_version, layer["id"]))
+        from layers import extents
+
+        extents.refresh(conn, layer["id"], to_version)
         if to_version != previous:
             from layers import changes
 

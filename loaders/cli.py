@@ -1,4 +1,4 @@
-"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|prune|style|show``.
+"""``jmgeo load FILE …`` and ``jmgeo layer list|history|rollback|prune|retire|unretire|style|show``.
 
 User errors (a bad file, a wrong option) print one bilingual line and exit 2
 (:class:`jmgeo.errors.UserError`); the report goes to stdout, progress to stderr.
@@ -78,6 +78,16 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--force", action="store_true",
                     help="prune even though the resource has live grants")
     pr.set_defaults(func=_prune)
+    rt = lsub.add_parser("retire", help="停止服务: hide a resource everywhere (versions, grants, "
+                         "change log and audit kept); `unretire` puts it back")
+    rt.add_argument("name")
+    rt.add_argument("--force", action="store_true",
+                    help="retire even though the resource has live grants")
+    rt.add_argument("--reason", help="why (recorded in the audit log)")
+    rt.set_defaults(func=_retire)
+    ur = lsub.add_parser("unretire", help="put a retired resource back in service")
+    ur.add_argument("name")
+    ur.set_defaults(func=_retire)
     st = lsub.add_parser("style", help="replace a layer's map style (MapLibre JSON, version "
                          "8) or --reset it to the default; the owner's or the bureau's")
     st.add_argument("name")
@@ -278,6 +288,30 @@ def _prune(args: argparse.Namespace) -> int:
     print(f"{res['layer']}: 删除版本 {res['dropped_versions'] or '无'}，保留 {res['kept_versions']} / "
           f"dropped the tables of versions {res['dropped_versions'] or 'none'}, kept "
           f"{res['kept_versions']}")
+    return 0
+
+
+def _retire(args: argparse.Namespace) -> int:
+    import getpass
+
+    from jmgeo.errors import UserError
+    from layers.lifecycle import retire, unretire
+    from layers.registry import RegistryError
+
+    by = f"cli:{getpass.getuser()}"
+    try:
+        with _conn() as conn:
+            if args.layer_cmd == "retire":
+                res = retire(conn, args.name, force=args.force, reason=args.reason, by=by)
+            else:
+                res = unretire(conn, args.name, by=by)
+    except RegistryError as exc:
+        raise UserError(str(exc)) from exc
+    if res["retired"]:
+        print(f"{args.name}: 已停止服务（版本、授权与日志保留）/ retired: hidden everywhere, "
+              f"history kept; `jmgeo layer unretire {args.name}` puts it back")
+    else:
+        print(f"{args.name}: 已恢复服务 / back in service")
     return 0
 
 

@@ -106,6 +106,14 @@ class Ctx:
     def is_table(self) -> bool:
         return self.kind == "table"
 
+    @property
+    def catalog_title(self) -> str:
+        return f"策略测试{'表格' if self.is_table else ''} {self.cls}"
+
+    @property
+    def catalog_listed(self) -> bool:
+        return self.cls == "open" if self.caller == "anonymous" else True
+
     def key(self, fid: int):
         """The item id of row ``fid``: its fid for a layer, its key for a table."""
         return BY_FID[fid]["name"] if self.is_table else fid
@@ -391,8 +399,7 @@ def way_statistics(ctx: Ctx):
 def way_records(ctx: Ctx):
     """Catalog records (metadata, never data): anonymous callers list only open entries,
     every department (and the owner) every published entry — the entry, not the data."""
-    title = f"策略测试{'表格' if ctx.is_table else ''} {ctx.cls}"
-    listed = ctx.cls == "open" if ctx.caller == "anonymous" else True
+    title, listed = ctx.catalog_title, ctx.catalog_listed
     for params in ({"limit": 10000}, {"q": "策略测试", "limit": 10000}):  # list and search
         r = ctx.get("/ogc/collections/catalog/items", **params)
         assert r.status_code == 200, r.text
@@ -429,6 +436,59 @@ MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 def test_access_matrix(world, app_client, db, caller, cls, kind, way):
     ctx = Ctx(app_client, db, caller, world[caller].token, cls, kind)
     WAYS[way](ctx)
+
+
+# -- retired resources (jmgeo layer retire): like a resource that never existed, for every
+# caller — the owner too — on every way out; no refusal audited (nothing is refused: there
+# is nothing). Open ones: in service, even anonymous callers would have their data.
+RETIRED = {"vector": "tpol_retired", "table": "tpol_tab_retired"}
+
+
+@pytest.fixture(scope="module")
+def retired(world, database_url):
+    import psycopg
+    from policy_fixtures import create_layer, create_table
+
+    from catalog.sync import ensure_synced
+    from layers.lifecycle import retire
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        fresh = [k for k, name in RETIRED.items() if not conn.execute(
+            "SELECT 1 FROM layer WHERE name = %s", (name,)).fetchone()]
+        for kind in fresh:
+            (create_layer if kind == "vector" else create_table)(conn, RETIRED[kind], "open")
+        if fresh:
+            ensure_synced(conn)  # its catalog entry published first, then retired
+            for kind in fresh:
+                retire(conn, RETIRED[kind], reason="矩阵测试", by="test")
+    return RETIRED
+
+
+class RetiredCtx(Ctx):
+    """A way out asked for a retired (open) resource: it must not exist."""
+
+    def __init__(self, client, db, caller, token, kind):
+        super().__init__(client, db, caller, token, "open", kind)
+        self.layer = RETIRED[kind]
+        self.exp = Expect(False)
+
+    refused = False  # no resource, no refusal (an attribute: hides Ctx.refused)
+
+    @property
+    def catalog_title(self) -> str:
+        return f"策略测试 {self.layer}"
+
+    catalog_listed = False
+
+
+RETIRED_MATRIX = list(itertools.product(CALLERS, KINDS, WAYS))
+
+
+@pytest.mark.parametrize(("caller", "kind", "way"), RETIRED_MATRIX,
+                         ids=[f"{c}-{k}-{w}" for c, k, w in RETIRED_MATRIX])
+def test_retired_resource_is_like_a_missing_one(world, retired, app_client, db, caller,
+                                                kind, way):
+    WAYS[way](RetiredCtx(app_client, db, caller, world[caller].token, kind))
 
 
 def test_matrix_is_complete():

@@ -25,6 +25,8 @@ from test_access_matrix import (  # noqa: F401
     FID_BY_NAME,
     GRANT_REGION,
     Ctx,
+    RetiredCtx,
+    retired,
     world,
 )
 
@@ -232,8 +234,36 @@ def way_feed(ctx: Ctx):
     assert ctx.get(f"/exchange/feeds/{ctx.layer}", since=1).text == ""
 
 
+def way_items_csv(ctx: Ctx):
+    """Items as CSV (f=csv): the GeoJSON page's rows and fields, masked, audited alike;
+    hidden: like nonexistent."""
+    import csv
+    import io
+
+    path = "/ogc/collections/{c}/items"
+    if not ctx.exp.visible:
+        mark = ctx.audit_mark()
+        ctx.like_nonexistent(path, f="csv", limit=100)
+        ctx.check_refused(mark, 1)
+        return
+    mark = ctx.audit_mark()
+    r = ctx.get(path.format(c=ctx.layer), f="csv", limit=100)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv"), r.text
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8").lstrip("\ufeff"))))
+    assert {FID_BY_NAME[x["name"]] if ctx.is_table else int(x["fid"]) for x in rows} == \
+        set(ctx.exp.fids)
+    for x in rows:
+        fid = FID_BY_NAME[x["name"]] if ctx.is_table else int(x.pop("fid"))
+        wkt = x.pop("WKT", None)
+        assert (wkt is None) == ctx.is_table
+        props = {k: (float(v) if k == "area" else v) for k, v in x.items()}
+        ctx.check_properties(fid, props)
+    ctx.check_audit(mark, len(ctx.exp.fids), "ogc.items")  # counted before it became CSV
+
+
 WAYS = {"tiles": way_tiles, "map": way_map, "coverage": way_coverage,
-        "download": way_download, "query": way_query, "feed": way_feed}
+        "download": way_download, "query": way_query, "feed": way_feed,
+        "items_csv": way_items_csv}
 MATRIX = list(itertools.product(CALLERS, CLASSES, KINDS, WAYS))
 
 
@@ -249,3 +279,13 @@ def test_access_matrix_tiles_coverages_downloads(world, client, db, caller, cls,
                                                  way):
     ctx = Ctx(client, db, caller, world[caller].token, cls, kind)
     WAYS[way](ctx)
+
+
+RETIRED_MATRIX = list(itertools.product(CALLERS, KINDS, WAYS))
+
+
+@pytest.mark.parametrize(("caller", "kind", "way"), RETIRED_MATRIX,
+                         ids=[f"{c}-{k}-{w}" for c, k, w in RETIRED_MATRIX])
+def test_retired_resource_is_like_a_missing_one_ways(world, retired, client, db,  # noqa: F811
+                                                     caller, kind, way):
+    WAYS[way](RetiredCtx(client, db, caller, world[caller].token, kind))

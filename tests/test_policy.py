@@ -191,7 +191,7 @@ def test_grant_validation(conn, kwargs, needle):
 def _layer_row(conn, name):
     from layers.policy import LAYER_QUERY
 
-    return conn.execute(LAYER_QUERY + "WHERE l.name = %s", (name,)).fetchone()
+    return conn.execute(LAYER_QUERY + "AND l.name = %s", (name,)).fetchone()
 
 
 def test_policy_rule_with_grants(conn):

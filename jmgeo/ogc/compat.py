@@ -36,7 +36,7 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.rasterio_ import RasterioProvider, _get_parameter_metadata
-from pygeoapi.util import read_data, to_json, url_join
+from pygeoapi.util import read_data, render_j2_template, to_json, url_join
 
 #: the pygeoapi releases this module was written and tested against
 SUPPORTED = ("0.24.",)
@@ -62,7 +62,7 @@ __all__ = [
     "ProviderItemNotFoundError", "ProviderNoDataError", "RasterioProvider",
     "TileMatrixSetEnum", "TileMatrixSetEnumType", "TileSetMetadata", "_get_parameter_metadata",
     "apply_gzip", "core_api", "coverages_api", "get_oas", "itemtypes_api", "l10n",
-    "read_data", "tiles_api", "to_json", "url_join", "validate_bbox",
+    "read_data", "render_j2_template", "tiles_api", "to_json", "url_join", "validate_bbox",
     "validate_openapi_document", "check", "PygeoapiMismatch",
 ]
 

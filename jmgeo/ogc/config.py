@@ -83,9 +83,40 @@ def regions_resource() -> dict[str, Any]:
     }
 
 
+def data_extents(layer: dict[str, Any], access: Access,
+                 scope_bbox: list[float] | None = None) -> dict[str, Any] | None:
+    """The collection's extents from its current version's data (``layer_version.extent``,
+    ``layers.extents``), as the caller may know them: a region-scoped grant sees the box
+    cut to its regions' (``scope_bbox``) and no time span (its rows' dates are not the
+    layer's); the time span only from a field the caller sees in clear. None: nothing
+    computed (a version published before migration 0021 and never rolled back to)."""
+    import datetime as dt
+
+    stored = layer.get("extent") or {}
+    if not stored:
+        return None
+    out: dict[str, Any] = {}
+    bbox = stored.get("bbox")
+    if bbox and scope_bbox:
+        bbox = [max(bbox[0], scope_bbox[0]), max(bbox[1], scope_bbox[1]),
+                min(bbox[2], scope_bbox[2]), min(bbox[3], scope_bbox[3])]
+        bbox = bbox if bbox[0] <= bbox[2] and bbox[1] <= bbox[3] else None
+    if bbox:
+        out["spatial"] = {"bbox": bbox, "crs": CRS84_URI}
+    temporal = stored.get("temporal")
+    if temporal and access.regions is None and temporal["field"] not in access.masks and (
+            access.fields is None or temporal["field"] in access.fields):
+        begin, end = (dt.datetime.fromisoformat(v) for v in temporal["interval"])
+        out["temporal"] = {"begin": begin, "end": end,
+                           "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    return out
+
+
 def collection(layer: dict[str, Any], access: Access, providers: list[dict[str, Any]],
-               bbox: list[float] | None = None, *extra_keywords: str) -> dict[str, Any]:
-    """The collection entry every registry layer gets, vector or raster."""
+               bbox: list[float] | None = None, *extra_keywords: str,
+               extents: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The collection entry every registry layer gets, vector or raster: its extents
+    those of its data (:func:`data_extents`; a raster's from its file, ``bbox``)."""
     theme = layer.get("theme") or ""
     keywords = [k for k in (theme, THEME_KEYWORDS.get(theme), layer.get("owner_name"),
                             access.sharing_class, *extra_keywords) if k]
@@ -95,12 +126,23 @@ def collection(layer: dict[str, Any], access: Access, providers: list[dict[str, 
         "description": layer.get("description") or layer["title"],
         "keywords": keywords,
         "links": [],
-        "extents": ({"spatial": {"bbox": bbox, "crs": CRS84_URI}} if bbox else _extent()),
+        "extents": _with_spatial(extents) if extents is not None else (
+            {"spatial": {"bbox": bbox, "crs": CRS84_URI}} if bbox else _extent()),
         "providers": providers,
     }
 
 
-def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+def _with_spatial(extents: dict[str, Any]) -> dict[str, Any]:
+    """pygeoapi insists on ``extents.spatial``: a collection whose data has no box
+    (a table, an empty layer) carries the city's, marked for removal (``jmgeo.nobox``)
+    from what clients read (``jmgeo.ogc.router._describe_collections``)."""
+    if "spatial" in extents:
+        return extents
+    return {**extents, "spatial": {**_extent()["spatial"], "jmgeo.nobox": True}}
+
+
+def layer_resource(layer: dict[str, Any], access: Access,
+                   scope: list[float] | None = None) -> dict[str, Any]:
     """One vector registry layer: features, vector tiles and map images, carrying the
     caller's access."""
     provider: dict[str, Any] = {
@@ -119,14 +161,16 @@ def layer_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
         },
     }
     return collection(layer, access, [provider, tile_provider_def(layer, access),
-                                      map_provider_def(layer, access)])
+                                      map_provider_def(layer, access)],
+                      extents=data_extents(layer, access, scope))
 
 
 TABLE_PROVIDER = "jmgeo.ogc.provider.TableProvider"
 TABLE_KEYWORDS = ("table", "表格", "无几何 / no geometry")
 
 
-def table_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+def table_resource(layer: dict[str, Any], access: Access,
+                   scope: list[float] | None = None) -> dict[str, Any]:
     """One table resource: a feature collection whose features have ``geometry: null``.
 
     No tiles, no bbox, no ``region``; its items are keyed by the declared key when the
@@ -150,10 +194,12 @@ def table_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
             "labels": dict(layer.get("field_labels") or {}),
         },
     }
-    return collection(layer, access, [provider], None, *TABLE_KEYWORDS)
+    return collection(layer, access, [provider], None, *TABLE_KEYWORDS,
+                      extents=data_extents(layer, access))
 
 
-def raster_resource(layer: dict[str, Any], access: Access) -> dict[str, Any]:
+def raster_resource(layer: dict[str, Any], access: Access,
+                    scope: list[float] | None = None) -> dict[str, Any]:
     """One raster registry layer: an OGC API Coverages collection, and map images."""
     provider, bbox = coverage_provider_def(layer, access)
     return collection(layer, access, [provider, raster_map_provider_def(layer, access)],
@@ -170,9 +216,32 @@ def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, 
     builders = {"vector": layer_resource, "raster": raster_resource, "table": table_resource}
     for layer, access in visible_layers(conn, caller):
         build = builders[layer["kind"]]
-        resources[layer["name"]] = build(layer, access)
+        resources[layer["name"]] = build(layer, access, _scope_bbox(conn, access))
         accesses[layer["name"]] = access
     return resources, accesses
+
+
+def page_limits() -> dict[str, Any]:
+    """pygeoapi's ``server.limits`` from the settings (JMGEO_ITEMS_PAGE_SIZE,
+    JMGEO_ITEMS_MAX_LIMIT): a default page that suits desktop clients (100: GDAL reads
+    738 features in 8 requests, not 75), a larger ``limit`` refused beyond the maximum."""
+    from jmgeo.settings import get_settings
+
+    s = get_settings()
+    return {"default_items": s.items_page_size,
+            "max_items": max(s.items_max_limit, s.items_page_size), "on_exceed": "error"}
+
+
+def _scope_bbox(conn, access: Access) -> list[float] | None:
+    """The box of a region-scoped grant's regions (None: no scope)."""
+    if access.regions is None:
+        return None
+    row = conn.execute(
+        "SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1 FROM "
+        "(SELECT ST_Extent(geom) AS e FROM public.region_part WHERE code = ANY(%s)) s",
+        (list(access.regions),)).fetchone()
+    return [row["x0"], row["y0"], row["x1"], row["y1"]] if row and row["x0"] is not None \
+        else [0.0, 0.0, -1.0, -1.0]  # regions without a boundary: an empty box
 
 
 def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -182,6 +251,7 @@ def build_config(resources: dict[str, Any], base_url: str) -> dict[str, Any]:
     # pygeoapi 0.24 renders the TileMatrixSets pages with the whole configuration as
     # their template settings (tiles.tilematrixset[s]): it finds `path` at the top
     cfg["path"] = str(TEMPLATES_DIR)
+    cfg["server"]["limits"] = page_limits()
     cfg["metadata"]["identification"]["url"] = base_url
     cfg["resources"] = {name: _with_style_links(name, res, base_url)
                         for name, res in resources.items()}
@@ -236,9 +306,40 @@ REGION_PARAMETER = {
 }
 CURSOR_PARAMETER = {
     "name": "cursor", "in": "query", "required": False, "style": "form", "explode": False,
-    "description": "keyset paging position, as written in the `next` link (opaque)",
+    "description": "keyset paging position, as written in the `next` and `prev` links "
+                   "(opaque)",
     "schema": {"type": "string"},
 }
+LIMIT_REF = {"$ref": "#/components/parameters/limit"}
+
+
+def limit_parameter() -> dict[str, Any]:
+    """``limit`` with its default and maximum, declared once (components/parameters):
+    QGIS looks for the maximum there, and pages by its own 100 when it finds none."""
+    limits = page_limits()
+    return {
+        "name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
+        "description": f"条数上限 / the most items in one page (default "
+                       f"{limits['default_items']}, maximum {limits['max_items']}); follow "
+                       "the `next` link for the following page",
+        "schema": {"type": "integer", "minimum": 1, "maximum": limits["max_items"],
+                   "default": limits["default_items"]},
+    }
+
+
+def declare_paging(oas: dict[str, Any]) -> dict[str, Any]:
+    """Every items operation refers to the one ``limit``; pygeoapi's ``options``
+    operations (a transactions feature: the providers are read-only) are dropped."""
+    oas.setdefault("components", {}).setdefault("parameters", {})["limit"] = limit_parameter()
+    for path, ops in oas.get("paths", {}).items():
+        if not path.endswith("/items") and not path.endswith("/items/{featureId}"):
+            continue
+        ops.pop("options", None)
+        for op in ops.values():
+            if isinstance(op, dict) and "parameters" in op:
+                op["parameters"] = [LIMIT_REF if p.get("name") == "limit" else p
+                                    for p in op["parameters"]]
+    return oas
 REGION_QUERYABLE = {
     "title": "行政区划 / region", "type": "string",
     "description": "features intersecting the region with this code (= or IN only)",
@@ -251,7 +352,9 @@ SPATIAL_PARAMS = ("bbox", "bbox-crs", "crs")
 def declare_extra_parameters(oas: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
     """Add the parameters our feature providers understand (`region` and `cursor`; a
     table has no `region`, and loses pygeoapi's `bbox`/`crs`) to the items operation of
-    every feature collection in a per-audience OpenAPI document."""
+    every feature collection in a per-audience OpenAPI document (and ``limit`` once:
+    :func:`declare_paging`)."""
+    declare_paging(oas)
     for name, res in resources.items():
         names_ = {p.get("name") for p in res.get("providers", [])}
         if PROVIDER in names_:

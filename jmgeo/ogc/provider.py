@@ -22,19 +22,16 @@ request — so it holds no connections; it borrows from ``jmgeo.db``'s pool) and
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
-from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import sql
 
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.ogc import paging
 from jmgeo.ogc.access import (  # noqa: F401 — re-exported: the providers' shared pieces
     AccessColumnsMixin,
     ProviderDatabaseUnavailable,
@@ -49,7 +46,7 @@ from jmgeo.ogc.compat import (
     ProviderItemNotFoundError,
 )
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
-from jmgeo.ogc.values import check_property_value, decode_cursor
+from jmgeo.ogc.values import check_property_value
 from layers.access_sql import intersects_regions
 from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first
 
@@ -64,9 +61,6 @@ _PG_TO_JSON = {
 _FORMATS = {"date": "date", "timestamp with time zone": "date-time",
             "timestamp without time zone": "date-time"}
 
-# the URL of the request being answered; jmgeo.ogc.router sets it (and copies the context
-# into pygeoapi's worker thread) so the provider can write keyset `next` links
-REQUEST_URL: ContextVar[str | None] = ContextVar("jmgeo_request_url", default=None)
 # query parameters the provider understands beyond the layer's own fields
 EXTRA_PARAMS = ("region", "cursor")
 
@@ -287,12 +281,12 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                          f"code or no boundary for {', '.join(missing)}")
         return codes
 
-    def _cursor_table(self, token: str, conn) -> tuple[str, int, list]:
-        """Decode a keyset cursor: (the version table it pins, that version, the last
-        row's sort key)."""
-        version, key = decode_cursor(token)
+    def _cursor_table(self, token: str, conn) -> tuple[str, int, list, bool]:
+        """Decode a keyset cursor: (the version table it pins, that version, the row's
+        sort key, read backwards?)."""
+        version, key, backwards = paging.decode(token)
         if self.layer_name is None:
-            return self.table, version, key
+            return self.table, version, key, backwards
         row = conn.execute(
             "SELECT v.table_name FROM layer_version v JOIN layer l ON l.id = v.layer_id "
             "WHERE l.name = %s AND v.version = %s", (self.layer_name, version)).fetchone()
@@ -300,21 +294,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             raise ProviderInvalidQueryError(
                 user_msg="参数 cursor 已失效（版本已删除）/ parameter cursor refers to a version "
                          "that no longer exists: start again from the first page")
-        return row["table_name"], version, key
-
-    def _next_link(self, version: int | None, key: list) -> dict | None:
-        url = REQUEST_URL.get()
-        if url is None:
-            return None
-        token = base64.urlsafe_b64encode(
-            json.dumps({"v": version or 0, "k": key}, default=str,
-                       separators=(",", ":")).encode()).decode().rstrip("=")
-        parts = urlsplit(url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if k not in ("cursor", "offset")]
-        query.append(("cursor", token))
-        return {"rel": "next", "type": "application/geo+json",
-                "title": "Items (next)", "href": parts._replace(query=urlencode(query)).geturl()}
+        return row["table_name"], version, key, backwards
 
     # -- provider API ---------------------------------------------------------
     def query(self, offset: int = 0, limit: int = 10, resulttype: str = "results",
@@ -325,42 +305,50 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
               **kwargs) -> dict:
         """Features by bbox / properties / CQL2 / region, keyset-paged.
 
-        Paging: the first page may use ``offset``; every ``next`` link carries a
-        ``cursor`` (the last row's sort key and the layer version it was read from), so
-        page 1000 costs what page 1 costs and a reload between pages does not shift rows:
-        the cursor keeps reading the version it started on.
+        Paging (:mod:`jmgeo.ogc.paging`): the first page may use ``offset``; every
+        ``next``/``prev`` link carries a ``cursor`` (a row's sort key and the layer
+        version it was read from), so page 1000 costs what page 1 costs and a reload
+        between pages does not shift rows: the cursor keeps reading the version it
+        started on. One row more than ``limit`` is read to know whether a page follows.
         """
         props, extra = self._split_properties(properties)
         sorts = [(s["property"], s["order"] == "-") for s in sortby or []]
         keyset = len({desc for _, desc in sorts}) <= 1  # row comparison needs one direction
         descending = bool(sorts and sorts[0][1])
+        backwards = False
         try:
             with connection() as conn:
                 regions = self._regions(extra.get("region"), conn)
-                table, version, after = self.table, self.version, None
+                table, version, key = self.table, self.version, None
                 if extra.get("cursor"):
                     if not keyset:
                         raise ProviderInvalidQueryError(
                             user_msg="参数 cursor 不能与混合方向的 sortby 同用 / parameter "
                                      "cursor cannot be combined with mixed-direction sortby")
-                    table, version, after = self._cursor_table(extra["cursor"], conn)
+                    table, version, key, backwards = self._cursor_table(extra["cursor"], conn)
                     offset = 0
+                # read backwards (a `prev` page): the other comparison, the other order
+                reverse = descending != backwards
                 params: list = []
                 extra_clauses: list[sql.Composable] = []
                 key_cols = [self._column_sql(p) for p, _ in sorts]
                 key_cols.append(sql.SQL("t.{}").format(sql.Identifier(self.id_field)))
-                if after is not None:
-                    if len(after) != len(key_cols):
+                if key is not None:
+                    if len(key) != len(key_cols):
                         raise ProviderInvalidQueryError(
                             user_msg="参数 cursor 与 sortby 不一致 / parameter cursor does not "
                                      "match sortby: follow the `next` link as given")
                     extra_clauses.append(sql.SQL("({}) {} ({})").format(
-                        sql.SQL(", ").join(key_cols), sql.SQL("<" if descending else ">"),
-                        sql.SQL(", ").join(sql.SQL("%s") for _ in after)))
-                    params.extend(after)
+                        sql.SQL(", ").join(key_cols), sql.SQL("<" if reverse else ">"),
+                        sql.SQL(", ").join(sql.SQL("%s") for _ in key)))
+                    params.extend(key)
                 where = self._where(bbox, props, filterq, params, extra=extra_clauses,
                                     regions=regions)
-                direction = sql.SQL(" DESC" if descending else " ASC")
+                # numberMatched counts the selection, wherever the page starts
+                count_params: list = []
+                count_where = where if key is None else self._where(
+                    bbox, props, filterq, count_params, regions=regions)
+                direction = sql.SQL(" DESC" if reverse else " ASC")
                 order = (sql.SQL(", ").join(c + direction for c in key_cols) if keyset else
                          sql.SQL(", ").join(
                              [c + sql.SQL(" DESC" if d else " ASC")
@@ -376,9 +364,11 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                     g=geom_sql, p=self._properties_sql(select_properties), keys=keys)
                     + self._from(table) + where + sql.SQL(" ORDER BY ") + order
                     + sql.SQL(" LIMIT %s OFFSET %s"))
-                matched = self._number_matched(conn, table, where, params, resulttype)
+                matched = self._number_matched(conn, table, count_where,
+                                               params if key is None else count_params,
+                                               resulttype)
                 rows = ([] if resulttype == "hits" else
-                        conn.execute(query, [*params, limit, offset]).fetchall())
+                        conn.execute(query, [*params, limit + 1, offset]).fetchall())
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc
         except (psycopg.errors.DataError, psycopg.errors.InvalidParameterValue) as exc:
@@ -389,6 +379,10 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             raise ProviderInvalidQueryError(
                 user_msg="参数 cursor 指向结构不同的旧版本 / parameter cursor refers to an older "
                          "version with other fields: start again from the first page") from exc
+        more = len(rows) > limit  # after the page, or before it when read backwards
+        rows = rows[:limit]
+        if backwards:
+            rows.reverse()
         nkeys = len(key_cols)
         features = [{"type": "Feature", "id": r[f"_k{nkeys - 1}"], "geometry": r["geometry"],
                      "properties": r["properties"]} for r in rows]
@@ -396,11 +390,19 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
                                "numberReturned": len(features), "links": []}
         if matched is not None:
             out["numberMatched"] = matched
-        if keyset and rows and len(rows) == limit:
-            last = rows[-1]
-            link = self._next_link(version, [last[f"_k{i}"] for i in range(nkeys)])
-            if link:
-                out["links"].append(link)
+        if resulttype == "hits":
+            return out
+        if not keyset:
+            out["links"] = paging.offset_links(offset, limit, more)
+            return out
+        def sort_key(r):
+            return [r[f"_k{i}"] for i in range(nkeys)]
+
+        out["links"] = paging.keyset_links(
+            version, sort_key(rows[0]) if rows else None, sort_key(rows[-1]) if rows else None,
+            more_after=more if not backwards else True,
+            more_before=more if backwards else (key is not None or offset > 0),
+            not_first=key is not None or offset > 0)
         return out
 
     def _number_matched(self, conn, table, where, params, resulttype) -> int | None:

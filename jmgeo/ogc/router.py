@@ -32,7 +32,9 @@ from jmgeo import etags
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.http import AUDIT_DOWN, audit_refusal
 from jmgeo.ogc import config as ogc_config
+from jmgeo.ogc import conformance as ogc_conformance
 from jmgeo.ogc import coverages as ogc_coverages
+from jmgeo.ogc import items as ogc_items
 from jmgeo.ogc import maps as ogc_maps
 from jmgeo.ogc import tilejson as ogc_tilejson
 from jmgeo.ogc import tiles as ogc_tiles
@@ -45,7 +47,7 @@ from jmgeo.ogc.compat import (
     itemtypes_api,
     tiles_api,
 )
-from jmgeo.ogc.provider import REQUEST_URL
+from jmgeo.ogc.paging import REQUEST_URL
 from jmgeo.settings import get_settings
 from layers.policy import Caller
 
@@ -125,11 +127,13 @@ def cache_control(caller: Caller, document: bool) -> str:
 
 
 async def execute(request: Request, func, *args, skip_valid_check: bool = False,
-                  action: str | None = None, document: bool = False) -> Response:
+                  action: str | None = None, document: bool = False,
+                  finish=None) -> Response:
     """Run one pygeoapi API function for the caller's audience. A route that hands out
     data states what it is (``action``: one of ``layers.audit.OGC_DATA_ACTIONS``); the
     audit records that, not which function ran. ``document``: a description of the
-    audience's API (see :func:`cache_control`)."""
+    audience's API (see :func:`cache_control`). ``finish(api, headers, content)``: turns
+    a 200's content into another format after the audit counted its rows (CSV items)."""
     from layers.audit import record_ogc
 
     caller: Caller = request.state.caller
@@ -153,7 +157,7 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
     if not skip_valid_check and not api_request.is_valid():
         headers, status, content = api.get_format_exception(api_request)
     else:
-        REQUEST_URL.set(str(request.url))  # for the provider's keyset `next` links
+        REQUEST_URL.set(str(request.url))  # for the provider's keyset paging links
         ctx = contextvars.copy_context()  # carries the caller into the worker thread
         headers, status, content = await loop.run_in_executor(
             None, ctx.run, _call, loop, func, api, api_request, *args)
@@ -163,6 +167,8 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
         except Exception:  # noqa: BLE001
             LOGGER.exception("audit write failed for %s", request.url.path)
             return ogc_error(503, "ServiceUnavailable", AUDIT_DOWN)
+        if finish is not None and status == HTTPStatus.OK:
+            headers, content = finish(api, headers, content)
         tagged = (action is not None and request.method == "GET" and status == HTTPStatus.OK
                   and headers.get("Content-Type") != "text/html")
         if tagged and action == "items":
@@ -222,7 +228,7 @@ async def openapi(request: Request) -> Response:
 
 
 async def conformance(request: Request) -> Response:
-    return await execute(request, core_api.conformance, document=True)
+    return await execute(request, ogc_conformance.conformance, document=True)
 
 
 def _served_by(api: API, dataset: str, provider: str) -> bool:
@@ -231,14 +237,15 @@ def _served_by(api: API, dataset: str, provider: str) -> bool:
 
 
 def _describe_collections(api: API, request: APIRequest, dataset: str | None):
-    """pygeoapi's collection metadata, with tables told apart: a table resource has no
-    geometry, so it has no spatial extent (pygeoapi's configuration requires one, so the
+    """pygeoapi's collection metadata, with tables told apart: a table resource (or an
+    empty layer) has no spatial extent (pygeoapi's configuration requires one, so the
     config carries the city's; it is removed from what clients read)."""
     headers, status, content = core_api.describe_collections(api, request, dataset)
     if status != HTTPStatus.OK or request.format == "html":
         return headers, status, content
     tables = {name for name in ([dataset] if dataset else api.config["resources"])
-              if _served_by(api, name, ogc_config.TABLE_PROVIDER)}
+              if _served_by(api, name, ogc_config.TABLE_PROVIDER) or api.config["resources"]
+              .get(name, {}).get("extents", {}).get("spatial", {}).get("jmgeo.nobox")}
     if not tables:  # most audiences, and every layer: pygeoapi's answer as it is
         return headers, status, content
     body = json.loads(content)
@@ -284,14 +291,20 @@ async def schema(request: Request) -> Response:
 
 async def items(request: Request) -> Response:
     cid = request.path_params["collection_id"]
-    if request.method == "POST":  # CQL2 JSON in the body
-        return await execute(request, itemtypes_api.get_collection_items, cid,
-                             skip_valid_check=True, action="items")
-    return await execute(request, itemtypes_api.get_collection_items, cid, action="items")
+    if request.method == "POST":  # CQL2 JSON in the body; never features (no transactions)
+        return ogc_items.refuse_features(request) or await execute(
+            request, ogc_items.collection_items, cid, skip_valid_check=True, action="items")
+    if ogc_items.wants_csv(request):  # the GeoJSON page, written as CSV once audited
+        return await execute(request, ogc_items.collection_items, cid, True,
+                             skip_valid_check=True, action="items",
+                             finish=lambda api, h, c: ogc_items.write_csv(api, cid, h, c))
+    # pygeoapi checks the format itself (with the collection's formats)
+    return await execute(request, ogc_items.collection_items, cid, skip_valid_check=True,
+                         action="items")
 
 
 async def item(request: Request) -> Response:
-    return await execute(request, itemtypes_api.get_collection_item,
+    return await execute(request, ogc_items.collection_item,
                          request.path_params["collection_id"], request.path_params["item_id"],
                          action="item")
 
