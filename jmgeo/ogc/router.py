@@ -157,7 +157,9 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
     if not skip_valid_check and not api_request.is_valid():
         headers, status, content = api.get_format_exception(api_request)
     else:
-        REQUEST_URL.set(str(request.url))  # for the provider's keyset paging links
+        # the provider's paging links: the platform's own URL, never the request's Host
+        query = request.url.query
+        REQUEST_URL.set(f"{base_url}{request.url.path}" + (f"?{query}" if query else ""))
         ctx = contextvars.copy_context()  # carries the caller into the worker thread
         headers, status, content = await loop.run_in_executor(
             None, ctx.run, _call, loop, func, api, api_request, *args)
