@@ -73,6 +73,9 @@ def test_demo_exchange_modes_work_and_are_idempotent(demo_db, tmp_path, monkeypa
 
     inbox = tmp_path / "inbox"
     monkeypatch.setenv("JMGEO_FEP_INBOX", str(inbox))
+    # the demo subscribes the platform's own receiver at its public URL: a resolvable one
+    # (the in-process client's http://testserver is not a host name)
+    monkeypatch.setenv("JMGEO_PUBLIC_URL", "http://127.0.0.1:5000")
     fresh_settings()
     with psycopg.connect(demo_db, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM layer WHERE name = 'enterprises'").fetchone():
