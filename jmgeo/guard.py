@@ -22,6 +22,7 @@ setting an unknown host is merely ignored.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote_to_bytes
 
@@ -50,6 +51,9 @@ class Refusal(Exception):
                  status: int = 400) -> None:
         super().__init__(description)
         self.description, self.code, self.status = description, code, status
+
+
+LOGGER = logging.getLogger(__name__)
 
 
 def _shown(value: str, limit: int = 40) -> str:
@@ -117,7 +121,12 @@ def _integer_params(app) -> frozenset[str]:
     if cached is not None:
         return cached
     names: set[str] = set()
-    doc = app.openapi() if app is not None and hasattr(app, "openapi") else {}
+    try:
+        doc = app.openapi() if app is not None and hasattr(app, "openapi") else {}
+    except Exception:  # noqa: BLE001 — a route whose schema cannot be made must not 500 all
+        LOGGER.warning("request guard: the OpenAPI document could not be built; integer "
+                       "parameters are checked by name only", exc_info=True)
+        doc = {}
     for ops in doc.get("paths", {}).values():
         for op in ops.values():
             for param in op.get("parameters", []) if isinstance(op, dict) else []:

@@ -282,7 +282,8 @@ def test_upload_limit_comes_from_settings(app_client, world, monkeypatch):
                             files={"file": ("a.csv", b"x" * 100)},
                             data={"dept": "hb", "layer": "tseam_upload", "theme": "land",
                                   "sharing": "open"})
-    finally:
+    finally:  # the limit must not outlive this request (settings are read once)
+        monkeypatch.delenv("JMGEO_UPLOAD_MAX_BYTES")
         settings.reset_settings()
     assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
     _chinese_first(r.json()["description"])

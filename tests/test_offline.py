@@ -244,3 +244,21 @@ def test_reference_keys_ignore_the_schema_host():
                       "ogcapi-features-1.yaml#/components/responses/NotFound")
     assert a == b == "ogcapi-features-1.yaml#/components/responses/NotFound"
     assert reference_key("#/components/parameters/f") is None
+
+
+def test_html_pages_are_rendered_with_the_callers_own_configuration(app_client, world):
+    """pygeoapi caches one translated configuration per locale for the whole process;
+    with one configuration per audience an HTML page must still be drawn from the
+    caller's own (jmgeo.ogc.patches.translate_struct): a keyed caller's conditional
+    collection renders, and the anonymous list never names it."""
+    conditional = layer_name("conditional")
+    owner = {"Authorization": f"Bearer {world['owner'].token}"}
+    for _ in range(2):  # each order of first use
+        anon = app_client.get("/ogc/collections", params={"f": "html"})
+        assert anon.status_code == 200 and conditional not in anon.text
+        keyed = app_client.get(f"/ogc/collections/{conditional}", params={"f": "html"},
+                               headers=owner)
+        assert keyed.status_code == 200, keyed.text[:300]
+        assert conditional in keyed.text
+        anon = app_client.get(f"/ogc/collections/{OPEN}", params={"f": "html"})
+        assert anon.status_code == 200 and conditional not in anon.text

@@ -18,6 +18,9 @@ request negotiation and its ``translate`` go through ``l10n.best_match``
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from jmgeo.ogc.compat import itemtypes_api as itemtypes
 from jmgeo.ogc.compat import l10n
 from spatial.crs import transform_bbox
@@ -65,9 +68,41 @@ def best_match(accept_languages, available_locales) -> l10n.Locale:
     return served[0]
 
 
+_translated: OrderedDict[tuple[int, str], tuple[dict, dict]] = OrderedDict()
+_translated_lock = threading.Lock()
+_TRANSLATED_MAX = 256
+_translate_struct = l10n.translate_struct
+
+
+def translate_struct(struct, locale_, is_config: bool = False):
+    """pygeoapi's ``translate_struct`` caches THE translated configuration per locale, for
+    the whole process — right for one configuration, wrong for one per audience: an HTML
+    page would be rendered with whichever audience's configuration was translated first
+    (another caller's collections, or a 500 for a collection it lacks). Cached here per
+    configuration object and locale instead (the entry keeps the object, so its id is not
+    reused while cached)."""
+    if not is_config or not struct or not locale_:
+        return _translate_struct(struct, locale_, is_config)
+    key = (id(struct), str(locale_))
+    with _translated_lock:
+        hit = _translated.get(key)
+        if hit is not None and hit[0] is struct:
+            _translated.move_to_end(key)
+            return hit[1]
+    with _translated_lock:  # pygeoapi's own per-locale slot emptied around its call
+        l10n._cfg_cache.pop(locale_, None)
+        result = _translate_struct(struct, locale_, True)
+        l10n._cfg_cache.pop(locale_, None)
+        _translated[key] = (struct, result)
+        while len(_translated) > _TRANSLATED_MAX:
+            _translated.popitem(last=False)
+    return result
+
+
 def apply() -> None:
     global _applied
     if not _applied:
         itemtypes.transform_bbox = transform_bbox
         l10n.best_match = best_match
+        l10n.translate_struct = translate_struct
         _applied = True
