@@ -21,6 +21,16 @@ const STATE = {
   overdue: L('逾期', 'overdue'), delinquent: L('严重逾期', 'delinquent'),
   due: L('临期', 'due'), fresh: L('按期', 'fresh'),
 };
+const CYCLES = {
+  realtime: L('实时', 'real time'), daily: L('每日', 'daily'), weekly: L('每周', 'weekly'),
+  monthly: L('每月', 'monthly'), quarterly: L('每季度', 'quarterly'),
+  halfyearly: L('每半年', 'half-yearly'), yearly: L('每年', 'yearly'),
+  other: L('其他（按季度）', 'other (quarterly)'),
+};
+const SECTIONS = {
+  cataloguing: L('编目完整率', 'cataloguing'), timeliness: L('更新及时率', 'timeliness'),
+  quality: L('质量分', 'quality'), requests: L('申请按期率', 'requests on time'),
+};
 const charts = [];
 
 async function api(url, options = {}) {
@@ -139,12 +149,13 @@ function drawFigures(fig) {
       ['median_working_days', L('答复用时中位数（工作日）', 'median answer (working days)'), COLOURS.overdue],
     ].map(([key, label, colour]) => ({
       name: label, type: 'bar', itemStyle: { color: colour },
-      data: reqCodes.map((k) => s.requests.by_dept[k][key] ?? 0),
+      data: reqCodes.map((k) => s.requests.by_dept[k][key] ?? '-'),
       label: { show: true, position: 'right' },
     })),
   });
   const modes = Object.keys(MODES);
-  const exCodes = Object.keys(s.exchange.by_dept).filter((k) => k && k !== 'null').sort();
+  const exCodes = Object.keys(s.exchange.by_dept)
+    .filter((k) => k && k !== 'null' && s.exchange.by_dept[k].deliveries > 0).sort();
   chart('chart-exchange', {
     yAxis: { type: 'category', data: exCodes.map((k) => names[k] || k), inverse: true },
     xAxis: { type: 'value', minInterval: 1, name: L('次', 'deliveries') },
@@ -166,12 +177,12 @@ function drawFigures(fig) {
     ].map(([key, label, colour, axis]) => ({
       name: label, type: 'bar', xAxisIndex: axis, itemStyle: { color: colour },
       label: { show: true, position: 'right' },
-      data: qCodes.map((k) => s.quality.by_dept[k][key] ?? 0),
+      data: qCodes.map((k) => s.quality.by_dept[k][key] ?? '-'),
     })),
   });
 
   document.getElementById('weights').textContent = L('综合分 = 各项比率加权（权重：', 'Score = the rates, weighted (weights: ')
-    + Object.entries(fig.weights).map(([k, w]) => `${k} ${w}`).join('，')
+    + Object.entries(fig.weights).map(([k, w]) => `${SECTIONS[k] || k} ${w}`).join(L('，', ', '))
     + L('）；部门无某项数据时该项不计入权重。', '); a rate a department has no figure for is left out of its weights.');
   const rank = document.querySelector('#ranking tbody');
   rank.replaceChildren();
@@ -198,7 +209,7 @@ function drawOverdue(fresh) {
   const late = fresh.resources.filter((x) => x.state === 'overdue' || x.state === 'delinquent');
   for (const x of late) {
     const tr = row(tbody, [`${x.title || x.resource}（${x.resource}）`, x.dept_name || x.dept,
-      x.cycle, num(x.deadline), num(x.late_days), num(x.last_update), STATE[x.state]]);
+      CYCLES[x.cycle] || x.cycle, num(x.deadline), num(x.late_days), num(x.last_update), STATE[x.state]]);
     tr.className = `state-${x.state}`;
     tr.dataset.resource = x.resource;
   }
