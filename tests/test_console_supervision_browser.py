@@ -112,7 +112,7 @@ def test_bureau_dashboard_draws_files_a_report_and_downloads_its_pdf(page, live_
     assert pixels_drawn(shot) > 50_000
 
 
-def test_a_department_sees_only_its_own_figures(page, live_server, world):
+def test_a_department_sees_only_its_own_figures(page, live_server, world, database_url):
     problems = watch(page)
     owner = world["callers"]["owner"]
     with page.expect_response(lambda r: "/supervision/figures" in r.url) as answer:
@@ -128,11 +128,17 @@ def test_a_department_sees_only_its_own_figures(page, live_server, world):
         "rs => rs.map(r => r.dataset.resource)")
     assert "syn_bus" not in overdue  # 交通's, not 国土's
     assert page.locator("#reports").count() == 0  # the filed reports are the bureau's
-    # the department's own chart names only itself
-    labels = page.evaluate("""() => {
-      const c = document.getElementById('chart-timeliness');
-      return c.textContent; }""")
-    assert world["names"]["sw"] not in labels
+    # the headline is the department's own figure, not the city's
+    own = fig["sections"]["timeliness"]["by_dept"]["gtzy"]
+    assert page.locator("#fig-timeliness").inner_text().endswith(
+        f"（{own['on_time']}/{own['obligations']}）")
+    from supervision import figures
+    from supervision.periods import parse_period
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        city = figures.compute(conn, parse_period(world["quarter"]))
+    total = city["sections"]["timeliness"]["total"]
+    assert (own["on_time"], own["obligations"]) != (total["on_time"], total["obligations"])
     assert problems == []
 
 

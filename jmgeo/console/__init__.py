@@ -149,8 +149,7 @@ async def _sign_in_required(request: Request, exc: SignInRequired) -> RedirectRe
 
 def install_console(app: FastAPI) -> None:
     """Mount the console's routes and its sign-in redirect."""
-    from jmgeo.console import (oversight, requests_pages, resources, signin,
-                               supervision_pages)
+    from jmgeo.console import oversight, requests_pages, resources, signin, supervision_pages
 
     for module in (signin, resources, requests_pages, oversight, supervision_pages):
         app.include_router(module.router, prefix="/console", include_in_schema=False)
