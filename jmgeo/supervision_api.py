@@ -6,7 +6,9 @@ the filed reports.
   department (``layers.policy.supervision_scope``); ``drill`` keeps the rows of one
   section (or ``all``), else rows are left out (the figures alone are small).
 - ``GET /supervision/freshness`` — each resource on the ladder today (same scope).
-- ``POST /supervision/ratings`` ``{"delivery_id", "score", "comment"}`` — 评议.
+- ``GET /supervision/deliveries`` — the deliveries the caller's department received, with
+  their ratings (what it may rate); ``POST /supervision/ratings`` ``{"delivery_id",
+  "score", "comment"}`` — 评议.
 - ``POST /supervision/corrections`` ``{"resource", "description", "record_key", "field",
   "region"}``; ``GET /supervision/corrections``; ``POST /supervision/corrections/{id}/answer``
   ``{"outcome": "fixed"|"not_error", "version", "reason"}`` — 纠错 (the owner answers).
@@ -79,6 +81,12 @@ def get_freshness(caller: ReaderDep) -> JSONResponse:
     for r in rows:
         r.pop("layer_id", None)
     return _json({"resources": rows})
+
+
+@router.get("/deliveries", summary="本部门收到的交付 / deliveries my department received")
+def get_deliveries(caller: ReaderDep) -> JSONResponse:
+    with connection() as conn:
+        return _json({"deliveries": feedback.received_deliveries(conn, caller)})
 
 
 @router.post("/ratings", status_code=201, summary="评议一次交付 / rate a delivery")

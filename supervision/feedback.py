@@ -73,6 +73,20 @@ def rate_delivery(conn, caller: Caller, delivery_id: int, *, score: int,
             "score": score, "comment": comment}
 
 
+def received_deliveries(conn, caller: Caller, limit: int = 200) -> list[dict[str, Any]]:
+    """The deliveries the caller's department received (newest first), each with its
+    rating if it has one — what a department may rate (评议) and raise corrections on.
+    Nothing for a caller that rates nothing (``layers.policy.may_rate``)."""
+    if not policy.may_rate(caller, True):
+        return []
+    return _q(conn, "SELECT x.id, l.name AS resource, l.title, o.code AS owner, x.mode, "
+                    "x.rows, x.deliveries, x.at, r.score, r.comment FROM exchange_delivery x "
+                    "JOIN layer l ON l.id = x.layer_id JOIN department o ON o.id = "
+                    "l.owner_dept_id JOIN department d ON d.id = x.dept_id LEFT JOIN "
+                    "delivery_rating r ON r.delivery_id = x.id WHERE d.code = %s ORDER BY "
+                    "x.at DESC, x.id DESC LIMIT %s", (caller.dept_code, limit)).fetchall()
+
+
 def correction_rule(conn) -> dict[str, Any]:
     """The rule new tickets are raised under (the newest active one)."""
     return _q(conn, "SELECT id, basis, working_days FROM correction_rule WHERE active "

@@ -293,20 +293,21 @@ def test_pages_show_only_what_the_policy_gives(app, world):
 def test_auditor_and_bureau_pages(app, world):
     dept, _ = sign_in(app, world["callers"]["owner"].token)
     assert dept.get("/console/audit").status_code == 403
-    assert dept.get("/console/supervision").status_code == 403
-    assert dept.get("/console/supervision/data").status_code == 403
+    own = dept.get("/console/supervision")  # a department: its own figures, no reports
+    assert own.status_code == 200 and 'data-scope="gtzy"' in own.text
+    assert 'id="reports"' not in own.text and 'id="report-form"' not in own.text
+    assert dept.get("/console/supervision/data").status_code == 404  # the placeholder's gone
     auditor, _ = sign_in(app, world["callers"]["auditor"].token)
     log = auditor.get("/console/audit", params={"verify": "true", "limit": 50})
     assert log.status_code == 200 and "console.signin" in log.text
     assert "哈希链完整" in log.text
+    watched = auditor.get("/console/supervision")  # reads the reports, files none
+    assert 'id="reports"' in watched.text and 'id="report-form"' not in watched.text
+    assert auditor.get("/console/feedback").status_code == 403  # rates nothing
     admin, _ = sign_in(app, world["callers"]["admin"].token)
-    data = admin.get("/console/supervision/data")
-    assert data.status_code == 200
-    body = data.json()
-    assert body["requests_by_status"].get("submitted", 0) >= 1
-    assert set(body) >= {"deliveries_by_mode", "overdue_total"}
-    page = admin.get("/console/supervision")
-    assert page.status_code == 200
+    page = admin.get("/console/supervision", params={"period": "2999Q1"})
+    assert page.status_code == 200 and 'id="period-error"' in page.text  # not begun
+    assert 'data-scope=""' in page.text and 'id="report-form"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "<script>" not in page.text and " style=" not in page.text
 

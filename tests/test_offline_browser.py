@@ -6,8 +6,8 @@ does any Content-Security-Policy violation (the ``securitypolicyviolation`` even
 the console's refusals), a script error or a failed load. Maps are checked by their
 pixels: the items page draws the layer's features over the framework's regions.
 
-The browser fixture is this module's own (``chromium``); the portal's shared one
-(tests/browser.py) can replace it once it is on main.
+The browser is the suite's one (``browser`` of tests/browser.py: Debian's chromium,
+launched once per test session); each visit is a new context of it.
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from policy_fixtures import build_world, layer_name
 
+pytest_plugins = ["browser"]
+
 OPEN = layer_name("open")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 # injected by the browser driver (not by the page, so the page's policy does not apply)
 RECORD_VIOLATIONS = """
 window.__cspViolations = [];
@@ -39,20 +36,6 @@ FEATURE_RGB = (0xC0, 0x39, 0x2B)  # the features' colour in /static/ogc/ogc-page
 @pytest.fixture(scope="module")
 def world(database_url):
     return build_world(database_url)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "Debian's chromium is missing: apt-get install chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @dataclass
@@ -81,11 +64,11 @@ class Visit:
 
 
 @pytest.fixture
-def visit(chromium, live_server, world) -> Iterator:
+def visit(browser, live_server, world) -> Iterator:
     contexts = []
 
     def open_page(path: str, ready: str | None = None) -> Visit:
-        context = chromium.new_context(viewport={"width": 1280, "height": 900},
+        context = browser.new_context(viewport={"width": 1280, "height": 900},
                                        locale="zh-CN", service_workers="block")
         contexts.append(context)
         context.add_init_script(RECORD_VIOLATIONS)

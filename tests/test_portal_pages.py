@@ -148,3 +148,57 @@ def test_pages_are_small_and_compressed(client, portal_world, path):
     css = client.get("/static/portal/portal.css")
     html_bytes = len(gzip.compress(r.content))
     assert html_bytes + len(css.content) < 200_000
+
+
+def test_an_overdue_demo_resource_shows_the_overdue_badge(client, portal_world, database_url):
+    """The dataset page's badge is supervision's ladder (``supervision.freshness``): the
+    demo's rivers, last published on a day that leaves their update overdue today, are
+    shown as overdue — with the missed deadline — in Chinese and in English."""
+    import datetime as dt
+
+    import psycopg
+
+    from exchange import clock
+    from supervision import freshness as sf
+
+    today = clock.local_date(dt.datetime.now(clock.CHINA))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        cycle = next(r["cycle"] for r in sf.resources(conn) if r["name"] == "rivers")
+        rule = sf.load_rules(conn)[cycle]
+        # the latest publish day that leaves the rivers overdue (not yet delinquent) today
+        day = next(today - dt.timedelta(days=n) for n in range(1, 800)
+                   if sf.state([today - dt.timedelta(days=n)], rule, today)["state"]
+                   == "overdue")
+        expected = sf.state([day], rule, today)
+        at = dt.datetime.combine(day, dt.time(9), clock.CHINA)
+        saved = conn.execute(
+            "SELECT v.version, v.loaded_at FROM layer_version v JOIN layer l ON l.id = "
+            "v.layer_id WHERE l.name = 'rivers'").fetchall()
+        steps = conn.execute(
+            "SELECT s.id, s.at FROM layer_step s JOIN layer l ON l.id = s.layer_id WHERE "
+            "l.name = 'rivers' AND s.kind = 'publish'").fetchall()
+        try:
+            conn.execute("UPDATE layer_version SET loaded_at = %s WHERE layer_id = (SELECT id "
+                         "FROM layer WHERE name = 'rivers')", (at,))
+            conn.execute("UPDATE layer_step SET at = %s WHERE kind = 'publish' AND layer_id = "
+                         "(SELECT id FROM layer WHERE name = 'rivers')", (at,))
+            url = f"/portal/datasets/{portal_world['rivers']}"
+            zh = re.search(r'<span class="badge (\w+)" id="freshness">([^<]+)</span>',
+                           client.get(url, params={"lang": "zh"}).text)
+            en = re.search(r'<span class="badge (\w+)" id="freshness">([^<]+)</span>',
+                           client.get(url, params={"lang": "en"}).text)
+        finally:
+            for version, loaded in saved:
+                conn.execute("UPDATE layer_version SET loaded_at = %s WHERE version = %s AND "
+                             "layer_id = (SELECT id FROM layer WHERE name = 'rivers')",
+                             (loaded, version))
+            for sid, when in steps:
+                conn.execute("UPDATE layer_step SET at = %s WHERE id = %s", (when, sid))
+    client.cookies.clear()
+    assert zh and en, "no freshness badge on the dataset page"
+    assert zh.group(1) == en.group(1) == "late"
+    deadline = expected["deadline"].isoformat()
+    assert zh.group(2) == (f"逾期未更新 · 应于 {deadline} 前更新，已逾期 "
+                           f"{expected['late_days']} 个工作日")
+    assert en.group(2) == f"overdue · was due {deadline}: {expected['late_days']} working days late"
+    assert expected["late_days"] >= 1

@@ -60,6 +60,12 @@ def test_rating_and_correction_over_http(app_client, callers, database_url):
     assert r.status_code == 201, r.text
     assert applicant.post("/supervision/ratings", {"delivery_id": got, "score": 4}
                           ).status_code == 409
+    # the deliveries a department received, with their ratings: its own only
+    seen = {d["id"]: d for d in applicant.get("/supervision/deliveries").json()["deliveries"]}
+    assert seen[got]["score"] == 5 and seen[got]["resource"] == name
+    assert got not in {d["id"] for d in unrelated.get("/supervision/deliveries").json()
+                       ["deliveries"]}
+    assert app_client.get("/supervision/deliveries").status_code == 401
     assert applicant.post("/supervision/ratings", {"delivery_id": got, "score": 9}
                           ).status_code in (409, 422)
     assert unrelated.post("/supervision/corrections", {"resource": name, "description": "x"}

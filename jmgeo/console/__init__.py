@@ -5,7 +5,7 @@ itself is ``jmgeo.sessions``) and the pages act for the caller the session stand
 the same :class:`~layers.policy.Caller` the key would be in a header — and only through
 the functions the APIs call (``exchange.requests``, ``exchange.subscriptions``,
 ``layers.registry``, ``layers.policy``, ``layers.audit``) or the APIs themselves from the
-page scripts (``POST /layers/upload``, ``GET /exchange/supervision``): a page shows no
+page scripts (``POST /layers/upload``, ``/supervision/…``): a page shows no
 datum, and does nothing, that the API would refuse the same caller.
 
 * not signed in (no cookie, or a session that ended) → ``/console/signin?next=<here>``
@@ -31,6 +31,7 @@ from jmgeo.portal import NavItem, add_nav, render
 from jmgeo.portal import not_found as portal_not_found
 from jmgeo.portal.i18n import add_messages
 from jmgeo.sessions import CSRF_FIELD, Session
+from layers import policy
 from layers.policy import Caller
 
 # the Content-Security-Policy, nosniff and Referrer-Policy come from jmgeo.web.PageSecurity,
@@ -92,7 +93,8 @@ CONSOLE_NAV = (  # (path, 中文, English, who sees it)
     ("/console/requests?box=outbox", "我的申请", "Outbox", "department"),
     ("/console/requests?box=inbox", "待我答复", "Inbox", "department"),
     ("/console/subscriptions", "订阅", "Subscriptions", "department"),
-    ("/console/supervision", "督办看板", "Supervision", "oversight"),
+    ("/console/feedback", "评议与纠错", "Ratings & corrections", "department"),
+    ("/console/supervision", "督办看板", "Supervision", "supervision"),
     ("/console/audit", "审计日志", "Audit log", "auditor"),
 )
 
@@ -102,7 +104,7 @@ def nav_for(caller: Caller) -> list[tuple[str, str, str]]:
     out = []
     for path, zh, en, who in CONSOLE_NAV:
         if (who == "any" or (who == "department" and caller.data_dept is not None)
-                or (who == "oversight" and caller.kind in ("admin", "auditor"))
+                or (who == "supervision" and policy.supervision_scope(caller)[0])
                 or (who == "auditor" and caller.can_read_audit)):
             out.append((path, zh, en))
     return out
@@ -147,8 +149,8 @@ async def _sign_in_required(request: Request, exc: SignInRequired) -> RedirectRe
 
 def install_console(app: FastAPI) -> None:
     """Mount the console's routes and its sign-in redirect."""
-    from jmgeo.console import oversight, requests_pages, resources, signin
+    from jmgeo.console import oversight, requests_pages, resources, signin, supervision_pages
 
-    for module in (signin, resources, requests_pages, oversight):
+    for module in (signin, resources, requests_pages, oversight, supervision_pages):
         app.include_router(module.router, prefix="/console", include_in_schema=False)
     app.add_exception_handler(SignInRequired, _sign_in_required)

@@ -124,6 +124,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fresh.overdue": ("逾期未更新", "overdue"),
     "fresh.delinquent": ("严重逾期", "seriously overdue"),
     "fresh.deadline": ("下次更新期限 {d}", "next update due {d}"),
+    "fresh.late": ("应于 {d} 前更新，已逾期 {n} 个工作日", "was due {d}: {n} working days late"),
     "fresh.last": ("最近更新 {d}", "last updated {d}"),
     # regions
     "reg.title": ("行政区划", "Administrative regions"),
