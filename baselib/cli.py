@@ -1,7 +1,7 @@
 """``jmgeo baselib …`` — the base libraries from the command line.
 
 Configuration (the bureau's): ``authority set|list``, ``source add|list``, ``rule set``;
-work: ``integrate``, ``tickets``, ``answer``, ``report``, ``review list|suggest|decide``;
+work: ``integrate``, ``tickets``, ``answer``, ``report``, ``remind``, ``review list|suggest|decide``;
 service: ``verify LIB FILE.csv`` (batch 核验 of an uploaded list: columns key,name),
 ``access LIB KEY`` (who looked at it), ``history LIB KEY``, ``regions``; ``demo``.
 Commands that act for someone take ``--as DEPT`` / ``--as-bureau`` / ``--as-auditor``
@@ -76,6 +76,11 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
                                   version=args.version, note=args.note))
         elif cmd == "report":
             _print(tickets.report(conn, _caller(args)))
+        elif cmd == "remind":
+            _bureau(args)
+            from baselib.notices import notify_overdue
+
+            _print(notify_overdue(conn))
         elif cmd == "rule":
             _print(tickets.set_rule(conn, _caller(args), args.working_days, args.basis,
                                     args.code))
@@ -156,6 +161,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--version", type=int)
     an.add_argument("--note")
     cmd("report", "校核通报 / open, overdue, answer times per authority")
+    cmd("remind", "逾期提醒 / tell authorities of overdue tickets (the daily job's work)")
     r = cmd("rule", "校核时限规则 / a new ticket rule (--as-bureau)")
     r.add_argument("--working-days", type=int, required=True)
     r.add_argument("--basis", required=True)
