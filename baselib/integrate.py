@@ -7,7 +7,7 @@ passes through Python but the distinct raw keys):
 1. **check** the configuration: every source resource published, its key column and
    every mapped column present, every mapped attribute with an authority;
 2. **keys**: the distinct raw keys are normalised and validated in Python with
-   ``baselib.identifiers`` (stdnum) and copied back; invalid ones go to the quarantine
+   ``layers.identifiers`` (stdnum) and copied back; invalid ones go to the quarantine
    (``baselib_quarantine``) with the reason and the record, never dropped, never merged —
    unless a person (or a confident match, ``baselib.review``) resolved that raw key;
 3. **duplicates**: two rows of one source with the same normalised key (a 15- and an
@@ -33,10 +33,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from baselib import identifiers, spatial_link, tickets
+from baselib import spatial_link, tickets
 from baselib.errors import BaselibError
 from baselib.libraries import OWNER, Library, authorities, check_source, library, sources
-from layers import audit, policy, registry
+from layers import audit, identifiers, policy, registry
 
 BATCH = 50_000
 SYSTEM = "system:baselib-integrate"

@@ -29,7 +29,7 @@ class Library:
 
     name: str
     title: str
-    key_kind: str  # baselib.identifiers.KINDS
+    key_kind: str  # layers.identifiers.KINDS
     key: str
     key_label: str
     attributes: dict[str, str]

@@ -169,7 +169,7 @@ def test_verification_answers_match_no_match_unknown_and_nothing_else(app_client
     keys = sorted(world["persons"])
     a, b = world["persons"][keys[0]], world["persons"][keys[1]]
     absent = keys[2][:14] + "9999"
-    from baselib.identifiers import ric_check_char
+    from layers.identifiers import ric_check_char
 
     absent = absent[:17] + ric_check_char(absent[:17])
     pairs = [{"key": a["id_number"], "name": a["name"]},
