@@ -110,9 +110,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
             _bureau(args)
             _print(integrate.value_history(conn, args.library, args.key))
         elif cmd == "regions":
-            table = review._table(conn, "legal_persons")
+            table = review._table(conn, args.library)
             if table is None:
-                raise UserError("法人库尚未整合 / legal_persons is not integrated yet")
+                raise UserError(f"基础库 {args.library} 尚未整合 / {args.library} is not "
+                                "integrated yet: jmgeo baselib integrate " + args.library)
             _print(spatial_link.per_region(conn, table, args.level))
         elif cmd == "demo":
             from baselib.demo import load_demo_baselib
@@ -183,7 +184,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     h = cmd("history", "取值历史 / every value of a record with provenance")
     h.add_argument("library", choices=libs)
     h.add_argument("key")
-    rg = cmd("regions", "按镇街统计法人 / legal persons per town or county")
+    rg = cmd("regions", "按镇街统计 / records per town or county (address located)")
+    rg.add_argument("--library", choices=libs, default="legal_persons")
     rg.add_argument("--level", choices=["town", "county"], default="town")
     d = cmd("demo", "演示数据 / fake sources, authorities, both libraries, themes")
     d.add_argument("--persons", type=int, default=2000)

@@ -20,7 +20,8 @@ passes through Python but the distinct raw keys):
 6. **cross-check**: every copy that disagrees with the authority → a verification ticket
    (``baselib.tickets``); a ticket whose disagreement is gone is closed;
 7. **publish** the golden records as version N of the library's table resource
-   (``layers.registry.publish``), legal persons located in the framework first.
+   (``layers.registry.publish``), addresses located in the framework first (town and
+   county codes: ``baselib.spatial_link``).
 """
 
 from __future__ import annotations
