@@ -264,10 +264,12 @@ def test_demo_registers_libraries_and_themes_in_the_catalog(world, database_url)
     with psycopg.connect(database_url) as conn:
         themes = dict(conn.execute(
             "SELECT name, theme FROM layer WHERE name IN ('persons', 'legal_persons', "
-            "'credit_records', 'tax_records', 'enterprise_stats', 'yimen_services')"))
+            "'credit_records', 'tax_records', 'enterprise_stats', 'yimen_services', "
+            "'insurance_coverage')"))
     assert themes == {"persons": "population", "legal_persons": "legal_person",
                       "credit_records": "credit", "tax_records": "tax",
-                      "enterprise_stats": "statistics", "yimen_services": "gov_services"}
+                      "enterprise_stats": "statistics", "yimen_services": "gov_services",
+                      "insurance_coverage": "insurance"}
 
 
 def test_thematic_indicators(app_client, world):
