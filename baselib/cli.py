@@ -1,7 +1,7 @@
 """``jmgeo baselib …`` — the base libraries from the command line.
 
 Configuration (the bureau's): ``authority set|list``, ``source add|list``, ``rule set``;
-work: ``integrate``, ``tickets``, ``answer``, ``report``, ``review list|suggest|decide``;
+work: ``integrate``, ``tickets``, ``answer``, ``report``, ``remind``, ``review list|suggest|decide``;
 service: ``verify LIB FILE.csv`` (batch 核验 of an uploaded list: columns key,name),
 ``access LIB KEY`` (who looked at it), ``history LIB KEY``, ``regions``; ``demo``.
 Commands that act for someone take ``--as DEPT`` / ``--as-bureau`` / ``--as-auditor``
@@ -76,6 +76,11 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
                                   version=args.version, note=args.note))
         elif cmd == "report":
             _print(tickets.report(conn, _caller(args)))
+        elif cmd == "remind":
+            _bureau(args)
+            from baselib.notices import notify_overdue
+
+            _print(notify_overdue(conn))
         elif cmd == "rule":
             _print(tickets.set_rule(conn, _caller(args), args.working_days, args.basis,
                                     args.code))
@@ -105,9 +110,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
             _bureau(args)
             _print(integrate.value_history(conn, args.library, args.key))
         elif cmd == "regions":
-            table = review._table(conn, "legal_persons")
+            table = review._table(conn, args.library)
             if table is None:
-                raise UserError("法人库尚未整合 / legal_persons is not integrated yet")
+                raise UserError(f"基础库 {args.library} 尚未整合 / {args.library} is not "
+                                "integrated yet: jmgeo baselib integrate " + args.library)
             _print(spatial_link.per_region(conn, table, args.level))
         elif cmd == "demo":
             from baselib.demo import load_demo_baselib
@@ -156,6 +162,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--version", type=int)
     an.add_argument("--note")
     cmd("report", "校核通报 / open, overdue, answer times per authority")
+    cmd("remind", "逾期提醒 / tell authorities of overdue tickets (the daily job's work)")
     r = cmd("rule", "校核时限规则 / a new ticket rule (--as-bureau)")
     r.add_argument("--working-days", type=int, required=True)
     r.add_argument("--basis", required=True)
@@ -177,7 +184,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     h = cmd("history", "取值历史 / every value of a record with provenance")
     h.add_argument("library", choices=libs)
     h.add_argument("key")
-    rg = cmd("regions", "按镇街统计法人 / legal persons per town or county")
+    rg = cmd("regions", "按镇街统计 / records per town or county (address located)")
+    rg.add_argument("--library", choices=libs, default="legal_persons")
     rg.add_argument("--level", choices=["town", "county"], default="town")
     d = cmd("demo", "演示数据 / fake sources, authorities, both libraries, themes")
     d.add_argument("--persons", type=int, default=2000)

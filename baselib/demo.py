@@ -17,10 +17,10 @@ import psycopg
 from psycopg import sql
 
 from baselib import fake, libraries
-from baselib.identifiers import make_uscc
 from baselib.integrate import integrate
 from layers import registry
 from layers.departments import ensure_departments
+from layers.identifiers import make_uscc
 
 DEPARTMENTS: list[dict[str, Any]] = [
     {"code": "gaj", "name": "江门市公安局", "uscc": make_uscc("11", "440700", "00702001")},

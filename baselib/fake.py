@@ -17,7 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from baselib.identifiers import make_ric, make_uscc
+from layers.identifiers import make_ric, make_uscc
 
 SURNAMES = "陈李黄张梁林吴刘何谭周余甄赵关邓冯区伍胡司徒欧阳".replace("司徒", "").replace("欧阳", "")
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰志红文辉建国永健嘉欣家豪俊宇思颖"

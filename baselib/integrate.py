@@ -7,7 +7,7 @@ passes through Python but the distinct raw keys):
 1. **check** the configuration: every source resource published, its key column and
    every mapped column present, every mapped attribute with an authority;
 2. **keys**: the distinct raw keys are normalised and validated in Python with
-   ``baselib.identifiers`` (stdnum) and copied back; invalid ones go to the quarantine
+   ``layers.identifiers`` (stdnum) and copied back; invalid ones go to the quarantine
    (``baselib_quarantine``) with the reason and the record, never dropped, never merged —
    unless a person (or a confident match, ``baselib.review``) resolved that raw key;
 3. **duplicates**: two rows of one source with the same normalised key (a 15- and an
@@ -20,7 +20,8 @@ passes through Python but the distinct raw keys):
 6. **cross-check**: every copy that disagrees with the authority → a verification ticket
    (``baselib.tickets``); a ticket whose disagreement is gone is closed;
 7. **publish** the golden records as version N of the library's table resource
-   (``layers.registry.publish``), legal persons located in the framework first.
+   (``layers.registry.publish``), addresses located in the framework first (town and
+   county codes: ``baselib.spatial_link``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from baselib import identifiers, spatial_link, tickets
+from baselib import spatial_link, tickets
 from baselib.errors import BaselibError
 from baselib.libraries import OWNER, Library, authorities, check_source, library, sources
-from layers import audit, policy, registry
+from layers import audit, identifiers, policy, registry
 
 BATCH = 50_000
 SYSTEM = "system:baselib-integrate"

@@ -29,7 +29,7 @@ class Library:
 
     name: str
     title: str
-    key_kind: str  # baselib.identifiers.KINDS
+    key_kind: str  # layers.identifiers.KINDS
     key: str
     key_label: str
     attributes: dict[str, str]
@@ -47,8 +47,10 @@ LIBRARIES: dict[str, Library] = {
         {"name": "姓名", "gender": "性别", "birth_date": "出生日期", "address": "住址",
          "phone": "联系电话", "insurance_status": "参保状态", "employer_uscc": "工作单位信用代码"},
         # DESIGN §5: ID numbers, phone numbers, names of private persons; §11: addresses
+        # — and the codes located from the address, which are part of it
         {"id_number": "id_number", "name": "person_name", "phone": "phone",
-         "address": "full"}, {}, "population"),
+         "address": "full", "county_code": "full", "town_code": "full"},
+        {"county_code": "住址所在区县代码", "town_code": "住址所在镇街代码"}, "population"),
     "legal_persons": Library(
         "legal_persons", "法人基础库", "uscc", "uscc", "统一社会信用代码",
         {"name": "名称", "legal_rep": "法定代表人", "address": "注册地址",

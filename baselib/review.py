@@ -33,10 +33,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from baselib import identifiers
 from baselib.errors import BaselibError, NotAllowed
 from baselib.libraries import OWNER, library
-from layers import audit, policy
+from layers import audit, identifiers, policy
 from layers.policy import Caller
 
 AUTO_APPLY = 0.95

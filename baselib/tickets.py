@@ -27,6 +27,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from baselib import notices
 from baselib.errors import BaselibError, NotAllowed
 from baselib.libraries import LIBRARIES, OWNER
 from exchange import clock
@@ -94,7 +95,8 @@ def sync(conn, library: str, run_id: int, now: datetime) -> dict[str, int]:
         "t.status <> 'closed' AND t.key = d.key AND t.attribute = d.attribute AND "
         "t.copy_resource = sc.resource)",
         (library, rule["id"], rule["working_days"], now, run_id, due, library)).rowcount
-    return {"opened": opened, "closed": closed}
+    notified = notices.notify_opened(conn, library, run_id, now) if opened else []
+    return {"opened": opened, "closed": closed, "notified": len(notified)}
 
 
 def _value(column: str, holders: tuple[str, ...], caller: Caller, kinds: dict[str, str]
@@ -170,8 +172,9 @@ def answer(conn, caller: Caller, ticket_id: int, verdict: str, *,
                            "that corrects it", "--version N")
     now = now or datetime.now(UTC)
     with conn.transaction():
-        t = _q(conn, "SELECT t.*, da.code AS authority FROM baselib_ticket t JOIN department "
-                     "da ON da.id = t.authority_dept_id WHERE t.id = %s FOR UPDATE",
+        t = _q(conn, "SELECT t.*, da.code AS authority, dc.code AS copy_dept FROM "
+                     "baselib_ticket t JOIN department da ON da.id = t.authority_dept_id JOIN "
+                     "department dc ON dc.id = t.copy_dept_id WHERE t.id = %s FOR UPDATE OF t",
                (ticket_id,)).fetchone()
         if t is None or not list_tickets(conn, caller, library=t["library"],
                                          ticket_id=ticket_id):
@@ -186,44 +189,79 @@ def answer(conn, caller: Caller, ticket_id: int, verdict: str, *,
         _q(conn, "UPDATE baselib_ticket SET status = %s, answered_at = %s, answered_by = %s, "
                  "answer_note = %s, corrected_version = %s WHERE id = %s",
            (verdict, now, caller.name, note, version, ticket_id))
+        if verdict == "confirmed":  # the copy must move: its department is told
+            notices.notify_confirmed(conn, t, t["copy_dept"], now)
         audit.record(conn, action="baselib.ticket", caller=caller, layer=t["library"],
                      request={"ticket": ticket_id, "answer": verdict, "version": version})
     return {"id": ticket_id, "status": verdict, "corrected_version": version}
 
 
-def _working_days(start: date, end: date) -> int:
-    n, day = 0, start
-    while day < end:
-        day = date.fromordinal(day.toordinal() + 1)
-        n += clock.is_working_day(day)
-    return n
+def report(conn, caller: Caller, today: date | None = None, *,
+           since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+    """The supervision figures (通报) per authoritative department — the one source of the
+    ticket counts (``GET /baselib/tickets/report`` and ``supervision.figures`` both read
+    it). For the bureau, the auditor and the platform.
 
+    Without a period: every ticket, as it stands ``today``. With ``[since, until)`` (a
+    supervision period; ``today`` its judging day): the tickets of the period — opened in
+    it, or still unsettled when it began — each as it stood at ``until``:
 
-def report(conn, caller: Caller, today: date | None = None) -> dict[str, Any]:
-    """The supervision figures (通报) per authoritative department: open, answered,
-    closed, overdue (unanswered past the deadline, or answered after it) and the mean
-    answer time in working days. The bureau and the auditor."""
+    - ``opened`` in the period; ``open`` neither answered nor closed by ``until``;
+      ``answered`` (confirmed / corrected) and not yet closed; ``closed``;
+    - ``overdue``: settled (answered, or closed because the disagreement went away) after
+      the deadline, or unsettled with the deadline before ``today``;
+    - ``mean_answer_working_days``: opening to answer (``exchange.clock``).
+
+    ``rows`` are the tickets counted (number, library, attribute, departments, dates) —
+    never a key or a value, so the report may travel as a file."""
     if not policy.sees_every_request(caller):
         raise NotAllowed("校核工单通报仅供市网信统筹局和审计员", "the ticket report is for the "
                          "bureau and the auditor")
     today = today or clock.local_date(datetime.now(UTC))
-    rows = _q(conn, "SELECT d.code AS dept, t.status, t.opened_at, t.deadline, t.answered_at "
-                    "FROM baselib_ticket t JOIN department d ON d.id = t.authority_dept_id"
-              ).fetchall()
-    out: dict[str, dict[str, Any]] = {}
+    where, params = "", []
+    if until is not None:
+        where = "WHERE t.opened_at < %s"
+        params.append(until)
+    if since is not None:
+        where += (" AND " if where else "WHERE ") + (
+            "(t.opened_at >= %s OR coalesce(least(t.answered_at, t.closed_at), 'infinity') "
+            ">= %s)")
+        params += [since, since]
+    tickets = _q(conn, "SELECT t.id, t.library, t.attribute, da.code AS dept, dc.code AS "
+                       "copy_dept, t.opened_at, t.deadline, t.answered_at, t.closed_at, "
+                       "t.status FROM baselib_ticket t JOIN department da ON da.id = "
+                       "t.authority_dept_id JOIN department dc ON dc.id = t.copy_dept_id "
+                       f"{where} ORDER BY t.id", params).fetchall()
+    def by_end(at: datetime | None) -> date | None:  # the day of an event before ``until``
+        return clock.local_date(at) if at is not None and (until is None or at < until) \
+            else None
+
+    rows, out = [], {}
+    for t in tickets:
+        answered, closed = by_end(t["answered_at"]), by_end(t["closed_at"])
+        settled = min(d for d in (answered, closed, date.max) if d is not None)
+        settled = None if settled == date.max else settled
+        state = "closed" if closed else "answered" if answered else "open"
+        days = clock.working_days_between(t["opened_at"], t["answered_at"]) \
+            if answered else None
+        rows.append({"dept": t["dept"], "id": t["id"], "library": t["library"],
+                     "attribute": t["attribute"], "copy_dept": t["copy_dept"],
+                     "opened": clock.local_date(t["opened_at"]), "deadline": t["deadline"],
+                     "answered": answered, "closed": closed, "state": state,
+                     "in_period": since is None or t["opened_at"] >= since,
+                     "answer_working_days": days,
+                     "overdue": (settled is not None and settled > t["deadline"]) or
+                                (settled is None and t["deadline"] < today)})
     for r in rows:
-        d = out.setdefault(r["dept"], {"open": 0, "answered": 0, "closed": 0, "overdue": 0,
-                                       "answer_days": []})
-        key = "open" if r["status"] == "open" else "closed" if r["status"] == "closed" \
-            else "answered"
-        d[key] += 1
-        answered = clock.local_date(r["answered_at"]) if r["answered_at"] else None
-        if (answered is None and r["status"] == "open" and r["deadline"] < today) or (
-                answered is not None and answered > r["deadline"]):
-            d["overdue"] += 1
-        if answered is not None:
-            d["answer_days"].append(_working_days(clock.local_date(r["opened_at"]), answered))
+        d = out.setdefault(r["dept"], {"opened": 0, "open": 0, "answered": 0, "closed": 0,
+                                       "overdue": 0, "answer_days": []})
+        d["opened"] += r["in_period"]
+        d[r["state"]] += 1
+        d["overdue"] += r["overdue"]
+        if r["answer_working_days"] is not None:
+            d["answer_days"].append(r["answer_working_days"])
     for d in out.values():
         days = d.pop("answer_days")
         d["mean_answer_working_days"] = round(sum(days) / len(days), 1) if days else None
-    return {"by_authority": out, "total": len(rows), "as_of": today.isoformat()}
+    return {"by_authority": out, "total": len(rows), "as_of": today.isoformat(),
+            "rows": rows}

@@ -24,10 +24,9 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from baselib import identifiers
 from baselib.errors import BaselibError, NotAllowed
 from baselib.libraries import LIBRARIES, OWNER, library
-from layers import audit, policy
+from layers import audit, identifiers, policy
 from layers.policy import Access, Caller
 
 MAX_PAIRS = 1000

@@ -18,20 +18,22 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_DB = "jmgeo_bench"
 
 
-def bench_dsn() -> str:
-    """The benchmarks' scratch database on the cluster `make test` / `make run` made."""
+def bench_dsn(name: str = BENCH_DB) -> str:
+    """The benchmarks' scratch database on the cluster `make test` / `make run` made
+    (another ``name`` keeps a small trial run out of the recorded one's data)."""
     base = (REPO / "var" / "database_url").read_text().strip()
-    return urlsplit(base)._replace(path=f"/{BENCH_DB}").geturl()
+    return urlsplit(base)._replace(path=f"/{name}").geturl()
 
 
 def ensure_bench_db(dsn: str) -> dict[str, str]:
     """Create the scratch database if absent and migrate it; returns the environment
     that points the platform's tools at it."""
     admin = urlsplit(dsn)._replace(path="/postgres").geturl()
+    name = urlsplit(dsn).path.lstrip("/") or BENCH_DB
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                            (BENCH_DB,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+                            (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
     env = dict(os.environ, DATABASE_URL=dsn)
     subprocess.run([str(REPO / ".venv/bin/jmgeo"), "db", "upgrade"], env=env, check=True)
     return env

@@ -11,7 +11,7 @@ resources under the policy. This router adds what a resource has not:
   ``POST /baselib/tickets/{id}/answer`` — verification tickets (校核工单);
 * ``GET /baselib/{library}/review``, ``POST /baselib/{library}/review/{id}`` — the
   review queue of quarantined records;
-* ``GET /baselib/{library}/regions`` — records per town or county (legal persons);
+* ``GET /baselib/{library}/regions`` — records per town or county (both libraries);
 * ``GET /baselib`` — the libraries, their authorities and sources; ``GET /baselib/themes``.
 
 Never anonymous (401). A library the caller may not have answers 404, as an absent one.

@@ -34,7 +34,8 @@ from supervision.periods import parse_period
 
 router = APIRouter(prefix="/supervision", tags=["supervision"])
 PRIVATE = {"Cache-Control": "private, no-store"}
-SECTIONS = ("cataloguing", "timeliness", "quality", "requests", "exchange", "corrections")
+SECTIONS = ("cataloguing", "timeliness", "quality", "requests", "exchange", "corrections",
+            "verification")
 
 
 def _json(value: Any, status: int = 200) -> JSONResponse:

@@ -3,7 +3,7 @@
 The code is 18 characters: registration authority (1), organisation type (1), the
 registration region's admin code (6), the organisation code (9, GB 11714, with its own
 check digit) and a check character computed over the first 17 with weights 3^i mod 31.
-The checks are ``python-stdnum``'s (``stdnum.cn.uscc``) through ``baselib.identifiers``,
+The checks are ``python-stdnum``'s (``stdnum.cn.uscc``) through ``layers.identifiers``,
 the one place identifiers are normalised and validated; a department's own code is
 refused on any error there (a wrong embedded organisation-code check digit is a warning
 in the base libraries, where old codes must still be integrated, but a department the
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from baselib.identifiers import (  # noqa: F401 - re-exported (tests compute codes in arrays)
+from jmgeo.errors import UserError
+from layers.identifiers import (  # noqa: F401 - re-exported (tests compute codes in arrays)
     ORG_CHARSET,
     ORG_WEIGHTS,
     USCC_CHARSET,
@@ -23,7 +24,6 @@ from baselib.identifiers import (  # noqa: F401 - re-exported (tests compute cod
     make_uscc,
     org_check_char,
 )
-from jmgeo.errors import UserError
 
 
 class InvalidUSCC(UserError, ValueError):

@@ -22,6 +22,11 @@ by hand. Departments are the *owners* (生产部门) except where a section says
   the period, by mode, and what each department received.
 - corrections 纠错: raised in the period against the department's resources, closed in
   the period, open and overdue at its end.
+- verification 校核工单: the base libraries' tickets (一数一源、多元校核) by the
+  *authoritative* department that must answer them — opened in the period, open,
+  answered, closed and overdue at its end, the mean answer time; computed by
+  ``baselib.tickets.report`` (the one count: supervision imports baselib, never the
+  other way round).
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from baselib import tickets as baselib_tickets
 from catalog.content import content_of, validate
 from catalog.entries import get_entry
 from exchange import clock
 from exchange.deliveries import MODES, summary
+from layers import policy
 from supervision import freshness
 from supervision.periods import Period
 
@@ -311,6 +318,19 @@ def corrections(conn, period: Period) -> dict[str, Any]:
     return {"by_dept": by, "rows": rows, "total": _sum(by)}
 
 
+def verification(conn, period: Period) -> dict[str, Any]:
+    """Verification tickets (校核工单) by the authority: ``baselib.tickets.report`` over
+    the period, as the platform (the figures are shown under ``supervision_scope``)."""
+    since, until = bounds(period)
+    rep = baselib_tickets.report(conn, policy.system("supervision-figures"), period.as_of,
+                                 since=since, until=until)
+    total = _sum(rep["by_authority"])
+    days = [r["answer_working_days"] for r in rep["rows"]
+            if r["answer_working_days"] is not None]
+    total["mean_answer_working_days"] = round(sum(days) / len(days), 1) if days else None
+    return {"by_dept": rep["by_authority"], "rows": rep["rows"], "total": total}
+
+
 def ranking(sections: dict[str, dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
     """Owners ranked by the weighted rates (:data:`WEIGHTS`); a section a department has
     no figure for is left out of its weights (not counted as zero)."""
@@ -343,7 +363,8 @@ def compute(conn, period: Period, dept: str | None = None) -> dict[str, Any]:
     sections = {"cataloguing": cataloguing(conn, period, tim.pop("states")),
                 "timeliness": tim, "quality": quality(conn, period),
                 "requests": requests(conn, period), "exchange": exchange_volume(conn, period),
-                "corrections": corrections(conn, period)}
+                "corrections": corrections(conn, period),
+                "verification": verification(conn, period)}
     ranks = ranking(sections, names)
     if dept is not None:
         for s in sections.values():

@@ -208,7 +208,10 @@ def build_html(fig: dict[str, Any], *, filed_at: datetime | None = None) -> str:
         f"{s['requests']['total'].get('received', 0)} 件，逾期 "
         f"{s['requests']['total'].get('overdue', 0)} 件；收到纠错 "
         f"{s['corrections']['total'].get('raised', 0)} 件，办结 "
-        f"{s['corrections']['total'].get('closed', 0)} 件。</p>" + _kpis(fig))
+        f"{s['corrections']['total'].get('closed', 0)} 件；基础库新增校核工单 "
+        f"{s['verification']['total'].get('opened', 0)} 件，期末未答复 "
+        f"{s['verification']['total'].get('open', 0)} 件、逾期 "
+        f"{s['verification']['total'].get('overdue', 0)} 件。</p>" + _kpis(fig))
     tables = summary_tables(fig)
     charts = {"综合排名": chart_ranking(fig), "更新及时性": chart_timeliness(fig),
               "数据交换量": chart_exchange(fig)}
@@ -222,6 +225,8 @@ def build_html(fig: dict[str, Any], *, filed_at: datetime | None = None) -> str:
             f"{CYCLE_ZH.get(k, k)}：{html.escape(v.split(' / ')[0])}"
             for k, v in fig["rules"].items()) +
             "。期限遇节假日顺延至下一工作日（国务院办公厅节假日安排）。</p>",
+        "基础库校核工单": "<p class='note'>按权威部门统计：副本与权威部门取值不一致即开单，"
+            "权威部门须在规定工作日内确认或更正；逾期 = 答复（或不一致消除）晚于期限，或期末仍未答复且已过期限。</p>",
     }
     for n, (title, headers, rows, total) in enumerate(tables, 2):
         zh_n = "二三四五六七八九十"[n - 2]

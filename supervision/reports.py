@@ -60,6 +60,8 @@ def summary_of(fig: dict[str, Any]) -> dict[str, Any]:
             "requests": s["requests"]["total"].get("received", 0),
             "requests_overdue": s["requests"]["total"].get("overdue", 0),
             "corrections": s["corrections"]["total"].get("raised", 0),
+            "tickets_open": s["verification"]["total"].get("open", 0),
+            "tickets_overdue": s["verification"]["total"].get("overdue", 0),
             "first": fig["ranking"][0]["dept"] if fig["ranking"] else None}
 
 

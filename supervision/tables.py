@@ -15,6 +15,7 @@ from supervision.freshness import CYCLE_ZH, STATE_ZH
 Table = tuple[str, list[str], list[list[Any]], list[Any] | None]
 OUTCOME_ZH = {**STATE_ZH, "on_time": "按期", "pending": "今日到期"}
 ANSWER_ZH = {"fixed": "已修正", "not_error": "非错误", "open": "未答复"}
+TICKET_STATE_ZH = {"open": "未答复", "answered": "已答复待复核", "closed": "已关闭"}
 MODE_ZH = {"system": "系统对接", "fep": "前置机", "query": "联机查询", "download": "批量下载"}
 
 
@@ -66,6 +67,10 @@ def summary_tables(fig: dict[str, Any]) -> list[Table]:
     body, total = _rows(fig, "corrections", cols)
     out.append(("纠错处理", ["部门", "本期收到", "本期办结", "已修正", "非错误", "未答复", "逾期"],
                 body, total))
+    cols = ["opened", "open", "answered", "closed", "overdue", "mean_answer_working_days"]
+    body, total = _rows(fig, "verification", cols)
+    out.append(("基础库校核工单", ["权威部门", "本期新增", "未答复", "已答复待复核", "已关闭", "逾期",
+                            "平均答复用时（工作日）"], body, total))
     return out
 
 
@@ -105,4 +110,9 @@ def drill_tables(fig: dict[str, Any]) -> list[tuple[str, list[str], list[list[An
          [[n(r["dept"]), r["id"], r["resource"], n(r["raiser"]), r["record_key"], r["field"],
            r["region"], r["raised"], r["deadline"], r["closed"], ANSWER_ZH[r["answer"]],
            r["fixed_version"], r["overdue"]] for r in s["corrections"]["rows"]]),
+        ("明细-校核工单", ["权威部门", "工单编号", "基础库", "属性", "副本部门", "开单日期", "答复期限",
+                      "答复日期", "关闭日期", "状态", "用时（工作日）", "逾期"],
+         [[n(r["dept"]), r["id"], r["library"], r["attribute"], n(r["copy_dept"]), r["opened"],
+           r["deadline"], r["answered"], r["closed"], TICKET_STATE_ZH[r["state"]],
+           r["answer_working_days"], r["overdue"]] for r in s["verification"]["rows"]]),
     ]

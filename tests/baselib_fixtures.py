@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from baselib.identifiers import make_ric, make_uscc
+from layers.identifiers import make_ric, make_uscc
 
 
 def ric(i: int, region: str = "440703", born: date = date(1985, 6, 1)) -> str:

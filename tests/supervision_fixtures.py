@@ -11,6 +11,18 @@ gh consume; 网信统筹局 wxtc is the bureau.
 | syn_boundaries  | gtzy  | other     | 07-01, 10-12                | 60, 70                  |
 | syn_pipes       | sw    | monthly   | 09-15, 10-14, 11-20         | 75, 80, 85              |
 | syn_bus         | jt    | weekly    | 11-02                       | (no quality report)     |
+
+Verification tickets (基础库校核工单, by the authority that must answer; deadlines as stored):
+
+| ticket | authority ← copy | opened | deadline | answered        | closed | at 12-31        |
+| ------ | ---------------- | ------ | -------- | --------------- | ------ | --------------- |
+| old    | gtzy ← sw        | 07-01  | 07-15    | 07-03 confirmed | 07-10  | (before Q4)     |
+| late   | gtzy ← sw        | 09-25  | 10-12    | —               | 10-20  | closed, overdue |
+| fixed  | gtzy ← sw        | 11-02  | 11-16    | 11-05 corrected | 11-10  | closed, 3 wd    |
+| waits  | gtzy ← jt        | 12-01  | 12-15    | —               | —      | open, overdue   |
+| young  | sw ← gtzy        | 12-21  | 2027-01-05 | —             | —      | open            |
+| quick  | sw ← jt          | 12-07  | 12-21    | 12-09 confirmed | —      | answered, 2 wd  |
+| next   | sw ← jt          | 2027-01-04 | 01-18 | —              | —      | (after Q4)      |
 """
 
 from __future__ import annotations
@@ -89,6 +101,7 @@ class Quarter:
     requests: dict[str, int]
     deliveries: dict[str, int]
     corrections: dict[str, int]
+    tickets: dict[str, int]
 
 
 def _delivery(conn, resource: str, to: str, mode: str, rows: int, when: datetime,
@@ -98,6 +111,44 @@ def _delivery(conn, resource: str, to: str, mode: str, rows: int, when: datetime
         "SELECT l.id, d.id, %s, %s, %s, %s, %s FROM layer l, department d WHERE l.name = %s "
         "AND d.code = %s RETURNING id", (mode, rows, rows * 100, deliveries, when, resource, to)
     ).fetchone()[0]
+
+
+TICKETS = {  # name → (authority, copy, opened, deadline)
+    "old": ("gtzy", "sw", at(7, 1), date(2026, 7, 15)),
+    "late": ("gtzy", "sw", at(9, 25), date(2026, 10, 12)),
+    "fixed": ("gtzy", "sw", at(11, 2), date(2026, 11, 16)),
+    "waits": ("gtzy", "jt", at(12, 1), date(2026, 12, 15)),
+    "young": ("sw", "gtzy", at(12, 21), date(2027, 1, 5)),
+    "quick": ("sw", "jt", at(12, 7), date(2026, 12, 21)),
+    "next": ("sw", "jt", at(1, 4, y=2027), date(2027, 1, 18)),
+}
+
+
+def _tickets(conn) -> dict[str, int]:
+    """The verification tickets of the module table: opened as an integration opens
+    them, answered through ``baselib.tickets.answer``, closed as the next integration
+    would close them (the disagreement gone)."""
+    from baselib import tickets
+
+    ids = {}
+    for name, (auth, copy, opened, deadline) in TICKETS.items():
+        ids[name] = conn.execute(
+            "INSERT INTO baselib_ticket (library, key, attribute, authority_dept_id, "
+            "authority_resource, authority_version, authority_value, copy_dept_id, "
+            "copy_resource, copy_version, copy_value, rule_id, working_days, opened_at, "
+            "deadline) SELECT 'persons', %s, 'name', a.id, 'syn_auth', 1, '陈大明', c.id, "
+            "'syn_copy', 1, '陈大民', (SELECT min(id) FROM baselib_ticket_rule), 10, %s, %s "
+            "FROM department a, department c WHERE a.code = %s AND c.code = %s RETURNING id",
+            (f"K-{name}", opened, deadline, auth, copy)).fetchone()[0]
+    for name, verdict, when in (("old", "confirmed", at(7, 3)), ("fixed", "corrected",
+                                                                 at(11, 5)),
+                                ("quick", "confirmed", at(12, 9))):
+        tickets.answer(conn, dept(TICKETS[name][0]), ids[name], verdict, now=when,
+                       version=2 if verdict == "corrected" else None)
+    for name, when in (("old", at(7, 10)), ("late", at(10, 20)), ("fixed", at(11, 10))):
+        conn.execute("UPDATE baselib_ticket SET status = 'closed', closed_at = %s, "
+                     "resolution = 'test' WHERE id = %s", (when, ids[name]))
+    return ids
 
 
 def quarter_database():
@@ -179,5 +230,6 @@ def build_quarter(dsn: str) -> Quarter:
         c3 = feedback.raise_correction(conn, dept("jt"), resource="syn_pipes",
                                        record_key="P-001", description="管径错误",
                                        now=at(12, 10))
+        ticket_ids = _tickets(conn)
     return Quarter(dsn, reqs, dl, {"fixed": c1["id"], "not_error": c2["id"],
-                                   "open": c3["id"]})
+                                   "open": c3["id"]}, ticket_ids)

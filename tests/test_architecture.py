@@ -46,6 +46,32 @@ def test_lower_packages_never_import_the_server_or_the_cli(pkg):
     assert not bad, "\n".join(bad)
 
 
+def test_lower_packages_form_no_cycle():
+    """The lower packages import one another in one direction only (a package-level
+    DAG): supervision may read baselib because baselib never reads supervision; a shared
+    helper moves down (``layers.identifiers``) rather than making two packages lean on
+    each other."""
+    graph: dict[str, set[str]] = {p: set() for p in LOWER}
+    for pkg in LOWER:
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            for name in _imports(path):
+                top = name.split(".")[0]
+                if top in LOWER and top != pkg:
+                    graph[pkg].add(top)
+    done: set[str] = set()
+
+    def visit(pkg: str, trail: tuple[str, ...]) -> None:
+        if pkg in trail:
+            raise AssertionError("import cycle: " + " → ".join((*trail, pkg)))
+        if pkg not in done:
+            for dep in sorted(graph[pkg]):
+                visit(dep, (*trail, pkg))
+            done.add(pkg)
+
+    for pkg in LOWER:
+        visit(pkg, ())
+
+
 def test_no_module_over_500_lines():
     long = [f"{p.relative_to(REPO)}: {n} lines" for p in _product_modules()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES]

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from baselib.identifiers import (
+from layers.identifiers import (
     check_ric,
     check_uscc,
     make_ric,
@@ -30,7 +30,7 @@ def test_published_valid_ric(number):
 
 
 def _with_check(first17: str) -> str:
-    from baselib.identifiers import ric_check_char
+    from layers.identifiers import ric_check_char
 
     return first17 + ric_check_char(first17)
 

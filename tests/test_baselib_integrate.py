@@ -88,7 +88,7 @@ def test_ticket_to_the_authority_with_both_values_and_a_working_day_deadline(con
     assert t["deadline"] == clock.deadline(t["opened_at"], rule["working_days"])
     # a second integration with nothing changed opens no second ticket
     again = integrate(conn, "persons", by="test")
-    assert again["tickets"] == {"opened": 0, "closed": 0}
+    assert again["tickets"] == {"opened": 0, "closed": 0, "notified": 0}
     assert len(_tickets(conn, status="open")) == 1
 
 

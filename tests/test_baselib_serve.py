@@ -135,6 +135,7 @@ def test_departments_get_every_record_masked(app_client, world):
     assert len(feats) == len(world["persons"])
     p = feats[0]["properties"]
     assert re.fullmatch(r"\d{4}\*{10}[\dX]{4}", p["id_number"]) and p["address"] == "****"
+    assert p["town_code"] == p["county_code"] == "****"  # located from the address: masked
     assert "*" in p["phone"] and "*" in p["name"]
     # unmasked only where the grant names the field: gh's id and name in clear
     r = app_client.get("/ogc/collections/persons/items", params={"f": "json", "limit": 5},
@@ -169,7 +170,7 @@ def test_verification_answers_match_no_match_unknown_and_nothing_else(app_client
     keys = sorted(world["persons"])
     a, b = world["persons"][keys[0]], world["persons"][keys[1]]
     absent = keys[2][:14] + "9999"
-    from baselib.identifiers import ric_check_char
+    from layers.identifiers import ric_check_char
 
     absent = absent[:17] + ric_check_char(absent[:17])
     pairs = [{"key": a["id_number"], "name": a["name"]},
@@ -244,6 +245,18 @@ def test_spatial_link_and_region_statistics(app_client, world):
     assert sum(x["n"] for x in regions) == len(world["legal"])
     assert all(len(x["code"]) == 9 and x["name"] for x in regions)
     assert app_client.get("/baselib/legal_persons/regions").status_code == 401
+    # persons: every demo address names its town; the counts (never a record) for any
+    # department, though each person's codes are masked
+    assert all(r["town_code"] and r["town_code"][:6] == r["county_code"]
+               for r in world["persons"].values())
+    r = app_client.get("/baselib/persons/regions", headers=h(world, "hb"))
+    assert r.status_code == 200
+    per_town = r.json()["regions"]
+    assert sum(x["n"] for x in per_town) == len(world["persons"])
+    expect: dict[str, int] = {}
+    for p in world["persons"].values():
+        expect[p["town_code"]] = expect.get(p["town_code"], 0) + 1
+    assert {x["code"]: x["n"] for x in per_town} == expect
 
 
 def test_demo_registers_libraries_and_themes_in_the_catalog(world, database_url):
@@ -251,10 +264,12 @@ def test_demo_registers_libraries_and_themes_in_the_catalog(world, database_url)
     with psycopg.connect(database_url) as conn:
         themes = dict(conn.execute(
             "SELECT name, theme FROM layer WHERE name IN ('persons', 'legal_persons', "
-            "'credit_records', 'tax_records', 'enterprise_stats', 'yimen_services')"))
+            "'credit_records', 'tax_records', 'enterprise_stats', 'yimen_services', "
+            "'insurance_coverage')"))
     assert themes == {"persons": "population", "legal_persons": "legal_person",
                       "credit_records": "credit", "tax_records": "tax",
-                      "enterprise_stats": "statistics", "yimen_services": "gov_services"}
+                      "enterprise_stats": "statistics", "yimen_services": "gov_services",
+                      "insurance_coverage": "insurance"}
 
 
 def test_thematic_indicators(app_client, world):

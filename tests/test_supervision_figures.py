@@ -157,6 +157,26 @@ def test_corrections(fig):
                        "overdue": 2}
 
 
+def test_verification_tickets(fig, quarter):
+    v = fig["sections"]["verification"]
+    # gtzy: late (opened in Q3, closed 10-20 after its 10-12 deadline: overdue), fixed
+    #       (11-02 → corrected 11-05: 11-03, 04, 05 = 3 working days; closed 11-10),
+    #       waits (open on 12-31, deadline 12-15 passed: overdue); old settled in Q3
+    assert v["by_dept"]["gtzy"] == {"opened": 2, "open": 1, "answered": 0, "closed": 2,
+                                    "overdue": 2, "mean_answer_working_days": 3.0}
+    # sw: young (open, due 2027-01-05), quick (12-07 → confirmed 12-09: 2 working days);
+    #     next (opened 2027-01-04) is after the quarter
+    assert v["by_dept"]["sw"] == {"opened": 2, "open": 1, "answered": 1, "closed": 0,
+                                  "overdue": 0, "mean_answer_working_days": 2.0}
+    assert v["total"] == {"opened": 4, "open": 2, "answered": 1, "closed": 2, "overdue": 2,
+                          "mean_answer_working_days": 2.5}
+    t = quarter.tickets
+    assert sorted(r["id"] for r in v["rows"]) == sorted(
+        t[n] for n in ("late", "fixed", "waits", "young", "quick"))
+    assert {r["id"] for r in v["rows"] if r["overdue"]} == {t["late"], t["waits"]}
+    assert all("key" not in r and "copy_value" not in r for r in v["rows"])  # no values
+
+
 def test_ranking(fig):
     ranks = {r["dept"]: (r["rank"], r["score"]) for r in fig["ranking"]}
     # gtzy: .25·(2/3) + .35·.5 + .2·.8 + .2·.5 = .6017; sw: (.25·1 + .35·.5 + .2·.85) / .8

@@ -37,6 +37,7 @@ def test_pdf_has_the_departments_and_figures_in_chinese(built):
     for name in ("江门市国土资源局", "江门市水务局", "江门市交通运输局"):
         assert name in compact, name
     # the ranking's scores, the city's timeliness (3 of 14: 21.4%), gtzy's median of 3
+    assert "基础库校核工单" in compact and "新增校核工单4件" in compact
     for figure in ("74.4", "60.2", "21.4%", "66.7%"):
         assert figure in compact, figure
     images = sum(len(page.images) for page in reader.pages)
@@ -77,6 +78,13 @@ def test_xlsx_tables_and_totals(built):
     assert ex[-1][1] == sum(r[1] for r in ex[:-1]) == 32
     req = list(wb["明细-共享申请"].iter_rows(min_row=2, values_only=True))
     assert sum(1 for r in req if r[10] == "是") == 2
+    # the verification tickets: a row per authority, the city's total, the drill-down
+    vt = list(wb["基础库校核工单"].iter_rows(min_row=3, values_only=True))
+    assert vt[-1][0] == "合计（全市）" and vt[-1][1:6] == (4, 2, 1, 2, 2)
+    for col in (1, 2, 3, 4, 5):
+        assert sum(r[col] for r in vt[:-1]) == vt[-1][col]
+    vd = list(wb["明细-校核工单"].iter_rows(min_row=2, values_only=True))
+    assert len(vd) == 5 and sum(1 for r in vd if r[11] == "是") == 2
 
 
 def test_reminders_once_per_level(quarter):
