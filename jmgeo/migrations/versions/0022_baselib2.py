@@ -2,8 +2,8 @@
 platform's one inbox (``notification``) told the authority a ticket was opened, and which
 told it the ticket is overdue.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-03
 
 - ``baselib_ticket.opened_notice_id``: the integration's notification to the
@@ -15,8 +15,8 @@ Create Date: 2026-12-03
 
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
