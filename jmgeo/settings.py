@@ -87,6 +87,17 @@ class Settings(BaseSettings):
     load_batch: int = 50_000
     max_field_bytes: int = 1024 * 1024
     zip_max_bytes: int = 20 * 1024 ** 3
+    # resource limits of one load (issue 16; refused with a LoaderError naming the setting):
+    # properties (attribute columns; a PostgreSQL table holds at most 1600 columns),
+    # features, wall-clock seconds, raster width/height and total pixels (checked on the
+    # GeoTIFF's header, before a pixel is read) — JMGEO_LOAD_MAX_PROPERTIES,
+    # JMGEO_LOAD_MAX_FEATURES, JMGEO_LOAD_MAX_SECONDS, JMGEO_RASTER_MAX_SIDE,
+    # JMGEO_RASTER_MAX_PIXELS
+    load_max_properties: int = Field(default=1000, ge=1, le=1590)
+    load_max_features: int = Field(default=50_000_000, ge=1)
+    load_max_seconds: float = Field(default=3600.0, gt=0)
+    raster_max_side: int = Field(default=100_000, ge=1)
+    raster_max_pixels: int = Field(default=2_000_000_000, ge=1)
     # the job queue (jmgeo worker): seconds between a worker's heartbeats, and the silence
     # after which its running jobs count as stalled and are run again by another worker
     worker_heartbeat: float = Field(default=10.0, gt=0)

@@ -30,6 +30,38 @@ def _error(status: int, code: str, description: str, **extra) -> JSONResponse:
                     **extra)
 
 
+_signals_chained = False
+
+
+def _stop_loads_on_shutdown() -> None:
+    """On SIGTERM/SIGINT, stop the running loads (``loaders.limits.stop_all``) before the
+    server's own handler: a graceful shutdown waits for open requests, and an upload's
+    load could take minutes holding its layer's lock. Each load then stops at its next
+    batch, rolls back, and its request removes its temporary files (the ``finally``
+    below). Chained once, from the event loop's (main) thread, after uvicorn installed
+    its handlers; elsewhere (tests' portal threads) there is nothing to chain."""
+    global _signals_chained
+    import signal
+    import threading
+
+    from loaders.limits import stop_all
+
+    if _signals_chained or threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous):
+            stop_all()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+        signal.signal(sig, handler)
+    _signals_chained = True
+
+
 def _safe_name(name: str | None) -> str:
     base = re.split(r"[\\/]", name or "")[-1].strip().lstrip(".")
     base = re.sub(r"[\x00-\x1f]", "", base)
@@ -48,6 +80,7 @@ def _parse_sensitive(text: str | None) -> dict[str, str]:
              responses={401: {"description": "not authenticated as a department"},
                         403: {"description": "another department's layer"},
                         413: {"description": "file too large"},
+                        503: {"description": "the server is shutting down (load stopped)"},
                         422: {"description": "the file or an option cannot be loaded"}})
 async def upload_layer(
     caller: CallerDep,
@@ -86,6 +119,7 @@ async def upload_layer(
         return _error(403, "Forbidden", f"只能为本部门（{caller.dept_code}）装载图层，不能为 {dept} "
                       f"装载 / you may load layers only for your own department "
                       f"({caller.dept_code}), not for {dept!r}")
+    _stop_loads_on_shutdown()
     max_bytes = get_settings().upload_max_bytes
     tmp = Path(tempfile.mkdtemp(prefix="jmgeo-upload-"))
     try:
@@ -112,6 +146,8 @@ async def upload_layer(
         try:
             report = await run_in_threadpool(load, target, opts, display=name, progress=False)
         except LoaderError as exc:
+            if exc.code == "load_stopped":  # the server is shutting down: try again later
+                return _error(503, exc.code, exc.message, file=name)
             return _error(422, exc.code, exc.message, file=name)
         return JSONResponse(report, status_code=200 if dry_run else 201)
     finally:

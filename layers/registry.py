@@ -326,6 +326,11 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
     with conn.transaction():
         lock_layer(conn, layer)
         before = _current_table(conn, layer)
+        from layers import changes, version_state  # they read tables through this module
+
+        existing = get_layer(conn, layer)
+        if existing is not None:  # the leaving version keeps its description (its style)
+            version_state.capture(conn, existing["id"], existing["current_version"])
         layer_id = register_layer(conn, name=layer, **layer_fields)
         _q(conn,
             "INSERT INTO layer_version (layer_id, version, table_name, loaded_by, source_name, "
@@ -334,6 +339,7 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
              Jsonb(report)))
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (version, layer_id))
+        version_state.capture(conn, layer_id, version)
         from layers import changes, extents  # both read tables through this module
 
         extents.refresh(conn, layer_id, version)
@@ -393,12 +399,19 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
                 f"图层 {name} 没有第 {to_version} 版，现有版本：{versions} / layer {name!r} has "
                 f"no version {to_version}; its versions are {versions} (see `jmgeo layer "
                 f"history {name}`)")
-        if not row[1]:
+        if not row[1] and not _raster_file_exists(row[0]):
             raise RegistryError(f"第 {to_version} 版的数据表 {row[0]} 已被删除，无法回滚 / the "
                                 f"table {row[0]} of version {to_version} was dropped: cannot "
                                 "roll back to it")
         previous = layer["current_version"]
         before = _current_table(conn, name)
+        from layers import version_state
+
+        # the registry row describes the current data: keep the leaving version's
+        # description (style changes included), bring back the arriving one's
+        if to_version != previous:
+            version_state.capture(conn, layer["id"], previous)
+        restored = version_state.restore(conn, layer, to_version)
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (to_version, layer["id"]))
         from layers import extents
@@ -412,7 +425,27 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
                                 to_version=to_version, to_table=row[0],
                                 key_field=layer.get("key_field"))
         epoch = bump_epoch(conn)
-    return {"layer": name, "from_version": previous, "to_version": to_version, "epoch": epoch}
+    catalog = _catalog_sync(conn, name)
+    return {"layer": name, "from_version": previous, "to_version": to_version, "epoch": epoch,
+            "kind": restored.get("kind", layer["kind"]), "catalog": catalog}
+
+
+def _catalog_sync(conn: psycopg.Connection, name: str) -> str | None:
+    """Bring the resource's catalog entry (fields, format, extent) to its current version
+    now. Best effort, like the loader's: catalog readers re-sync on the epoch anyway."""
+    try:
+        from catalog.sync import sync_layer
+
+        return sync_layer(conn, name).get("outcome")
+    except Exception:  # noqa: BLE001 - the rollback is done; the catalog follows later
+        return None
+
+
+def _raster_file_exists(table_name: str) -> bool:
+    """A raster version's "table" is its COG file (``loaders.raster``): kept if present."""
+    from pathlib import Path
+
+    return table_name.endswith(".tif") and Path(table_name).is_file()
 
 
 def counts(conn: psycopg.Connection) -> dict[str, int]:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import shapely
 
 from loaders.errors import LoaderError
-from spatial.crs import InputCRS, in_jiangmen, to_canonical
+from spatial.crs import InputCRS, implausible, in_jiangmen, plausible_extent, to_canonical
 
 SRID = 4490
 # shapely type ids → family
@@ -127,14 +127,17 @@ def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
     coords = shapely.get_coordinates(g)
     if opts.swap_xy:
         coords = coords[:, ::-1]
-    lon, lat = to_canonical(coords[:, 0], coords[:, 1], opts.crs)
-    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-        bad = int((~np.isfinite(lon) | ~np.isfinite(lat)).sum())
-        raise LoaderError(
-            "transform_failed", f"有 {bad} 个坐标无法从 {opts.crs.label} 转换（超出该坐标系的有效范围）",
-            f"{bad} coordinates cannot be transformed from {opts.crs.label} (outside the "
-            "CRS's domain)", file=opts.display,
-            fix_zh="检查坐标系是否正确（--src-crs）", fix_en="check the CRS (--src-crs)")
+    with np.errstate(invalid="ignore", over="ignore"):
+        lon, lat = to_canonical(coords[:, 0], coords[:, 1], opts.crs)
+    bad = implausible(coords[:, 0], coords[:, 1], lon, lat, opts.crs)
+    if bad.any():
+        crs = opts.crs.crs
+        if crs is not None and crs.is_geographic and \
+                np.mean(in_jiangmen(coords[:, 1], coords[:, 0], margin=0.05)) > 0.5:
+            from loaders.crsdecide import swapped_error  # latitude first: say so
+
+            raise swapped_error(opts.display)
+        raise implausible_error(g, coords, bad, opts, offset + np.flatnonzero(keep))
     g = shapely.set_coordinates(g, np.column_stack([lon, lat]))
     # validate and repair (points are always valid)
     if fam != "point":
@@ -201,6 +204,31 @@ def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
             stats.bbox = [min(stats.bbox[0], lo[0]), min(stats.bbox[1], lo[1]),
                           max(stats.bbox[2], lo[2]), max(stats.bbox[3], lo[3])]
     return keep, hex_ewkb(multi), fam
+
+
+def implausible_error(g: np.ndarray, coords: np.ndarray, bad: np.ndarray, opts: GeomOptions,
+                      feature_index: np.ndarray) -> LoaderError:
+    """A coordinate that is not finite or lies where the declared CRS cannot put data
+    (a latitude of 1e6, an easting 60 degrees off its zone): refused naming the first
+    feature and value — stored, it would break every projected output and tile."""
+    _, owner = shapely.get_coordinates(g, return_index=True)
+    first = int(np.flatnonzero(bad)[0])
+    no = int(feature_index[owner[first]]) + 1
+    n_feat = len(np.unique(owner[bad]))
+    x, y = (float(v) for v in coords[first])
+    x0, y0, x1, y1 = plausible_extent(opts.crs)
+    label = opts.crs.label
+    more_zh = f"（共 {n_feat} 个要素有此问题）" if n_feat > 1 else ""
+    more_en = f" ({n_feat} features have such coordinates)" if n_feat > 1 else ""
+    return LoaderError(
+        "implausible_coordinate", f"第 {no} 个要素的坐标 ({x:g}, {y:g}) 不合理：不是有限数，或按 "
+        f"{label} 换算后超出合理范围（经度 {x0:g}–{x1:g}，纬度 {y0:g}–{y1:g}）{more_zh}",
+        f"feature {no} has an implausible coordinate ({x:g}, {y:g}): not a finite number, "
+        f"or outside what {label} can hold (lon {x0:g} to {x1:g}, lat {y0:g} to {y1:g} "
+        f"once converted){more_en}", file=opts.display,
+        fix_zh=f"在源数据中改正或删除第 {no} 个要素的坐标；若大量坐标如此，检查坐标系（--src-crs）",
+        fix_en=f"correct or delete the coordinates of feature {no} in the source; if many "
+        "are like this, check the CRS (--src-crs)")
 
 
 def hex_ewkb(geoms: np.ndarray) -> pa.StringArray:

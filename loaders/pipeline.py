@@ -183,6 +183,16 @@ def _run(src: Source, opts: LoadOptions, dsn: str, t0: float,
             f"the database refused a value ({detail}; {' '.join(context)})", file=src.display,
             fix_zh="修正该值或用 --encoding 指明正确编码后重试",
             fix_en="correct that value (or the --encoding) and load again") from exc
+    except psycopg.errors.ProgramLimitExceeded as exc:
+        # a record PostgreSQL cannot store (``row is too big``: hundreds of number fields
+        # of one feature over the 8 kB page) — under the property limit, still too wide
+        detail = str(exc).strip().splitlines()[0]
+        raise LoaderError(
+            "too_wide", f"记录过宽，数据库无法存储（{detail}）", f"the records are too wide for "
+            f"the database ({detail})", file=src.display,
+            fix_zh="只导出需要的字段，或拆成几个图层/数据表",
+            fix_en="export only the fields needed, or split into several layers or tables"
+        ) from exc
     finally:
         run.close()
         conn.close()  # an uncommitted transaction is rolled back by the server

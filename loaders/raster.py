@@ -17,6 +17,7 @@ import psycopg
 
 from layers import registry
 from loaders.errors import LoaderError
+from loaders.limits import Budget
 from loaders.source import Source
 from spatial.crs import in_jiangmen
 
@@ -25,6 +26,25 @@ def raster_dir() -> Path:
     from jmgeo.settings import get_settings
 
     return get_settings().var_dir / "rasters"
+
+
+def check_raster_size(width: int, height: int, bands: int, display: str) -> None:
+    """Refuse a raster bigger than the settings allow, from its header alone: a sparse
+    GeoTIFF of a few kilobytes may declare 10^12 pixels, and warping it kept a server
+    core busy for minutes (holding the layer's lock)."""
+    from jmgeo.settings import get_settings
+
+    limits = get_settings()
+    pixels = width * height * max(bands, 1)
+    if max(width, height) > limits.raster_max_side or pixels > limits.raster_max_pixels:
+        raise LoaderError(
+            "raster_too_large", f"栅格过大：{width} × {height} 像素 × {bands} 波段（上限：边长 "
+            f"{limits.raster_max_side}，总像素 {limits.raster_max_pixels}）",
+            f"the raster is too large: {width} x {height} pixels x {bands} bands (limits: "
+            f"{limits.raster_max_side} per side, {limits.raster_max_pixels} pixels in all)",
+            file=display, fix_zh="裁剪或降低分辨率后装载；管理员可调高 JMGEO_RASTER_MAX_SIDE / "
+            "JMGEO_RASTER_MAX_PIXELS", fix_en="clip or resample it first; an administrator "
+            "may raise JMGEO_RASTER_MAX_SIDE / JMGEO_RASTER_MAX_PIXELS")
 
 
 def load_raster(src: Source, opts, *, dsn: str) -> dict[str, Any]:
@@ -66,6 +86,7 @@ def load_raster(src: Source, opts, *, dsn: str) -> dict[str, Any]:
                 f"the raster's centre ({cx:.3f}, {cy:.3f}) lies outside Jiangmen, usually "
                 "a wrong CRS", file=display, fix_zh="检查坐标系；确属江门以外加 --allow-outside",
                 fix_en="check the CRS; add --allow-outside for data beyond Jiangmen")
+        check_raster_size(ds.width, ds.height, ds.count, display)
         info = {"bands": ds.count, "dtype": ds.dtypes[0], "nodata": ds.nodata,
                 "width": ds.width, "height": ds.height}
         conn = psycopg.connect(dsn, autocommit=False)
@@ -83,8 +104,13 @@ def load_raster(src: Source, opts, *, dsn: str) -> dict[str, Any]:
             try:
                 with WarpedVRT(ds, src_crs=src_crs, crs=CRS.from_epsg(4490),
                                resampling=Resampling.bilinear) as vrt:
+                    check_raster_size(vrt.width, vrt.height, vrt.count, display)
+                    Budget(display, t0=t0).check()  # (the warp itself runs to its end)
                     rio_copy(vrt, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
                              OVERVIEWS="AUTO", BIGTIFF="IF_SAFER")
+            except LoaderError:
+                tmp.unlink(missing_ok=True)
+                raise
             except Exception as exc:  # noqa: BLE001 — GDAL's CPLE_* errors: a damaged file
                 tmp.unlink(missing_ok=True)
                 raise LoaderError(

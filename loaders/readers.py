@@ -192,6 +192,7 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
     except Exception as exc:  # noqa: BLE001
         raise _gdal_error(src, exc) from exc
     check_unique_fields([str(f) for f in info.get("fields", [])], src)
+    check_field_count(len(info.get("fields", [])), src)
     total = info.get("features")
     if total == 0:
         raise _empty(src)
@@ -260,6 +261,22 @@ def _check_field_names(dbf, enc: EncodingDecision, src: Source) -> None:
                 "export as GeoPackage") from None
 
 
+def check_field_count(count: int, src: Source) -> None:
+    """More properties than ``load_max_properties`` (a GeoJSON or CSV with thousands of
+    columns): refused before reading, not a PostgreSQL ``TooManyColumns`` (internal
+    error) after the file has been read."""
+    limit = get_settings().load_max_properties
+    if count > limit:
+        raise LoaderError(
+            "too_many_properties", f"属性字段过多：{count} 个，上限 {limit} 个",
+            f"too many properties: {count} fields, the limit is {limit}", file=src.display,
+            fix_zh="只导出需要的字段（或拆成几个图层/数据表）；确需更多时由管理员调高 "
+            "JMGEO_LOAD_MAX_PROPERTIES（PostgreSQL 表最多 1600 列）",
+            fix_en="export only the fields needed (or split into several layers or tables); "
+            "an administrator may raise JMGEO_LOAD_MAX_PROPERTIES (PostgreSQL tables hold "
+            "at most 1600 columns)")
+
+
 def check_unique_fields(names: list[str], src: Source) -> None:
     """Two columns of one name (``name,name`` in a CSV header, a DBF written by a tool
     that does not check) cannot both become fields: refused naming them, before Arrow
@@ -319,6 +336,7 @@ def _csv_reader(src: Source, option: str | None, batch_size: int,
             fix_en="name the columns lon/lat (经度/纬度), x/y, or wkt; a table without "
             "geometry loads with --kind table --key FIELD")
     geo_cols = [] if table else [c for c in (lon, lat) if c] if (lon and lat) else [wkt]
+    check_field_count(len(names) - len(geo_cols), src)
     codec = "utf-8" if enc.gdal == "UTF-8" else enc.codec
     read_opts = pacsv.ReadOptions(encoding=codec, block_size=16 << 20, column_names=names,
                                   skip_rows=1)
@@ -344,7 +362,9 @@ def _csv_reader(src: Source, option: str | None, batch_size: int,
                         xs = _to_float(b.column(lon))
                         ys = _to_float(b.column(lat))
                         geoms = shapely.points(xs, ys)
-                        geoms[~(np.isfinite(xs) & np.isfinite(ys))] = None
+                        # an empty cell is no geometry; an infinite one (1e400) stays,
+                        # to be refused naming its row (loaders.geometry)
+                        geoms[np.isnan(xs) | np.isnan(ys)] = None
                     else:
                         w = b.column(wkt).to_numpy(zero_copy_only=False)
                         geoms = shapely.from_wkt(w, on_invalid="ignore")

@@ -120,8 +120,12 @@ def safe_extract(zpath: Path, dest: Path) -> list[Path]:
                     info.file_size > ZIP_MAX_RATIO * max(info.compress_size, 1)):
                 raise _bomb(zpath, name, info.file_size, info.compress_size)
             names.append((info, pure))
-        if declared > max_total:
-            raise _bomb(zpath, "*", declared, sum(i.compress_size for i in infos))
+        packed = sum(i.compress_size for i in infos)
+        # the whole archive too, not only each member: many members each under the
+        # per-member threshold may together expand to gigabytes
+        if declared > max_total or (declared > ZIP_RATIO_MIN_SIZE and
+                                    declared > ZIP_MAX_RATIO * max(packed, 1)):
+            raise _bomb(zpath, "*", declared, packed)
         written = 0
         for info, pure in names:
             if info.is_dir():
@@ -140,7 +144,9 @@ def safe_extract(zpath: Path, dest: Path) -> list[Path]:
                     written += len(chunk)
                     if member_written > info.file_size or written > max_total or (
                             member_written > ZIP_RATIO_MIN_SIZE and
-                            member_written > ZIP_MAX_RATIO * max(info.compress_size, 1)):
+                            member_written > ZIP_MAX_RATIO * max(info.compress_size, 1)) or (
+                            written > ZIP_RATIO_MIN_SIZE and
+                            written > ZIP_MAX_RATIO * max(packed, 1)):
                         raise _bomb(zpath, str(pure), member_written, info.compress_size)
                     dst.write(chunk)
             out.append(target)

@@ -37,6 +37,7 @@ from loaders.crsdecide import (
 from loaders.errors import LoaderError
 from loaders.geometry import MULTI_TYPE, GeomOptions, GeomStats, as_geometries, process
 from loaders.keys import check_key, key_diff
+from loaders.limits import Budget
 from loaders.progress import Progress
 from loaders.readers import Reader, _empty, open_reader
 from loaders.report import attribute_warnings, geometry_warnings, quality
@@ -84,6 +85,7 @@ class LoadRun:
     text_fixed: int = 0
     pending: list[tuple[pa.Table, Any]] = field(default_factory=list)
     batches: Any = None
+    budget: Budget | None = None
 
     @property
     def is_table(self) -> bool:
@@ -103,8 +105,10 @@ class LoadRun:
         """Open the reader and lock the resource; returns the 'unchanged' answer when
         ``skip_unchanged`` finds the current version made from the same content."""
         opts = self.opts
+        self.budget = Budget(self.display, t0=self.t0)
         self.reader = open_reader(self.src, encoding=opts.encoding, sheet=opts.sheet,
                                   source_layer=opts.source_layer, kind=opts.kind)
+        self.budget.check(self.reader.total or 0)  # a count GDAL knows: before reading
         self.warnings += self.reader.notes
         self.timing["open"] = time.monotonic() - self.t0
         self.mark = time.monotonic()
@@ -214,6 +218,7 @@ class LoadRun:
         for attrs, geoms in self._feed():
             self.lap("read_wait")
             n_batch = len(attrs)
+            self.budget.check(offset + n_batch)  # wall-clock, features, server stopping
             if self.is_table:
                 self.stats.read += n_batch
                 kept, ewkb, keep_all = np.arange(n_batch), None, True

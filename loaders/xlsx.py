@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from loaders.encoding import EncodingDecision
 from loaders.errors import LoaderError
-from loaders.readers import Reader, _empty, prefetch
+from loaders.readers import Reader, _empty, check_field_count, prefetch
 from loaders.source import Source
 
 
@@ -104,6 +104,7 @@ def xlsx_reader(src: Source, sheet: str | None, batch_size: int) -> Reader:
         wb.close()
         raise _empty(src)
     names = _header(first, src, name)
+    check_field_count(len(names), src)
     width = len(names)
 
     def batches() -> Iterator[tuple[pa.Table, None]]:

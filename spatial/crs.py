@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 import pyproj
 from numpy.typing import ArrayLike, NDArray
+from psycopg import sql
 
 from spatial import webcrs
 from spatial.crsnames import (
@@ -84,7 +85,11 @@ __all__ = [
     "gk_zone_epsg",
     "in_jiangmen",
     "is_lat_first",
+    "domain_sql",
+    "implausible",
     "load_local_datum_params",
+    "output_domain",
+    "plausible_extent",
     "prefixed_zone_epsg",
     "resolve_input_crs",
     "to_canonical",
@@ -194,3 +199,110 @@ def transform_bbox(bbox: list[float], src: str | int | pyproj.CRS,
         bbox = list(bbox)
         bbox[lat], bbox[lat + n] = max(-85.0511, bbox[lat]), min(85.0511, bbox[lat + n])
     return list(tr.transform(*bbox[:n]) + tr.transform(*bbox[n:]))
+
+
+# ---------------------------------------------------------------------------
+# Domains: where coordinates make sense (loads) and where a transform succeeds (output)
+
+WORLD: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
+#: Web Mercator's latitude limit (the poles are at infinity)
+MERCATOR_MAX_LAT = 85.0511
+#: how far (degrees) beyond a projected CRS's area of use data is still taken as meant
+#: for it (a load), and how far output in it is still drawn (a transverse Mercator
+#: fails 90 degrees from its central meridian; zones are at most 6 degrees wide)
+PLAUSIBLE_MARGIN = 30.0
+OUTPUT_MARGIN = 60.0
+
+
+def _area_of_use(crs: pyproj.CRS | None) -> tuple[float, float, float, float] | None:
+    aou = crs.area_of_use if crs is not None else None
+    return tuple(aou.bounds) if aou is not None else None  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=64)
+def _plausible(label: str, crs: pyproj.CRS | None) -> tuple[float, float, float, float]:
+    if crs is None or crs.is_geographic:  # GCJ-02/BD-09, lon/lat: the whole world
+        return WORLD
+    aou = _area_of_use(crs)
+    if aou is None or crs.to_epsg() == 3857:
+        return WORLD
+    m = PLAUSIBLE_MARGIN
+    return (max(aou[0] - m, -180.0), max(aou[1] - m, -90.0), min(aou[2] + m, 180.0),
+            min(aou[3] + m, 90.0))
+
+
+def plausible_extent(src: InputCRS | str | int | pyproj.CRS) -> tuple[float, float, float, float]:
+    """The lon/lat box (EPSG:4490) data declared in ``src`` can plausibly lie in.
+
+    Lon/lat (and GCJ-02/BD-09) data may lie anywhere on Earth; projected data within
+    :data:`PLAUSIBLE_MARGIN` degrees of the CRS's area of use (a Gauss-Kruger easting
+    that lands 60 degrees from its zone is a typo or a wrong CRS, not data). Why: a
+    latitude of 1e6 used to load with a warning and then made every projected output
+    and tile of the layer fail."""
+    info = resolve_input_crs(src)
+    return _plausible(info.label, info.crs)
+
+
+@lru_cache(maxsize=64)
+def _plausible_native(label: str, crs: pyproj.CRS | None) -> tuple[float, float, float, float]:
+    """:func:`plausible_extent` in the CRS's own units (metres of a projection)."""
+    x0, y0, x1, y1 = _plausible(label, crs)
+    if crs is None or crs.is_geographic:
+        return x0, y0, x1, y1
+    tr = _transformer_for(get_crs(4326), crs)
+    return tuple(tr.transform_bounds(x0, max(y0, -89.9), x1, min(y1, 89.9),
+                                     densify_pts=21))  # type: ignore[return-value]
+
+
+def implausible(x: ArrayLike, y: ArrayLike, lon: ArrayLike, lat: ArrayLike,
+                src: InputCRS | str | int | pyproj.CRS) -> NDArray[np.bool_]:
+    """True where a coordinate cannot be real data in ``src``: ``x``/``y`` as given (GIS
+    order, the CRS's units) or ``lon``/``lat`` (converted to EPSG:4490) not finite or
+    outside :func:`plausible_extent`. Both are checked: a transverse Mercator's inverse
+    folds a northing of 1e9 m back onto a harmless-looking latitude."""
+    info = resolve_input_crs(src)
+    out = np.zeros(np.shape(lon), dtype=bool)
+    boxes = ((x, y, _plausible_native(info.label, info.crs)),
+             (lon, lat, _plausible(info.label, info.crs)))
+    for a, b, (x0, y0, x1, y1) in boxes:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            out |= ~(np.isfinite(a) & np.isfinite(b) & (a >= x0) & (a <= x1) & (b >= y0) &
+                     (b <= y1))
+    return out
+
+
+@lru_cache(maxsize=64)
+def output_domain(srid: int) -> tuple[float, float, float, float]:
+    """The lon/lat box (EPSG:4490) inside which a transform to ``srid`` always gives
+    finite numbers: the world for lon/lat, Web Mercator without the poles, a projected
+    CRS's area of use widened by :data:`OUTPUT_MARGIN` degrees."""
+    crs = get_crs(srid)
+    if crs.is_geographic:
+        return WORLD
+    if crs.to_epsg() == 3857:
+        return (-180.0, -MERCATOR_MAX_LAT, 180.0, MERCATOR_MAX_LAT)
+    aou = _area_of_use(crs)
+    if aou is None:
+        return WORLD
+    m = OUTPUT_MARGIN
+    return (max(aou[0] - m, -180.0), -90.0, min(aou[2] + m, 180.0), 90.0)
+
+
+def domain_sql(geom: sql.Composable, *srids: int) -> sql.Composable:
+    """SQL: ``geom`` (EPSG:4490, a column or a cheap expression: it is named twice)
+    clipped to where transforms to every one of ``srids`` succeed. A geometry already
+    inside (every sane one: a bounding-box test) is passed through untouched; one with an
+    absurd vertex (stored before loads refused them) is clipped, so output draws what
+    is inside instead of failing with ``transform: Invalid coordinate``."""
+    boxes = [output_domain(s) for s in srids] or [WORLD]
+    x0, y0 = max(b[0] for b in boxes), max(b[1] for b in boxes)
+    x1, y1 = min(b[2] for b in boxes), min(b[3] for b in boxes)
+    if (x0, y0, x1, y1) == WORLD:
+        env = sql.SQL("ST_MakeEnvelope(-180, -90, 180, 90, 4490)")
+    else:
+        env = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 4490)").format(
+            *(sql.Literal(v) for v in (x0, y0, x1, y1)))
+    return sql.SQL("(CASE WHEN {g} @ {env} THEN {g} ELSE ST_ClipByBox2D({g}, {env}) END)"
+                   ).format(g=geom, env=env)

@@ -22,6 +22,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from spatial.crs import domain_sql
+
 # package data (importlib.resources: a source checkout and an installed wheel alike)
 DATA_DIR: Traversable = resources.files("spatial") / "data"
 CODES_CSV = DATA_DIR / "jiangmen_regions.csv"
@@ -261,7 +263,8 @@ def ensure_region_index(conn: psycopg.Connection, table: str) -> sql.Composable:
     if _relation_exists(conn, schema, idx):
         return ident
     src_schema, src = table.split(".", 1) if "." in table else ("public", table)
-    gk = sql.SQL(_GK_PER_FEATURE).format(g=sql.SQL("t.geom"))
+    # clipped to where both zones' transforms succeed (absurd vertices of old loads)
+    gk = sql.SQL(_GK_PER_FEATURE).format(g=domain_sql(sql.SQL("t.geom"), 4546, 4547))
     with conn.transaction():
         # one builder per index; the others wait here and then find it built
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{idx}",))

@@ -62,6 +62,7 @@ from spatial.crs import (
     CRS84_URI,
     CRSNotSupported,
     crs_uri,
+    domain_sql,
     get_crs,
     is_lat_first,
 )
@@ -128,7 +129,8 @@ class PolicyMapProvider(AccessColumnsMixin, BaseProvider):
                    min(clip[3], 90.0)]
         # Douglas-Peucker at half a pixel, in degrees, before any reprojection (as tiles)
         tolerance = min((box[2] - box[0]) / frame.width, (box[3] - box[1]) / frame.height) / 2
-        drawn = sql.SQL("ST_Simplify({g}, %s, true)").format(g=geom)
+        drawn = sql.SQL("ST_Simplify({g}, %s, true)").format(
+            g=domain_sql(geom, MERCATOR) if epsg == MERCATOR else geom)
         if epsg == MERCATOR:
             drawn = sql.SQL("ST_Transform({}, 3857)").format(drawn)
         columns = sql.SQL("ST_AsBinary(ST_ClipByBox2D({d}, ST_MakeEnvelope(%s, %s, %s, %s)))"

@@ -48,7 +48,7 @@ from jmgeo.ogc.compat import (
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
 from jmgeo.ogc.values import check_property_value
 from layers.access_sql import intersects_regions
-from spatial.crs import CANONICAL_EPSG, get_crs, is_lat_first
+from spatial.crs import CANONICAL_EPSG, domain_sql, get_crs, is_lat_first
 
 LOGGER = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             return sql.SQL("NULL::json"), srid
         geom: sql.Composable = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
         if srid not in (CANONICAL_EPSG, 4326):
-            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(srid))
+            # clipped to where the transform succeeds (absurd vertices stored by old loads)
+            geom = sql.SQL("ST_Transform({}, {})").format(domain_sql(geom, srid),
+                                                          sql.Literal(srid))
         if flip:
             geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
         digits = 7 if geographic else 3

@@ -77,7 +77,7 @@ from jmgeo.ogc.provider import (
     provider_access,
     split_table,
 )
-from spatial.crs import CANONICAL_EPSG, EPSG_URI
+from spatial.crs import CANONICAL_EPSG, EPSG_URI, domain_sql
 
 LOGGER = logging.getLogger(__name__)
 
@@ -278,6 +278,8 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
     def tile_query(self, tms: str, z: int, y: int, x: int) -> tuple[sql.Composable, list]:
         """The one statement that makes a tile (public for benchmarks and EXPLAIN)."""
         geom = sql.SQL("t.{}").format(sql.Identifier(self.geom_field))
+        if tms == "WebMercatorQuad":  # clipped to Web Mercator's domain (absurd vertices)
+            geom = domain_sql(geom, 3857)
         lon0, lat0, lon1, lat1 = tile_bounds(tms, z, y, x)
         # Douglas-Peucker at half an output grid unit, in degrees, before reprojecting
         # (preserveCollapsed: small polygons stay visible); see the module docstring

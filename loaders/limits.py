@@ -1,0 +1,72 @@
+"""Resource limits of one load, and the process-wide stop (issue 16).
+
+A load's wall-clock and feature count are checked between batches (:class:`Budget`); raster
+size and property count before a byte of data is read (``loaders.raster``,
+``loaders.readers``); the archive's total expansion in ``loaders.source``. The limits are
+settings (``JMGEO_LOAD_MAX_*``, ``JMGEO_RASTER_MAX_*``, ``JMGEO_ZIP_MAX_BYTES``).
+
+:func:`stop_all` is what a server calls on shutdown (SIGTERM): every running load stops
+at its next batch with a LoaderError, so its transaction rolls back (the layer's lock
+goes with it) and its temporary files are removed by the ``finally`` blocks on the way
+out — instead of the server waiting for, or being killed under, a load of minutes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from jmgeo.settings import get_settings
+from loaders.errors import LoaderError
+
+_STOP = threading.Event()
+
+
+def stop_all() -> None:
+    """Make every load in this process stop at its next check (server shutdown)."""
+    _STOP.set()
+
+
+def resume() -> None:
+    """Allow loads again (a test, or a server started anew in the same process)."""
+    _STOP.clear()
+
+
+def stopping() -> bool:
+    return _STOP.is_set()
+
+
+@dataclass
+class Budget:
+    """What one load may still spend: seconds since ``t0`` and features."""
+
+    display: str
+    t0: float = field(default_factory=time.monotonic)
+    max_seconds: float = field(default_factory=lambda: get_settings().load_max_seconds)
+    max_features: int = field(default_factory=lambda: get_settings().load_max_features)
+
+    def check(self, features: int = 0) -> None:
+        """Raise the LoaderError that ends the load when a limit is passed."""
+        if _STOP.is_set():
+            raise LoaderError(
+                "load_stopped", "服务器正在停止，装载已中止，未作任何更改",
+                "the server is shutting down: the load was stopped and nothing was changed",
+                file=self.display, fix_zh="服务恢复后重新装载", fix_en="load again once the "
+                "server is back")
+        elapsed = time.monotonic() - self.t0
+        if elapsed > self.max_seconds:
+            raise LoaderError(
+                "load_timeout", f"装载超过时限（{self.max_seconds:g} 秒），已中止，未作任何更改",
+                f"the load took longer than its limit ({self.max_seconds:g} s) and was "
+                "stopped; nothing was changed", file=self.display,
+                fix_zh="拆分数据分批装载，或在服务器上用 jmgeo load 装载；管理员可调高 "
+                "JMGEO_LOAD_MAX_SECONDS", fix_en="split the data, or load it on the server "
+                "with `jmgeo load`; an administrator may raise JMGEO_LOAD_MAX_SECONDS")
+        if features > self.max_features:
+            raise LoaderError(
+                "too_many_features", f"要素/记录过多：超过上限 {self.max_features} 个",
+                f"too many features or records: more than the limit of {self.max_features}",
+                file=self.display, fix_zh="拆分数据分批装载；管理员可调高 JMGEO_LOAD_MAX_FEATURES",
+                fix_en="split the data into several layers; an administrator may raise "
+                "JMGEO_LOAD_MAX_FEATURES")

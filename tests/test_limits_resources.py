@@ -1,0 +1,139 @@
+"""Resource limits of loads (issue 16): a sparse GeoTIFF declaring an enormous raster is
+refused from its header (before, warping it kept a core busy for minutes); a zip of many
+members each under the per-member ratio check is refused on the archive's total; feature
+count and wall-clock are limited per load; a stopping server stops its loads. All are
+settings, and every refusal names the setting to raise."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+
+import psycopg
+import pytest
+
+from jmgeo import settings
+from jmgeo.cli import main
+
+LOAD = ["load", "--dept", "gtzy", "--theme", "land", "--sharing", "open", "--dry-run"]
+
+
+@pytest.fixture(scope="module")
+def departments(database_url):
+    from layers.departments import DEMO_DEPARTMENTS, ensure_departments
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_departments(conn, DEMO_DEPARTMENTS)
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """Set JMGEO_* limits for one test."""
+    def set_(**env):
+        for k, v in env.items():
+            monkeypatch.setenv(k, str(v))
+        settings.reset_settings()
+    yield set_
+    monkeypatch.undo()
+    settings.reset_settings()
+
+
+def _load(path, capsys, *extra) -> tuple[int, str]:
+    code = main([*LOAD, "--layer", "tlim_res", *extra, str(path)])
+    return code, capsys.readouterr().err
+
+
+def test_sparse_enormous_geotiff_refused_from_its_header(departments, tmp_path, capsys):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "huge.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=400_000, height=400_000, count=1,
+                       dtype="uint8", crs="EPSG:4490", tiled=True, blockxsize=256,
+                       blockysize=256, sparse_ok=True, bigtiff="YES",
+                       transform=from_origin(112.9, 22.7, 1e-6, 1e-6)):
+        pass  # no block written: a few MB of tile offsets declaring 1.6e11 pixels
+    assert path.stat().st_size < 50 * 1024 ** 2
+    t0 = time.monotonic()
+    code, err = _load(path, capsys)
+    assert code == 2, err
+    assert "huge.tif" in err and "too large" in err, err
+    assert "JMGEO_RASTER_MAX_PIXELS" in err
+    assert time.monotonic() - t0 < 20
+
+
+def test_raster_pixel_limit_is_a_setting(departments, tmp_path, capsys, limits):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "small.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=1,
+                       dtype="uint8", crs="EPSG:4490",
+                       transform=from_origin(112.9, 22.7, 1e-4, 1e-4)) as ds:
+        ds.write(np.ones((1, 100, 100), dtype="uint8"))
+    assert _load(path, capsys)[0] == 0
+    limits(JMGEO_RASTER_MAX_PIXELS=5000)
+    code, err = _load(path, capsys)
+    assert code == 2 and "too large" in err, err
+
+
+def test_zip_of_many_small_members_refused_on_its_total(departments, tmp_path, capsys):
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i in range(24):  # 24 x 1 MB of zeros: each member far under the 16 MB check
+            zf.writestr(f"pad/part{i:02d}.bin", b"\0" * (1 << 20))
+        zf.writestr("pad/wells.csv", "name,lon,lat\na,113.1,22.6\n")
+    code, err = _load(path, capsys)
+    assert code == 2, err
+    assert "many.zip" in err and "zip bomb" in err, err
+
+
+def _points_csv(path, n: int):
+    path.write_text("name,lon,lat\n" + "".join(f"p{i},113.{i:04d},22.6\n" for i in range(n)))
+    return path
+
+
+def _points_geojson(path, n: int):
+    feats = [{"type": "Feature", "properties": {"i": i},
+              "geometry": {"type": "Point", "coordinates": [113.1, 22.6]}} for i in range(n)]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return path
+
+
+@pytest.mark.parametrize("make,name", [(_points_csv, "pts.csv"),
+                                       (_points_geojson, "pts.geojson")])
+def test_feature_limit(departments, tmp_path, capsys, limits, make, name):
+    path = make(tmp_path / name, 20)
+    assert _load(path, capsys)[0] == 0
+    limits(JMGEO_LOAD_MAX_FEATURES=10, JMGEO_LOAD_BATCH=5)
+    code, err = _load(path, capsys)
+    assert code == 2, err
+    assert name in err and "JMGEO_LOAD_MAX_FEATURES" in err, err
+
+
+def test_wall_clock_limit(departments, tmp_path, capsys, limits):
+    path = _points_csv(tmp_path / "slow.csv", 50)
+    limits(JMGEO_LOAD_MAX_SECONDS=1e-6, JMGEO_LOAD_BATCH=5)
+    code, err = _load(path, capsys)
+    assert code == 2, err
+    assert "slow.csv" in err and "JMGEO_LOAD_MAX_SECONDS" in err, err
+
+
+def test_stopping_process_stops_loads(departments, tmp_path, capsys, database_url):
+    from layers.registry import counts
+    from loaders.limits import resume, stop_all
+
+    path = _points_csv(tmp_path / "stopped.csv", 10)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = counts(conn)
+    stop_all()
+    try:
+        code = main([*LOAD[:-1], "--layer", "tlim_stopped", str(path)])
+        err = capsys.readouterr().err
+    finally:
+        resume()
+    assert code == 2 and "shutting down" in err, err
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert counts(conn)["versions"] == before["versions"]
