@@ -340,7 +340,7 @@ def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: s
         _q(conn, "UPDATE layer SET current_version = %s, updated_at = now() WHERE id = %s",
                      (version, layer_id))
         version_state.capture(conn, layer_id, version)
-        from layers import changes, extents  # both read tables through this module
+        from layers import extents  # both read tables through this module
 
         extents.refresh(conn, layer_id, version)
         step = changes.record_step(

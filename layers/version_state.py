@@ -9,7 +9,7 @@ once left the raster's kind on a vector table (its collections answered as a cov
 * :func:`capture` copies the registry row's description into ``layer_version.registry``
   (at publish, and when a version stops being current: a style set meanwhile is its).
 * :func:`restore` writes a version's description back into the registry row; versions
-  published before migration 0022 get what their load report tells (kind, geometry
+  published before migration 0023 get what their load report tells (kind, geometry
   type, source CRS, key field). Sensitive fields are never unmasked by a rollback: the
   restored set is the version's own plus every currently sensitive field its table has.
 """
@@ -42,7 +42,7 @@ def capture(conn: psycopg.Connection, layer_id: int, version: int | None) -> Non
 
 
 def _from_report(row: dict[str, Any]) -> dict[str, Any]:
-    """What a version published before migration 0022 tells of itself (its report)."""
+    """What a version published before migration 0023 tells of itself (its report)."""
     report = row.get("report") or {}
     target = report.get("target") or {}
     kind = target.get("kind") or ("raster" if str(row["table_name"]).endswith(".tif")
