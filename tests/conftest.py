@@ -24,6 +24,8 @@ from jmgeo import settings as settings_mod
 REPO = Path(__file__).resolve().parent.parent
 # what the person running the tests set, before fixtures point DATABASE_URL at test databases
 USER_DATABASE_URL = os.environ.get("DATABASE_URL")
+# the app-role DSN of a session's database -> the owner's DSN of the same database
+OWNER_OF: dict[str, str] = {}
 
 
 def stop_process(proc, timeout: float = 15) -> None:
@@ -97,6 +99,10 @@ def database_url() -> Iterator[str]:
     os.environ.setdefault("JMGEO_DOWNLOAD_CACHE_DIR", cache_dir)
     # links come from configuration, never from Host: the in-process client's base URL
     os.environ.setdefault("JMGEO_PUBLIC_URL", "http://testserver")
+    # the session's audit key and checkpoint files (outside the database, layers.audit_keys)
+    audit_dir = tempfile.mkdtemp(prefix="jmgeo-test-audit-")
+    os.environ["JMGEO_AUDIT_KEY_FILE"] = os.path.join(audit_dir, "keys.json")
+    os.environ["JMGEO_AUDIT_CHECKPOINT_FILE"] = os.path.join(audit_dir, "checkpoints.jsonl")
     settings_mod.reset_settings()
     try:
         migrate(dsn)
@@ -114,9 +120,17 @@ def database_url() -> Iterator[str]:
         else:
             os.environ["JMGEO_TILE_CACHE_DIR"] = old_tiles
         shutil.rmtree(tile_dir, ignore_errors=True)
+        shutil.rmtree(audit_dir, ignore_errors=True)
         settings_mod.reset_settings()
         shutil.rmtree(cache_dir, ignore_errors=True)
         drop_test_database(dsn)
+
+
+@pytest.fixture(scope="session")
+def owner_database_url(database_url: str) -> str:
+    """The session's database as its owner (on the local cluster a superuser): for tests
+    that do what the app's role may not (tamper with the audit log, add triggers)."""
+    return OWNER_OF.get(database_url, database_url)
 
 
 @pytest.fixture
