@@ -92,7 +92,7 @@ def write(conn, path: Path | None = None) -> dict[str, Any] | None:
     serialised with a lock on the file."""
     path = _path(path)
     ring = audit_keys.load()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "r+", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -129,7 +129,7 @@ def role_warning(conn) -> str | None:
     why = ("superuser" if row["super"] else "owner of audit_log" if row["owner"]
            else "holds UPDATE/DELETE/TRUNCATE on audit_log")
     return (f"警告：平台以数据库角色 {row['who']} 连接，它可以改动审计记录（{why}）；请为平台"
-            f"使用只可追加审计的角色（见 README）/ warning: the platform connects as database "
+            f"使用只可追加审计的角色（见 README） / warning: the platform connects as database "
             f"role {row['who']}, which can modify audit rows ({why}): give the platform a "
             "role that may only append to the audit log (see the README, DATABASE_URL and "
             "JMGEO_OWNER_DATABASE_URL)")

@@ -60,7 +60,7 @@ def _serialise(entries: list[dict]) -> str:
 def _write_new(path: Path, text: str, *, replace: bool) -> bool:
     """Write ``text`` to ``path`` mode 0600 atomically; without ``replace``, only when no
     file is there yet (another process may have made it first: False)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".keys-", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)

@@ -234,3 +234,27 @@ def test_key_file_is_private(restore):
     path = get_settings().audit_key_path
     assert path.stat().st_mode & 0o077 == 0
     assert get_settings().audit_checkpoint_path.stat().st_mode & 0o077 == 0
+
+
+def test_app_role_cannot_modify_the_audit_log(chain, app_conn, su):
+    """The platform's own role: no UPDATE, DELETE, TRUNCATE, and not the owner (so it
+    cannot switch the trigger off); verify warns only when connected as the owner."""
+    for stmt in ("UPDATE audit_log SET rows = 0", "DELETE FROM audit_log",
+                 "TRUNCATE audit_log",
+                 "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update_delete",
+                 "DROP TABLE audit_log"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app_conn.execute(stmt)
+    assert audit_checkpoint.role_warning(app_conn) is None
+    warning = audit_checkpoint.role_warning(su)
+    assert warning is not None and bilingual(warning)
+    owns = app_conn.execute(
+        "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND pg_has_role(current_user, c.relowner, 'USAGE')"
+    ).fetchone()["n"]
+    assert owns == 0
+
+
+def test_verify_as_the_app_role_has_no_warning(restore, capsys):
+    code, text = verify(capsys)
+    assert code == 0 and "warning" not in text, text
