@@ -258,3 +258,18 @@ def test_app_role_cannot_modify_the_audit_log(chain, app_conn, su):
 def test_verify_as_the_app_role_has_no_warning(restore, capsys):
     code, text = verify(capsys)
     assert code == 0 and "warning" not in text, text
+
+
+def test_the_worker_checkpoints_every_few_minutes(restore, app_conn):
+    """``audit.checkpoint`` is a periodic job of the platform queue; run as the worker
+    runs it, it appends a checkpoint when the head moved and none when it did not."""
+    from jmgeo.queue import app
+    from layers.audit_tasks import checkpoint_job
+
+    crons = {k[1]: v.cron for k, v in app.periodic_registry.periodic_tasks.items()}
+    assert crons.get("audit_checkpoint") == "*/5 * * * *"
+    rid = audit.record(app_conn, action="ogc.item", caller=WHO, layer="tamper_layer", rows=1)
+    seq = checkpoint_job()
+    assert seq is not None and checkpoint_job() is None
+    good, fault = audit_checkpoint.read()
+    assert fault is None and good[-1]["seq"] == seq and good[-1]["row_id"] == rid
