@@ -52,4 +52,5 @@ class AuditLog(Base):
     request: Mapped[dict | None] = mapped_column(JSONB)
     rows: Mapped[int | None] = mapped_column(Integer)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the HMAC key (layers.audit_keys)
     hash: Mapped[str] = mapped_column(String(64))

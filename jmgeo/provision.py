@@ -4,9 +4,13 @@ With ``DATABASE_URL`` we use that database and never touch the system (no packag
 no clusters). Without it we install Debian's ``postgresql-15`` + ``postgresql-15-postgis-3``
 when absent (root only), create a cluster under ``var/pgdata`` on its own port
 (55432 by default), a superuser role ``jmgeo`` with a random password kept in
-``var/`` (mode 0600), the ``jmgeo`` database and the postgis extension, and write
-the DSN to ``var/database_url``. Running it again starts the cluster if it is
-stopped and changes nothing else.
+``var/`` (mode 0600) — the owner, who runs migrations — the ``jmgeo`` database and the
+postgis extension, and write its DSN to ``var/database_url``; then the app role
+``jmgeo_app`` (login, owns nothing, may only append to the audit log once migration
+0024 granted it its rights) with its own password, its DSN in ``var/app_database_url``:
+what the server and the workers connect as. Running it again starts the cluster if it is
+stopped and changes nothing else. Either way the audit log's HMAC key file is created
+when absent (``layers.audit_keys``).
 
 The real-client tests (QGIS's OAPIF provider, MapLibre in Chromium) need Debian packages
 that the platform itself does not: :data:`CLIENT_TEST_PACKAGES`, installed by
@@ -34,6 +38,8 @@ import psycopg
 
 from jmgeo.settings import Settings
 
+#: the role the API and the workers connect as (migration 0024 grants its rights)
+APP_ROLE = "jmgeo_app"
 DEB_PACKAGES = ["postgresql-{v}", "postgresql-{v}-postgis-3"]
 #: Debian packages of the real-client tests: PyQGIS 3.22 (for /usr/bin/python3), the
 #: browser Playwright drives, and CJK fonts so Chinese labels draw in its screenshots
@@ -138,6 +144,10 @@ class LocalCluster:
     @property
     def password_file(self) -> Path:
         return self.settings.var_dir / "pg_password"
+
+    @property
+    def app_password_file(self) -> Path:
+        return self.settings.var_dir / "pg_app_password"
 
     @property
     def is_root(self) -> bool:
@@ -263,10 +273,28 @@ class LocalCluster:
         if self.running():
             self._pg_ctl("stop", "-m", "fast", "-w")
 
-    def dsn(self, dbname: str = "jmgeo") -> str:
-        password = self.password_file.read_text().strip()
-        return (f"postgresql://jmgeo:{quote(password, safe='')}@127.0.0.1:"
+    def dsn(self, dbname: str = "jmgeo", role: str = "jmgeo") -> str:
+        """The DSN of the owner (``jmgeo``) or of the app role (``APP_ROLE``)."""
+        file = self.app_password_file if role == APP_ROLE else self.password_file
+        password = file.read_text().strip()
+        return (f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:"
                 f"{self.port}/{dbname}")
+
+    def ensure_app_role(self, owner_dsn: str) -> None:
+        """The app's login role: created, or given back its password, LOGIN and no
+        powers (it is not the owner of anything migrations make)."""
+        if not self.app_password_file.exists():
+            self.app_password_file.write_text(secrets.token_urlsafe(18))
+            os.chmod(self.app_password_file, 0o600)
+        password = self.app_password_file.read_text().strip()
+        with _wait_connect(owner_dsn) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                  (APP_ROLE,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(psycopg.sql.SQL(
+                verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS "
+                "PASSWORD {}").format(psycopg.sql.Identifier(APP_ROLE),
+                                      psycopg.sql.Literal(password)))
 
 
 def _port_taken(port: int) -> bool:
@@ -320,6 +348,9 @@ def check_database(dsn: str) -> str:
 def ensure(settings: Settings, log=print) -> str:
     """Make sure a database is reachable and return its DSN (see module docstring)."""
     install_report_packages(log)
+    from layers import audit_keys
+
+    audit_keys.ensure(settings.audit_key_path)
     if settings.database_url:
         version = check_database(settings.database_url)
         log(f"using DATABASE_URL (PostGIS {version} available); the system is left alone")
@@ -332,7 +363,11 @@ def ensure(settings: Settings, log=print) -> str:
     ensure_database_exists(dsn)
     settings.local_url_file.write_text(dsn + "\n")
     os.chmod(settings.local_url_file, 0o600)
-    log(f"local PostGIS ready: 127.0.0.1:{cluster.port} (DSN in {settings.local_url_file})")
+    cluster.ensure_app_role(dsn)
+    settings.local_app_url_file.write_text(cluster.dsn(role=APP_ROLE) + "\n")
+    os.chmod(settings.local_app_url_file, 0o600)
+    log(f"local PostGIS ready: 127.0.0.1:{cluster.port} (owner DSN in "
+        f"{settings.local_url_file}, the app's in {settings.local_app_url_file})")
     return dsn
 
 
@@ -345,5 +380,12 @@ def destroy(settings: Settings, log=print) -> None:
     shutil.rmtree(cluster.datadir, ignore_errors=True)
     cluster.password_file.unlink(missing_ok=True)
     cluster.port_file.unlink(missing_ok=True)
+    cluster.app_password_file.unlink(missing_ok=True)
     settings.local_url_file.unlink(missing_ok=True)
+    settings.local_app_url_file.unlink(missing_ok=True)
+    # the checkpoints describe the audit log just removed: kept aside, not compared with
+    # the next cluster's empty log (the keys stay: they verify nothing new, harm nothing)
+    checkpoints = settings.audit_checkpoint_path
+    if checkpoints.exists():
+        checkpoints.rename(checkpoints.with_name(f"{checkpoints.name}.{int(time.time())}.old"))
     log(f"removed {cluster.datadir}")

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
 
     # DATABASE_URL is unprefixed: it is what every PostgreSQL tool and docker-compose use.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # JMGEO_OWNER_DATABASE_URL: the role that owns the schema (migrations, provisioning);
+    # the app (DATABASE_URL) connects as a role that owns nothing and may only append to
+    # the audit log. Unset: the local cluster's owner (var/database_url), else DATABASE_URL
+    # itself (one role for both: `jmgeo audit verify` warns)
+    owner_database_url: str | None = None
     var_dir: Path = PROJECT_ROOT / "var"
     # the local cluster `jmgeo db ensure` provisions when DATABASE_URL is unset
     pg_port: int = 55432
@@ -217,6 +222,22 @@ class Settings(BaseSettings):
     session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     session_idle_minutes: float = Field(default=30.0, gt=0)
 
+    # the audit log (layers.audit): the HMAC keys of its chain (JMGEO_AUDIT_KEY_FILE,
+    # default var/audit/keys.json, mode 0600) and the signed checkpoints of its head
+    # (JMGEO_AUDIT_CHECKPOINT_FILE, default var/audit/checkpoints.jsonl), both outside the
+    # database; a worker writes a checkpoint every JMGEO_AUDIT_CHECKPOINT_MINUTES
+    audit_key_file: Path | None = None
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_minutes: int = Field(default=5, ge=1, le=59)
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.var_dir / "audit" / "keys.json"
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.audit_checkpoint_file or self.var_dir / "audit" / "checkpoints.jsonl"
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -244,7 +265,24 @@ class Settings(BaseSettings):
 
     @property
     def local_url_file(self) -> Path:
+        """The local cluster's owner DSN (provisioning, migrations, the tests' server)."""
         return self.var_dir / "database_url"
+
+    @property
+    def local_app_url_file(self) -> Path:
+        """The local cluster's app-role DSN (what the app and the workers connect as)."""
+        return self.var_dir / "app_database_url"
+
+    def resolved_owner_database_url(self) -> str:
+        """The owner's DSN: JMGEO_OWNER_DATABASE_URL, else DATABASE_URL (one role for
+        both), else the local cluster's owner."""
+        if self.owner_database_url:
+            return self.owner_database_url
+        if self.database_url:
+            return self.database_url
+        if self.local_url_file.exists():
+            return self.local_url_file.read_text().strip()
+        return self.resolved_database_url()  # raises the "no database" message
 
     def resolved_database_url(self) -> str:
         """The DSN to use: DATABASE_URL, else the one provisioning wrote, else an error."""
@@ -253,10 +291,13 @@ class Settings(BaseSettings):
         cached = self.__dict__.get("_local_dsn")
         if cached:
             return cached
-        if self.local_url_file.exists():
-            dsn = self.local_url_file.read_text().strip()
-            self.__dict__["_local_dsn"] = dsn  # read once per process (hot path)
-            return dsn
+        # the app role's DSN; a cluster provisioned before the roles existed has only the
+        # owner's (the app then connects as the owner: `jmgeo audit verify` warns)
+        for file in (self.local_app_url_file, self.local_url_file):
+            if file.exists():
+                dsn = file.read_text().strip()
+                self.__dict__["_local_dsn"] = dsn  # read once per process (hot path)
+                return dsn
         raise RuntimeError(
             "没有数据库连接 / No database configured: set DATABASE_URL, "
             "or run `jmgeo db ensure` (make run does) to provision a local PostGIS."
@@ -285,6 +326,10 @@ def export_for_workers(**values: object) -> None:
 
 def database_url() -> str:
     return get_settings().resolved_database_url()
+
+
+def owner_database_url() -> str:
+    return get_settings().resolved_owner_database_url()
 
 
 def sqlalchemy_url(dsn: str | None = None) -> str:

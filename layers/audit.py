@@ -1,31 +1,44 @@
-"""The audit log (审计日志): every access to non-open data, append-only, hash-chained.
+"""The audit log (审计日志): every access to non-open data, append-only, keyed hash chain.
 
-Each row's ``hash`` is ``sha256(prev_hash + canonical JSON of the row)`` where the row is
-every column but ``hash`` (``id``, ``at`` in UTC ISO 8601 with microseconds, caller,
-dept_code, layer, grant_id, purpose, action, request, rows, prev_hash), JSON with sorted
-keys, no spaces, UTF-8. Editing any field of a row breaks its own hash; deleting a row
-breaks the next row's ``prev_hash`` link; ``verify()`` reports the first broken link.
-(Deleting the *last* rows leaves a shorter valid chain: compare ``head()`` with a copy
-kept elsewhere — e.g. the daily report — to detect truncation at the end.)
+Each row's ``hash`` is ``HMAC-SHA256(key[key_id], prev_hash + canonical JSON of the
+row)`` where the row is every column but ``hash`` (``id``, ``at`` in UTC ISO 8601 with
+microseconds, caller, dept_code, layer, grant_id, purpose, action, request, rows,
+prev_hash, key_id), JSON with sorted keys, no spaces, UTF-8. The keys live outside the
+database (:mod:`layers.audit_keys`), so a database administrator who switches the
+append-only trigger off can edit, delete or append rows but cannot make them verify.
+Rows written before the chain was keyed (``key_id`` NULL) keep their plain
+``sha256(prev_hash + canonical JSON without key_id)``; an unkeyed row *after* a keyed
+one is a forgery.
+
+Editing a row breaks its own hash; deleting a row breaks the next row's ``prev_hash``
+(or leaves a first row whose ``prev_hash`` is not empty). Deleting the last rows, or all
+of them, leaves a shorter valid chain: the signed checkpoints of the head kept outside
+the database (:mod:`layers.audit_checkpoint`, every few minutes and at ``jmgeo audit
+checkpoint``) catch that — :func:`verify` checks the chain against every checkpoint.
 
 Writers are serialised with a transaction-scoped advisory lock so the chain is linear.
-The database refuses UPDATE, DELETE and TRUNCATE on ``audit_log`` (migration 0002);
-the chain is the evidence that remains if someone with superuser rights bypasses that.
+The app's database role may only SELECT and INSERT ``audit_log`` (migration 0024); a
+trigger also refuses UPDATE, DELETE and TRUNCATE (migration 0002).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from layers import audit_keys
+
 _LOCK_KEY = 0x6A6D_6175_6469_74  # "jmaudit"
 HASHED = ("id", "at", "caller", "dept_code", "layer", "grant_id", "purpose", "action",
           "request", "rows", "prev_hash")
+COLUMNS = ("id, at, caller, dept_code, layer, grant_id, purpose, action, request, rows, "
+           "prev_hash, key_id, hash")
 
 
 def _q(conn, query, params=None):
@@ -37,14 +50,23 @@ def _at(value: datetime) -> str:
 
 
 def canonical(row: dict[str, Any]) -> str:
+    """The bytes hashed: ``key_id`` is part of them for keyed rows (no swapping keys)."""
     data = {k: row.get(k) for k in HASHED}
+    if row.get("key_id") is not None:
+        data["key_id"] = row["key_id"]
     data["at"] = _at(data["at"]) if isinstance(data["at"], datetime) else data["at"]
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                       default=str)
 
 
-def row_hash(prev_hash: str | None, row: dict[str, Any]) -> str:
-    return hashlib.sha256(((prev_hash or "") + canonical(row)).encode("utf-8")).hexdigest()
+def row_hash(prev_hash: str | None, row: dict[str, Any],
+             ring: audit_keys.Keyring | None = None) -> str:
+    """The row's hash: keyed with ``row["key_id"]`` (KeyError when the ring lacks it),
+    plain sha256 for a row written before the chain was keyed."""
+    message = (prev_hash or "") + canonical(row)
+    if row.get("key_id") is None:
+        return hashlib.sha256(message.encode("utf-8")).hexdigest()
+    return (ring or audit_keys.load()).mac(row["key_id"], message)
 
 
 def record(conn, *, action: str, caller=None, layer: str | None = None, access=None,
@@ -54,6 +76,7 @@ def record(conn, *, action: str, caller=None, layer: str | None = None, access=N
     ``caller`` is a ``layers.policy.Caller``; ``access`` the ``Access`` that allowed the
     data (its grant and purpose are recorded).
     """
+    ring = audit_keys.load()
     with conn.transaction():
         _q(conn, "SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         last = _q(conn, "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
@@ -71,57 +94,139 @@ def record(conn, *, action: str, caller=None, layer: str | None = None, access=N
             "request": request,
             "rows": rows,
             "prev_hash": last["hash"] if last else None,
+            "key_id": ring.current,
         }
         # round-trip the request through JSON so what we hash is what jsonb gives back
         if row["request"] is not None:
             row["request"] = json.loads(json.dumps(row["request"], default=str))
-        digest = row_hash(row["prev_hash"], row)
+        digest = row_hash(row["prev_hash"], row, ring)
         _q(conn,
-           "INSERT INTO audit_log (id, at, caller, dept_code, layer, grant_id, purpose, "
-           "action, request, rows, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-           "%s, %s, %s, %s)",
+           f"INSERT INTO audit_log ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+           "%s, %s, %s, %s, %s)",
            (row["id"], row["at"], row["caller"], row["dept_code"], row["layer"],
             row["grant_id"], row["purpose"], row["action"],
             Jsonb(row["request"]) if row["request"] is not None else None, row["rows"],
-            row["prev_hash"], digest))
+            row["prev_hash"], row["key_id"], digest))
     return row["id"]
 
 
-def verify(conn, batch: int = 5000) -> dict[str, Any] | None:
-    """Walk the chain in id order; return the first broken link, or None when intact.
+def _broken(row_id: int | None, reason: str, checked: int, zh: str, en: str,
+            **extra: Any) -> dict[str, Any]:
+    return {"id": row_id, "reason": reason, "checked": checked, "message": f"{zh} / {en}",
+            **extra}
 
-    The answer says which row (``id``) and why: ``hash`` (the row was edited) or
-    ``prev_hash`` (a row before it was removed or edited with its hash recomputed).
+
+def _row_fault(r: dict[str, Any], prev: str | None, first: bool, keyed_seen: bool,
+               ring: audit_keys.Keyring | None, checked: int) -> dict[str, Any] | None:
+    """What is wrong with one row given the one before it (None: nothing)."""
+    rid = r["id"]
+    if first and r["prev_hash"] is not None:
+        return _broken(rid, "first", checked,
+                       f"审计链第一行（第 {rid} 行）之前的记录被删除",
+                       f"the rows before row {rid}, the chain's first, were removed "
+                       "(its prev_hash is not empty)")
+    if not first and r["prev_hash"] != prev:
+        return _broken(rid, "prev_hash", checked,
+                       f"审计链在第 {rid} 行断开：前一行被删除或改动",
+                       f"chain broken at row {rid}: the row before it was removed or altered")
+    if r["key_id"] is None and keyed_seen:
+        return _broken(rid, "unkeyed", checked,
+                       f"审计记录第 {rid} 行没有密钥签名，是伪造的",
+                       f"row {rid} carries no key id after keyed rows: it was forged "
+                       "(written around the platform)")
+    if r["key_id"] is not None and (ring is None or r["key_id"] not in ring.keys):
+        return _broken(rid, "key", checked,
+                       f"审计记录第 {rid} 行的密钥 {r['key_id']} 不在密钥文件中",
+                       f"row {rid} names key {r['key_id']}, which the key file does not "
+                       "hold: the row was forged, or the key file was replaced")
+    if row_hash(r["prev_hash"], r, ring) != r["hash"]:
+        return _broken(rid, "hash", checked,
+                       f"审计记录第 {rid} 行内容被改动",
+                       f"row {rid} was altered (its hash does not match its content)")
+    return None
+
+
+def _checkpoint_fault(cp: dict[str, Any], r: dict[str, Any] | None, count: int,
+                      last: dict[str, Any] | None, later: bool = False
+                      ) -> dict[str, Any] | None:
+    """Compare checkpoint ``cp`` with the row of its id (``r``, None when missing) and
+    the number of rows up to it; ``last`` is the last row seen, ``later`` whether rows
+    after the missing one exist (removed, not truncated)."""
+    tag = f"#{cp['seq']} ({cp['at']})"
+    if r is None and later:
+        return _broken(cp["row_id"], "checkpoint_missing", count,
+                       f"检查点 {tag} 记录的第 {cp['row_id']} 行已被删除",
+                       f"row {cp['row_id']}, the head at checkpoint {tag}, was removed",
+                       checkpoint=cp["seq"])
+    if r is None:
+        return _broken(cp["row_id"], "truncated", count,
+                       f"审计日志被截断：检查点 {tag} 记录到第 {cp['row_id']} 行（共 "
+                       f"{cp['count']} 行），现在只到第 {last['id'] if last else 0} 行（共 "
+                       f"{count} 行）",
+                       f"the audit log was truncated: checkpoint {tag} recorded row "
+                       f"{cp['row_id']} ({cp['count']} rows), the table now ends at row "
+                       f"{last['id'] if last else 0} ({count} rows)", checkpoint=cp["seq"])
+    if r["hash"] != cp["hash"]:
+        return _broken(r["id"], "checkpoint_hash", count,
+                       f"第 {r['id']} 行与检查点 {tag} 记录的哈希不同：之前的记录被改写",
+                       f"row {r['id']} differs from checkpoint {tag}: the chain up to it "
+                       "was rewritten", checkpoint=cp["seq"])
+    if count != cp["count"]:
+        return _broken(r["id"], "checkpoint_count", count,
+                       f"检查点 {tag} 时到第 {r['id']} 行共 {cp['count']} 行，现在 {count} 行",
+                       f"checkpoint {tag} counted {cp['count']} rows up to row {r['id']}, "
+                       f"there are now {count}", checkpoint=cp["seq"])
+    return None
+
+
+def verify(conn, batch: int = 5000, checkpoints: Iterable[dict[str, Any]] = (),
+           ring: audit_keys.Keyring | None = None) -> dict[str, Any] | None:
+    """Walk the chain in id order; return the first fault, or None when intact.
+
+    The answer says which row (``id``) and why (``reason``): ``hash`` (edited),
+    ``prev_hash`` (a row before it removed or rewritten), ``first`` (the first rows
+    removed), ``unkeyed`` / ``key`` (a row not made with a key of the key file: forged),
+    or, against the ``checkpoints`` (``seq``, ``at``, ``row_id``, ``hash``, ``count``;
+    :mod:`layers.audit_checkpoint`), ``checkpoint_missing`` / ``checkpoint_hash`` /
+    ``checkpoint_count`` / ``truncated`` (with the checkpoint's ``seq``).
     """
+    if ring is None and audit_keys.exists():
+        ring = audit_keys.load(create=False)
+    # a checkpoint of the empty log (no row id) says nothing rows could contradict
+    pending = sorted((c for c in checkpoints if c.get("row_id") is not None),
+                     key=lambda c: c["row_id"])
     prev: str | None = None
-    first = True
+    last: dict[str, Any] | None = None
+    keyed_seen = False
     last_id = 0
     checked = 0
     while True:
-        rows = _q(conn, "SELECT id, at, caller, dept_code, layer, grant_id, purpose, action, "
-                        "request, rows, prev_hash, hash FROM audit_log WHERE id > %s "
-                        "ORDER BY id LIMIT %s", (last_id, batch)).fetchall()
-        if not rows:
-            return None
+        rows = _q(conn, f"SELECT {COLUMNS} FROM audit_log WHERE id > %s ORDER BY id "
+                        "LIMIT %s", (last_id, batch)).fetchall()
         for r in rows:
+            if pending and pending[0]["row_id"] < r["id"]:
+                return _checkpoint_fault(pending[0], None, checked, last, later=True)
             checked += 1
-            if not first and r["prev_hash"] != prev:
-                return {"id": r["id"], "reason": "prev_hash", "checked": checked,
-                        "message": f"审计链在第 {r['id']} 行断开：前一行被删除或改动 / chain "
-                                   f"broken at row {r['id']}: the row before it was removed "
-                                   "or altered"}
-            if row_hash(r["prev_hash"], r) != r["hash"]:
-                return {"id": r["id"], "reason": "hash", "checked": checked,
-                        "message": f"审计记录第 {r['id']} 行内容被改动 / row {r['id']} was "
-                                   "altered (its hash does not match its content)"}
-            prev = r["hash"]
-            first = False
-            last_id = r["id"]
+            fault = _row_fault(r, prev, last is None, keyed_seen, ring, checked)
+            if fault:
+                return fault
+            while pending and pending[0]["row_id"] == r["id"]:
+                fault = _checkpoint_fault(pending.pop(0), r, checked, last)
+                if fault:
+                    return fault
+            keyed_seen = keyed_seen or r["key_id"] is not None
+            prev, last, last_id = r["hash"], r, r["id"]
+        if len(rows) < batch:
+            break
+    if pending:
+        return _checkpoint_fault(pending[0], None, checked, last)
+    return None
 
 
 def head(conn) -> dict[str, Any] | None:
     """The last row's id and hash (keep a copy elsewhere to detect truncation)."""
-    return _q(conn, "SELECT id, hash, at FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    return _q(conn, "SELECT id, hash, at, key_id FROM audit_log ORDER BY id DESC LIMIT 1"
+              ).fetchone()
 
 
 def show(conn, dept: str | None = None, layer: str | None = None,

@@ -68,8 +68,16 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
     au = sub.add_parser("audit", help="审计日志 / the audit log")
     asub = au.add_subparsers(dest="audit_cmd", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; exit 1 at the first broken link")
+    v = asub.add_parser("verify", help="check the keyed chain against the checkpoints; exit 1 "
+                                       "at the first fault")
+    v.add_argument("--json", action="store_true")
     v.set_defaults(func=_audit_verify)
+    cp = asub.add_parser("checkpoint", help="write a signed checkpoint of the chain's head "
+                                            "(the worker does every few minutes)")
+    cp.set_defaults(func=_audit_checkpoint)
+    rk = asub.add_parser("rotate-key", help="add a new HMAC key and make it current (old keys "
+                                            "are kept to verify old rows)")
+    rk.set_defaults(func=_audit_rotate_key)
     s = asub.add_parser("show", help="show audit rows, newest first")
     s.add_argument("--dept")
     s.add_argument("--layer")
@@ -242,17 +250,54 @@ def _grant_list(args) -> None:
 
 
 def _audit_verify(args) -> int:
-    from layers import audit
+    import json
+    import sys
+
+    from layers import audit_checkpoint
 
     with _conn() as conn:
-        broken = audit.verify(conn)
-        head = audit.head(conn)
-    if broken is None:
-        print(f"审计链完整 / audit chain intact: {head['id'] if head else 0} rows, head "
-              f"{head['hash'] if head else '-'}")
-        return 0
-    print(broken["message"])
-    return 1
+        result = audit_checkpoint.report(conn)
+    if args.json:
+        print(json.dumps(result, default=str, ensure_ascii=False, indent=1))
+        return 0 if result["intact"] else 1
+    for warning in result["warnings"]:
+        print(warning, file=sys.stderr)
+    cp = result["checkpoint"]
+    against = (f"检查点 #{cp['seq']}（{cp['at']}，第 {cp['row_id']} 行，{cp['count']} 行）/ "
+               f"checkpoint #{cp['seq']} ({cp['at']}, row {cp['row_id']}, {cp['count']} rows)"
+               if cp else "无检查点 / no checkpoint")
+    if not result["intact"]:
+        print(result["broken"]["message"])
+        print(f"对照 / verified against: {against}")
+        return 1
+    head = result["head"]
+    print(f"审计链完整 / audit chain intact: head row {head['id'] if head else '-'} "
+          f"{head['hash'] if head else ''}; 对照 / verified against {against}")
+    return 0
+
+
+def _audit_checkpoint(args) -> None:
+    from layers import audit_checkpoint
+
+    with _conn() as conn:
+        entry = audit_checkpoint.write(conn)
+    if entry is None:
+        print("审计链头未变，未写检查点 / the head has not moved since the last checkpoint")
+    else:
+        print(f"检查点 #{entry['seq']} / checkpoint #{entry['seq']}: row {entry['row_id']}, "
+              f"{entry['count']} rows")
+
+
+def _audit_rotate_key(args) -> None:
+    from layers import audit, audit_checkpoint, audit_keys
+
+    new = audit_keys.rotate()
+    with _conn() as conn:
+        audit.record(conn, action="audit.rotate_key", caller=_cli_caller(),
+                     request={"key_id": new})
+        audit_checkpoint.write(conn)
+    print(f"新密钥 / new key {new} (旧密钥保留用于核验 / old keys kept to verify old rows); "
+          f"back up {audit_keys.load().path}")
 
 
 def _audit_show(args) -> None:

@@ -24,6 +24,8 @@ from jmgeo import settings as settings_mod
 REPO = Path(__file__).resolve().parent.parent
 # what the person running the tests set, before fixtures point DATABASE_URL at test databases
 USER_DATABASE_URL = os.environ.get("DATABASE_URL")
+# the app-role DSN of a session's database -> the owner's DSN of the same database
+OWNER_OF: dict[str, str] = {}
 
 
 def stop_process(proc, timeout: float = 15) -> None:
@@ -43,7 +45,8 @@ def stop_process(proc, timeout: float = 15) -> None:
 
 
 def _server_dsn() -> str:
-    return os.environ.get("TEST_DATABASE_URL") or settings_mod.Settings().resolved_database_url()
+    return (os.environ.get("TEST_DATABASE_URL")
+            or settings_mod.Settings().resolved_owner_database_url())
 
 
 def _with_db(dsn: str, dbname: str) -> str:
@@ -82,41 +85,96 @@ def migrate(dsn: str, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
+APP_ROLE = "jmgeo_app"  # migration 0024 grants the app's rights to it
+
+
+def create_app_login(owner_dsn: str) -> str | None:
+    """A login role of this session, member of the app role, and its DSN for the same
+    database: the tests' app connects as the platform does in production, owning nothing
+    and unable to modify audit rows. None when the server has no app role (the owner
+    could not create it): the app then connects as the owner."""
+    import secrets
+    from urllib.parse import quote
+
+    name = f"jmgeo_app_t{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    password = secrets.token_urlsafe(18)
+    with psycopg.connect(_with_db(owner_dsn, "postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                            (APP_ROLE,)).fetchone():
+            return None
+        conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN IN ROLE {} PASSWORD {}").format(
+            psycopg.sql.Identifier(name), psycopg.sql.Identifier(APP_ROLE),
+            psycopg.sql.Literal(password)))
+    parts = urlsplit(owner_dsn)
+    netloc = f"{quote(name, safe='')}:{quote(password, safe='')}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def drop_app_login(app_dsn: str, owner_dsn: str) -> None:
+    """Drop the session's login role (its database, with what it owned, is gone)."""
+    name = urlsplit(app_dsn).username
+    with psycopg.connect(_with_db(owner_dsn, "postgres"), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(
+            psycopg.sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A migrated database with the Jiangmen framework (regions) loaded."""
-    dsn = create_test_database()
-    old = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = dsn
+    """A migrated database with the Jiangmen framework (regions) loaded, as the app's
+    role sees it (``owner_database_url`` is the same database as its owner)."""
+    owner = create_test_database()
+    old = {k: os.environ.get(k) for k in ("DATABASE_URL", "JMGEO_TILE_CACHE_DIR",
+                                          "JMGEO_AUDIT_KEY_FILE",
+                                          "JMGEO_AUDIT_CHECKPOINT_FILE")}
+    app_dsn = None
     # the session's tile cache: its own directory (jmgeo.ogc.tilecache), removed at the end
     tile_dir = tempfile.mkdtemp(prefix="jmgeo-tiles-")
-    old_tiles = os.environ.get("JMGEO_TILE_CACHE_DIR")
     os.environ["JMGEO_TILE_CACHE_DIR"] = tile_dir
     # the session's download file cache, beside nothing else's (workers inherit it)
     cache_dir = tempfile.mkdtemp(prefix="jmgeo-test-dlcache-")
     os.environ.setdefault("JMGEO_DOWNLOAD_CACHE_DIR", cache_dir)
     # links come from configuration, never from Host: the in-process client's base URL
     os.environ.setdefault("JMGEO_PUBLIC_URL", "http://testserver")
-    settings_mod.reset_settings()
+    # the session's audit key and checkpoint files (outside the database, layers.audit_keys)
+    audit_dir = tempfile.mkdtemp(prefix="jmgeo-test-audit-")
+    os.environ["JMGEO_AUDIT_KEY_FILE"] = os.path.join(audit_dir, "keys.json")
+    os.environ["JMGEO_AUDIT_CHECKPOINT_FILE"] = os.path.join(audit_dir, "checkpoints.jsonl")
     try:
-        migrate(dsn)
+        os.environ["DATABASE_URL"] = owner
+        settings_mod.reset_settings()
+        migrate(owner)
+        app_dsn = create_app_login(owner) or owner
+        OWNER_OF[app_dsn] = owner
+        # JMGEO_OWNER_DATABASE_URL stays unset: a test that points DATABASE_URL at a
+        # database of its own (and its subprocesses) must migrate that one
+        os.environ["DATABASE_URL"] = app_dsn
+        settings_mod.reset_settings()
         from spatial.regions import load_framework
 
-        load_framework(dsn)
-        yield dsn
+        load_framework(app_dsn)
+        yield app_dsn
     finally:
-        if old is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = old
-        if old_tiles is None:
-            os.environ.pop("JMGEO_TILE_CACHE_DIR", None)
-        else:
-            os.environ["JMGEO_TILE_CACHE_DIR"] = old_tiles
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(tile_dir, ignore_errors=True)
+        shutil.rmtree(audit_dir, ignore_errors=True)
         settings_mod.reset_settings()
         shutil.rmtree(cache_dir, ignore_errors=True)
-        drop_test_database(dsn)
+        drop_test_database(owner)
+        if app_dsn and app_dsn != owner:
+            drop_app_login(app_dsn, owner)
+
+
+@pytest.fixture(scope="session")
+def owner_database_url(database_url: str) -> str:
+    """The session's database as its owner (on the local cluster a superuser): for tests
+    that do what the app's role may not (tamper with the audit log, add triggers)."""
+    return OWNER_OF.get(database_url, database_url)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ conditional data.
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from exchange_fixtures import APPLICANT, Api, make_callers
 from policy_fixtures import FEATURES, create_layer, create_table
@@ -196,15 +197,16 @@ def test_anonymous_open_and_conditional(api, db):
     assert hidden.text == never.text
 
 
-def test_no_audit_row_no_data(api, db):
+def test_no_audit_row_no_data(api, db, owner_database_url):
     """When the audit row cannot be written (here: a trigger refusing it, a real database
     failure), the query answers 503 and gives no data."""
     table = _table(db, "unconditional")
-    db.execute(f"""
+    su = psycopg.connect(owner_database_url, autocommit=True)  # triggers: the owner's
+    su.execute(f"""
         CREATE FUNCTION tq_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN IF NEW.layer = '{table}' THEN RAISE EXCEPTION 'audit refused'; END IF;
         RETURN NEW; END $$""")
-    db.execute("CREATE TRIGGER tq_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+    su.execute("CREATE TRIGGER tq_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
                "EXECUTE FUNCTION tq_refuse_audit()")
     try:
         r = api["unrelated"].client.get(f"/exchange/query/{table}/北街地块",
@@ -212,8 +214,9 @@ def test_no_audit_row_no_data(api, db):
         assert r.status_code == 503 and "北街地块" not in r.text and "陈" not in r.text
         assert r.json()["code"] == "ServiceUnavailable"
     finally:
-        db.execute("DROP TRIGGER tq_refuse_audit ON audit_log")
-        db.execute("DROP FUNCTION tq_refuse_audit()")
+        su.execute("DROP TRIGGER tq_refuse_audit ON audit_log")
+        su.execute("DROP FUNCTION tq_refuse_audit()")
+        su.close()
     assert api["unrelated"].get(f"/exchange/query/{table}/北街地块").status_code == 200
 
 

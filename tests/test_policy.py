@@ -249,17 +249,21 @@ def test_roles_admin_and_auditor_get_no_extra_data(conn):
 
 # -- audit log ----------------------------------------------------------------------
 
-def test_audit_log_refuses_update_delete_truncate(conn):
+def test_audit_log_refuses_update_delete_truncate(conn, owner_database_url):
+    """The app's role lacks the privilege; even the owner meets the append-only trigger."""
     from layers import audit
 
     audit.record(conn, action="test", caller=Caller("department", "hb", "t"), layer="tp_cond")
-    for stmt in ("UPDATE audit_log SET rows = 99", "DELETE FROM audit_log",
-                 "TRUNCATE audit_log"):
-        with pytest.raises(psycopg.Error, match="append-only"):
-            conn.execute(stmt)
+    with psycopg.connect(owner_database_url, autocommit=True) as owner:
+        for stmt in ("UPDATE audit_log SET rows = 99", "DELETE FROM audit_log",
+                     "TRUNCATE audit_log"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(stmt)
+            with pytest.raises(psycopg.Error, match="append-only"):
+                owner.execute(stmt)
 
 
-def test_audit_chain_verify_detects_edit_and_deletion(conn):
+def test_audit_chain_verify_detects_edit_and_deletion(conn, owner_database_url):
     from layers import audit
 
     who = Caller("department", "gh", "tp-audit")
@@ -268,16 +272,18 @@ def test_audit_chain_verify_detects_edit_and_deletion(conn):
            for i in range(4)]
     assert audit.verify(conn) is None
     # tamper as the database owner, inside a transaction that is rolled back afterwards
+    owner = psycopg.connect(owner_database_url, autocommit=True, row_factory=dict_row)
     for tamper, bad_id, reason in (
             (f"UPDATE audit_log SET rows = 1000 WHERE id = {ids[1]}", ids[1], "hash"),
             (f"UPDATE audit_log SET request = '{{}}' WHERE id = {ids[2]}", ids[2], "hash"),
             (f"DELETE FROM audit_log WHERE id = {ids[1]}", ids[2], "prev_hash")):
-        with conn.transaction(force_rollback=True):
-            conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update_delete")
-            conn.execute(tamper)
-            broken = audit.verify(conn)
+        with owner.transaction(force_rollback=True):
+            owner.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update_delete")
+            owner.execute(tamper)
+            broken = audit.verify(owner)
             assert broken is not None and broken["id"] == bad_id and broken["reason"] == reason
             assert bilingual(broken["message"])
+    owner.close()
     assert audit.verify(conn) is None
 
 

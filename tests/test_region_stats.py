@@ -120,7 +120,7 @@ def test_region_grant_counts_rows_intersecting_its_regions(app_client, database_
     assert rows == {"440703": 1, where[0]: 1}  # fid 1 and fid 2; never fid 3 (恩平)
 
 
-def test_stats_withheld_when_the_audit_cannot_be_written(app_client, db):
+def test_stats_withheld_when_the_audit_cannot_be_written(app_client, db, owner_database_url):
     """No audit row, no data: statistics of a non-open layer answer 503 (not 500) when
     the audit row cannot be written — here a trigger refusing it, a real failure."""
     from datetime import UTC, datetime
@@ -138,11 +138,12 @@ def test_stats_withheld_when_the_audit_cannot_be_written(app_client, db):
                 sharing_class="unconditional")
     token = create_key(db, f"stats-noaudit-{datetime.now(UTC).timestamp()}",
                        dept="hb")["token"]
-    db.execute("""
+    su = psycopg.connect(owner_database_url, autocommit=True)  # triggers: the owner's
+    su.execute("""
         CREATE FUNCTION ts_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN IF NEW.layer = 't_stats_noaudit' THEN RAISE EXCEPTION 'audit refused'; END IF;
         RETURN NEW; END $$""")
-    db.execute("CREATE TRIGGER ts_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+    su.execute("CREATE TRIGGER ts_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
                "EXECUTE FUNCTION ts_refuse_audit()")
     try:
         r = app_client.get("/regions/440700/stats", params={"layer": "t_stats_noaudit"},
@@ -150,8 +151,9 @@ def test_stats_withheld_when_the_audit_cannot_be_written(app_client, db):
         assert r.status_code == 503 and "rows" not in r.json(), r.text
         assert r.json()["code"] == "ServiceUnavailable"
     finally:
-        db.execute("DROP TRIGGER ts_refuse_audit ON audit_log")
-        db.execute("DROP FUNCTION ts_refuse_audit()")
+        su.execute("DROP TRIGGER ts_refuse_audit ON audit_log")
+        su.execute("DROP FUNCTION ts_refuse_audit()")
+        su.close()
     r = app_client.get("/regions/440700/stats", params={"layer": "t_stats_noaudit"},
                        headers={"X-API-Key": token})
     assert r.status_code == 200 and r.json()["rows"]

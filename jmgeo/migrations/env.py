@@ -6,7 +6,7 @@ from sqlalchemy import create_engine, pool
 import layers.models  # noqa: F401  (registers tables on the metadata)
 import spatial.models  # noqa: F401
 from jmgeo.models import Base
-from jmgeo.settings import sqlalchemy_url
+from jmgeo.settings import owner_database_url, sqlalchemy_url
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,7 +18,8 @@ def include_object(obj, name, type_, reflected, compare_to):
 
 
 def run_migrations_online() -> None:
-    url = config.attributes.get("url") or sqlalchemy_url()
+    # migrations run as the schema's owner, never as the app's role (migration 0021)
+    url = config.attributes.get("url") or sqlalchemy_url(owner_database_url())
     connectable = create_engine(url, poolclass=pool.NullPool)
     with connectable.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
