@@ -425,20 +425,8 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
                                 to_version=to_version, to_table=row[0],
                                 key_field=layer.get("key_field"))
         epoch = bump_epoch(conn)
-    catalog = _catalog_sync(conn, name)
     return {"layer": name, "from_version": previous, "to_version": to_version, "epoch": epoch,
-            "kind": restored.get("kind", layer["kind"]), "catalog": catalog}
-
-
-def _catalog_sync(conn: psycopg.Connection, name: str) -> str | None:
-    """Bring the resource's catalog entry (fields, format, extent) to its current version
-    now. Best effort, like the loader's: catalog readers re-sync on the epoch anyway."""
-    try:
-        from catalog.sync import sync_layer
-
-        return sync_layer(conn, name).get("outcome")
-    except Exception:  # noqa: BLE001 - the rollback is done; the catalog follows later
-        return None
+            "kind": restored.get("kind", layer["kind"])}
 
 
 def _raster_file_exists(table_name: str) -> bool:

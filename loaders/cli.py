@@ -264,7 +264,8 @@ def _history(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from jmgeo.errors import UserError
-    from layers.registry import RegistryError, rollback
+    from layers.registry import RegistryError
+    from loaders.pipeline import rollback
 
     try:
         with _conn() as conn:

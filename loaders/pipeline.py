@@ -31,7 +31,8 @@ from loaders.report import format_report
 from loaders.source import Source, open_source
 from loaders.stages import LoadRun, registry_error
 
-__all__ = ["LoadOptions", "catalog_sync", "check_options", "format_report", "load"]
+__all__ = ["LoadOptions", "catalog_sync", "check_options", "format_report", "load",
+           "rollback"]
 
 THEME_RE = r"^[a-z][a-z0-9_]{0,31}$"
 HASH_LIMIT = 256 * 1024 ** 2  # hash sources up to this size (or always with skip_unchanged)
@@ -211,3 +212,19 @@ def catalog_sync(conn: psycopg.Connection, layer: str, report: dict[str, Any]) -
     except Exception as exc:  # noqa: BLE001 - never undo a published load for the catalog
         report["warnings"].append(f"目录登记将稍后自动完成（{type(exc).__name__}）/ catalog "
                                   f"registration deferred to the next sync ({exc})")
+
+
+def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, Any]:
+    """``layers.registry.rollback`` and then the resource's catalog entry (fields, format,
+    extent) brought to the restored version at once — here, not in ``layers``, which the
+    catalog builds on. Best effort, like a load's: catalog readers re-sync on the epoch."""
+    from layers.registry import rollback as registry_rollback
+
+    result = registry_rollback(conn, name, to_version)
+    try:
+        from catalog.sync import sync_layer
+
+        result["catalog"] = sync_layer(conn, name).get("outcome")
+    except Exception:  # noqa: BLE001 - the rollback is done; the catalog follows later
+        result["catalog"] = None
+    return result

@@ -203,7 +203,11 @@ def test_client_disconnect_is_no_logged_server_error(app_client, world, caplog, 
                          (b"content-length", b"1000"),
                          (b"x-api-key", world["owner"].token.encode())]}
     with caplog.at_level("INFO", logger="jmgeo"):
-        anyio.run(app_client.app, scope, receive, send)
+        # in a thread of its own: the session's browser (Playwright's sync API) may hold
+        # an event loop in this one
+        worker = threading.Thread(target=anyio.run, args=(app_client.app, scope, receive, send))
+        worker.start()
+        worker.join(30)
     statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
     assert statuses and statuses[0] < 500, statuses
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -110,7 +110,9 @@ def test_swagger_ui_is_local_and_keeps_the_policy(visit, live_server, path, read
     seen.page.wait_for_load_state("networkidle")
     assert any("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in u
                for u in seen.requests)
-    assert seen.page.locator(".opblock").count() > 5
+    # Swagger UI renders a large document's operations progressively: wait for them
+    seen.page.wait_for_function("document.querySelectorAll('.opblock').length > 5",
+                                timeout=20_000)
     seen.assert_offline(origin_of(live_server))
 
 

@@ -18,6 +18,7 @@ from jmgeo.db import connection
 from jmgeo.errors import UserError, bilingual
 from layers import audit, policy, registry
 from layers.models import SHARING_CLASSES, UPDATE_CYCLES
+from loaders import pipeline
 
 router = APIRouter()
 
@@ -72,7 +73,8 @@ def versions(request: Request, name: str, session: SessionDep) -> HTMLResponse:
 @router.post("/resources/{name}/rollback")
 def rollback(request: Request, name: str, session: SessionDep,
              version: int = Form(..., ge=1, le=2**31 - 1)) -> Response:
-    """Make a kept version current again (``layers.registry.rollback``); audited
+    """Make a kept version current again (``loaders.pipeline.rollback``: the registry and
+    the catalog entry); audited
     (``layer.rollback``). Only the owner department, and not the read-only auditor."""
     caller = session.caller
     with connection() as conn:
@@ -80,7 +82,7 @@ def rollback(request: Request, name: str, session: SessionDep,
         if row is None:
             return not_found(request)
         try:
-            result = registry.rollback(conn, name, version)
+            result = pipeline.rollback(conn, name, version)
         except UserError as exc:
             return page(request, "console/versions.html", 400, resource=row,
                         history=registry.history(conn, name), error=str(exc))
