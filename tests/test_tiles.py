@@ -318,3 +318,26 @@ def test_features_per_tile_are_capped(world, database_url):
                                "options": options, "jmgeo": {"layer": cond}})
         tile = p.get_tiles(tileset="WebMercatorQuad", z=8, y=row, x=col)
         assert len(decode(tile)[cond]["features"]) == n
+
+
+@pytest.mark.parametrize("tms", ["WebMercatorQuad", "CGCS2000Quad"])
+def test_the_tile_statement_finds_its_rows_by_the_spatial_index(world, database_url, tms):
+    """A tile reads the rows of its box through the GIST index, never the whole table:
+    the clipping of what is drawn (absurd vertices) must stay out of the WHERE filter."""
+    import psycopg
+
+    from jmgeo.ogc.tiles import PolicyMVTProvider, tile_provider_def
+    from layers.policy import ANONYMOUS, access_row, decide
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        from psycopg.rows import dict_row
+
+        conn.row_factory = dict_row
+        layer = access_row(conn, LAYER)
+        provider = PolicyMVTProvider(tile_provider_def(layer, decide(ANONYMOUS, layer)))
+        row, col = tile_of(tms, 13, *WELL)
+        query, params = provider.tile_query(tms, 13, row, col)
+        conn.execute("SET enable_seqscan = off")  # a plan that CAN use the index must
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+            psycopg.sql.SQL("EXPLAIN ") + query, params).fetchall())
+    assert "Index" in plan and "Seq Scan" not in plan, plan
