@@ -44,9 +44,22 @@ def stop_process(proc, timeout: float = 15) -> None:
         proc.wait()
 
 
-def _server_dsn() -> str:
+# the test server as its owner, resolved once, at import: the session then points
+# DATABASE_URL at the app's role, and an owner DSN derived from it later could not create
+# or migrate databases (make test sets no TEST_DATABASE_URL)
+def _resolve_server_dsn() -> str:
     return (os.environ.get("TEST_DATABASE_URL")
             or settings_mod.Settings().resolved_owner_database_url())
+
+
+try:
+    _SERVER_DSN: str | None = _resolve_server_dsn()
+except Exception:  # noqa: BLE001 - no database yet: the first fixture says why
+    _SERVER_DSN = None
+
+
+def _server_dsn() -> str:
+    return _SERVER_DSN or _resolve_server_dsn()
 
 
 def _with_db(dsn: str, dbname: str) -> str:

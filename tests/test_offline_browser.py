@@ -110,9 +110,14 @@ def test_swagger_ui_is_local_and_keeps_the_policy(visit, live_server, path, read
     seen.page.wait_for_load_state("networkidle")
     assert any("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in u
                for u in seen.requests)
-    # Swagger UI renders a large document's operations progressively: wait for them
-    seen.page.wait_for_function("document.querySelectorAll('.opblock').length > 5",
-                                timeout=20_000)
+    # Swagger UI renders a large document's operations progressively: wait for them (a
+    # polling loop here: wait_for_function evaluates a string, which the CSP refuses)
+    blocks = seen.page.locator(".opblock")
+    for _ in range(100):
+        if blocks.count() > 5:
+            break
+        seen.page.wait_for_timeout(200)
+    assert blocks.count() > 5
     seen.assert_offline(origin_of(live_server))
 
 
