@@ -490,3 +490,14 @@ def may_answer_correction(caller: Caller, owner_code: str | None) -> bool:
     """Answer a correction ticket (fixed in version N / not an error): the owner
     department only — the one that can fix its data (the bureau when it is the owner)."""
     return caller.kind in ("department", "admin") and owns(caller, owner_code)
+
+
+def correction_key_filter(caller: Caller, *, raiser: str, owner: str) -> SQLFilter:
+    """May the caller read a correction ticket's record key (for a person, an ID number)?
+    As SQL over the raising and owning departments' code columns: those two hold the
+    record; the bureau, the auditor and anyone else see that a record was named, not
+    which (the report and its drill-down may travel as files)."""
+    dept = caller.data_dept
+    if dept is None:
+        return SQLFilter("FALSE")
+    return SQLFilter(f"({raiser} = %s OR {owner} = %s)", (dept, dept))

@@ -21,6 +21,7 @@ from exchange import clock
 from exchange.notify import notify
 from jmgeo.errors import bilingual
 from layers import audit, policy
+from layers.access_sql import AccessSQL
 from layers.policy import Caller
 from layers.registry import table_columns
 from supervision.periods import Conflict, Forbidden, Invalid, NotFound
@@ -53,8 +54,8 @@ def rate_delivery(conn, caller: Caller, delivery_id: int, *, score: int,
                    "o ON o.id = l.owner_dept_id LEFT JOIN department d ON d.id = x.dept_id "
                    "WHERE x.id = %s", (delivery_id,)).fetchone()
     if not policy.may_rate(caller, row is not None and row["dept"] == caller.dept_code):
-        raise _never_received(f"交付 {delivery_id}" if row is None else f"交付 {delivery_id}"
-                              f"（{row['resource']}）")
+        # one answer whether the delivery is missing or another department's
+        raise _never_received(f"交付 {delivery_id}")
     if not isinstance(score, int) or not 1 <= score <= 5:
         raise Invalid(bilingual(f"评分 {score!r} 无效，应为 1–5 的整数",
                                 f"score {score!r} must be a whole number from 1 to 5"))
@@ -117,17 +118,17 @@ def raise_correction(conn, caller: Caller, *, resource: str, description: str,
                      ) -> dict[str, Any]:
     """Raise a correction ticket on a resource the caller's department received."""
     now = now or datetime.now(UTC)
-    layer = _q(conn, "SELECT l.id, l.name, l.current_version, d.code AS owner, v.table_name "
-                     "FROM layer l JOIN department d ON d.id = l.owner_dept_id LEFT JOIN "
-                     "layer_version v ON v.layer_id = l.id AND v.version = l.current_version "
-                     "WHERE l.name = %s", (resource,)).fetchone()
-    if not policy.may_rate(caller, layer is not None and received(conn, caller.dept_code,
-                                                                  resource)):
+    # the resource as the caller's access sees it (in service, its fields): a retired,
+    # hidden or missing one gets the same answer as one never received
+    layer, access = policy.lookup(conn, caller, resource)
+    if access is None or not policy.may_rate(caller, received(conn, caller.dept_code,
+                                                              resource)):
         raise _never_received(f"资源 {resource}")
     if not (description or "").strip():
         raise Invalid(bilingual("纠错须说明问题", "a correction needs its description: what "
                                 "is wrong"))
-    if field and layer["table_name"] and field not in table_columns(conn, layer["table_name"]):
+    if field and not (layer["table_name"] and AccessSQL(
+            access, table_columns(conn, layer["table_name"])).visible(field)):
         raise Invalid(bilingual(f"资源 {resource} 没有字段 {field!r}",
                                 f"resource {resource!r} has no field {field!r}"))
     if region and _q(conn, "SELECT 1 FROM region WHERE code = %s", (region,)).fetchone() is None:
@@ -143,10 +144,11 @@ def raise_correction(conn, caller: Caller, *, resource: str, description: str,
                        "o.code = %s RETURNING id",
                  (layer["id"], layer["current_version"], record_key, field, region,
                   description.strip(), rule["id"], due, caller.name, now, caller.dept_code,
-                  layer["owner"])).fetchone()
-        where = "，".join(x for x in (record_key and f"记录 {record_key}",
+                  layer["owner_code"])).fetchone()
+        # the notice may be mailed: it names the ticket, never a record's key (an ID number)
+        where = "，".join(x for x in (record_key and "指定记录",
                                       field and f"字段 {field}", region and f"区域 {region}") if x)
-        notify(conn, layer["owner"], "correction", bilingual(
+        notify(conn, layer["owner_code"], "correction", bilingual(
             f"{caller.dept_code} 对资源 {resource} 提出纠错 {row['id']}（{where or '整体'}）："
             f"{description.strip()}，请于 {due:%Y-%m-%d} 前答复",
             f"correction {row['id']} on {resource} from {caller.dept_code}: answer by {due}"),
@@ -154,18 +156,33 @@ def raise_correction(conn, caller: Caller, *, resource: str, description: str,
         audit.record(conn, action="supervision.correction", caller=caller, layer=resource,
                      request={"correction": row["id"], "record": record_key, "field": field,
                               "region": region})
-    return get_correction(conn, row["id"])
+    return get_correction(conn, row["id"], caller)
 
 
-def get_correction(conn, ticket_id: int) -> dict[str, Any] | None:
-    return _q(conn, "SELECT c.id, l.name AS resource, c.version, d.code AS raiser, o.code AS "
-                    "owner, c.record_key, c.field, c.region_code AS region, c.description, "
-                    "c.deadline, c.status, c.raised_at, c.answered_at, c.answered_by, "
-                    "c.fixed_version, c.reason, r.basis AS rule_basis, r.working_days "
-                    "FROM correction c JOIN layer l ON l.id = c.layer_id JOIN department d "
-                    "ON d.id = c.dept_id JOIN department o ON o.id = c.owner_dept_id JOIN "
-                    "correction_rule r ON r.id = c.rule_id WHERE c.id = %s",
-              (ticket_id,)).fetchone()
+_CORRECTIONS = (
+    "SELECT c.id, l.name AS resource, c.version, d.code AS raiser, o.code AS owner, "
+    "CASE WHEN {holds} THEN c.record_key END AS record_key, c.record_key IS NOT NULL AND "
+    "NOT ({holds}) AS record_key_withheld, c.field, c.region_code AS region, c.description, "
+    "c.deadline, c.status, c.raised_at, c.answered_at, c.answered_by, c.fixed_version, "
+    "c.reason, r.basis AS rule_basis, r.working_days FROM correction c JOIN layer l ON "
+    "l.id = c.layer_id JOIN department d ON d.id = c.dept_id JOIN department o ON o.id = "
+    "c.owner_dept_id JOIN correction_rule r ON r.id = c.rule_id WHERE {where} ORDER BY c.id")
+
+
+def _corrections(conn, caller: Caller | None, where: str, params: list) -> list[dict]:
+    """Tickets with the record key shown only to a department that holds the record (the
+    raiser and the owner: ``layers.policy.correction_key_filter``); ``caller`` None is
+    the platform itself (every key)."""
+    holds = (policy.correction_key_filter(caller, raiser="d.code", owner="o.code")
+             if caller is not None else policy.SQLFilter("TRUE"))
+    sql = _CORRECTIONS.format(holds=holds.sql, where=where)
+    return _q(conn, sql, [*holds.params, *holds.params, *params]).fetchall()
+
+
+def get_correction(conn, ticket_id: int, caller: Caller | None = None
+                   ) -> dict[str, Any] | None:
+    rows = _corrections(conn, caller, "c.id = %s", [ticket_id])
+    return rows[0] if rows else None
 
 
 def list_corrections(conn, caller: Caller, status: str | None = None) -> list[dict[str, Any]]:
@@ -174,11 +191,9 @@ def list_corrections(conn, caller: Caller, status: str | None = None) -> list[di
     ok, dept = policy.supervision_scope(caller)
     if not ok:
         return []
-    ids = _q(conn, "SELECT c.id FROM correction c JOIN department d ON d.id = c.dept_id JOIN "
-                   "department o ON o.id = c.owner_dept_id WHERE (%(d)s::text IS NULL OR "
-                   "d.code = %(d)s OR o.code = %(d)s) AND (%(s)s::text IS NULL OR c.status = "
-                   "%(s)s) ORDER BY c.id", {"d": dept, "s": status}).fetchall()
-    return [get_correction(conn, r["id"]) for r in ids]
+    return _corrections(conn, caller, "(%s::text IS NULL OR d.code = %s OR o.code = %s) AND "
+                        "(%s::text IS NULL OR c.status = %s)",
+                        [dept, dept, dept, status, status])
 
 
 def answer_correction(conn, caller: Caller, ticket_id: int, *, outcome: str,
@@ -225,4 +240,4 @@ def answer_correction(conn, caller: Caller, ticket_id: int, *, outcome: str,
             now=now)
         audit.record(conn, action="supervision.answer", caller=caller, layer=t["resource"],
                      request={"correction": ticket_id, "outcome": outcome, "version": version})
-    return get_correction(conn, ticket_id)
+    return get_correction(conn, ticket_id, caller)

@@ -43,6 +43,7 @@ from catalog.entries import get_entry
 from exchange import clock
 from exchange.deliveries import MODES, summary
 from layers import policy
+from layers.policy import IN_SERVICE_SQL
 from supervision import freshness
 from supervision.periods import Period
 
@@ -77,7 +78,7 @@ def cataloguing(conn, period: Period, states: dict[str, str]) -> dict[str, Any]:
     entries = _q(conn, "SELECT e.id, e.code, e.name, e.created_by, e.layer_name, e.status, "
                        "d.code AS dept, l.current_version FROM catalog_entry e JOIN department "
                        "d ON d.id = e.provider_dept_id LEFT JOIN layer l ON l.name = "
-                       "e.layer_name WHERE e.status <> 'retired' AND e.created_at < %s "
+                       f"e.layer_name AND {IN_SERVICE_SQL} WHERE e.status <> 'retired' AND e.created_at < %s "
                        "ORDER BY d.code, e.code", (until,))
     rows: list[dict[str, Any]] = []
     by: dict[str, dict[str, Any]] = {}
@@ -95,7 +96,7 @@ def cataloguing(conn, period: Period, states: dict[str, str]) -> dict[str, Any]:
                      "problems": "；".join(problems)})
     for r in _q(conn, "SELECT l.name, l.title, d.code AS dept FROM layer l JOIN department "
                       "d ON d.id = l.owner_dept_id WHERE l.current_version IS NOT NULL AND "
-                      "l.created_at < %s AND NOT EXISTS (SELECT 1 FROM catalog_entry e WHERE "
+                      f"{IN_SERVICE_SQL} AND l.created_at < %s AND NOT EXISTS (SELECT 1 FROM catalog_entry e WHERE "
                       "e.layer_name = l.name AND e.status <> 'retired') ORDER BY 3, 1",
                   (until,)):
         rows.append({"dept": r["dept"], "kind": "uncatalogued", "code": None,
@@ -175,7 +176,7 @@ def quality(conn, period: Period) -> dict[str, Any]:
                         "v.version, (v.report->'quality'->>'score')::float AS score "
                         "FROM layer l JOIN department d ON d.id = l.owner_dept_id JOIN "
                         "layer_version v ON v.layer_id = l.id WHERE v.loaded_at < %s "
-                        "AND l.current_version IS NOT NULL "
+                        f"AND l.current_version IS NOT NULL AND {IN_SERVICE_SQL} "
                         "ORDER BY l.id, v.version DESC", (until,))
     ratings = _q(conn, "SELECT r.id, l.name AS resource, o.code AS dept, c.code AS rater, "
                        "r.score, r.comment, r.at, r.delivery_id FROM delivery_rating r JOIN "
@@ -286,7 +287,7 @@ def corrections(conn, period: Period) -> dict[str, Any]:
     """Correction tickets against each department's resources."""
     since, until = bounds(period)
     tickets = _q(conn, "SELECT c.id, l.name AS resource, o.code AS dept, r.code AS raiser, "
-                       "c.record_key, c.field, c.region_code, c.status, c.raised_at, "
+                       "c.record_key IS NOT NULL AS record, c.field, c.region_code, c.status, c.raised_at, "
                        "c.deadline, c.answered_at, c.fixed_version, c.reason FROM correction "
                        "c JOIN layer l ON l.id = c.layer_id JOIN department o ON o.id = "
                        "c.owner_dept_id JOIN department r ON r.id = c.dept_id WHERE "
@@ -297,7 +298,7 @@ def corrections(conn, period: Period) -> dict[str, Any]:
         closed = t["answered_at"] is not None and t["answered_at"] < until
         closed_on = clock.local_date(t["answered_at"]) if closed else None
         rows.append({"dept": t["dept"], "id": t["id"], "resource": t["resource"],
-                     "raiser": t["raiser"], "record_key": t["record_key"],
+                     "raiser": t["raiser"], "record": t["record"],
                      "field": t["field"], "region": t["region_code"],
                      "raised": clock.local_date(t["raised_at"]), "deadline": t["deadline"],
                      "in_period": t["raised_at"] >= since,

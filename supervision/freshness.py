@@ -178,7 +178,8 @@ SELECT l.id, l.name, l.title, d.code AS dept, d.name AS dept_name,
                 AND s.kind = 'publish') t WHERE t.at IS NOT NULL) AS publishes
 FROM layer l JOIN department d ON d.id = l.owner_dept_id
 LEFT JOIN catalog_entry e ON e.layer_name = l.name AND e.status <> 'retired'
-WHERE l.current_version IS NOT NULL AND (%(dept)s::text IS NULL OR d.code = %(dept)s)
+WHERE l.current_version IS NOT NULL AND l.retired_at IS NULL  -- policy.IN_SERVICE_SQL
+  AND (%(dept)s::text IS NULL OR d.code = %(dept)s)
 ORDER BY d.code, l.name
 """
 
