@@ -212,13 +212,8 @@ def set_style(conn, caller: policy.Caller, name: str,
 
     from layers import audit
 
-    row = conn.execute(
-        "SELECT l.name, d.code AS owner_code, l.sharing_class, l.sensitive_fields "
-        "FROM layer l JOIN department d ON d.id = l.owner_dept_id WHERE l.name = %s",
-        (name,)).fetchone()
-    if row is not None and not isinstance(row, Mapping):
-        row = dict(zip(("name", "owner_code", "sharing_class", "sensitive_fields"), row,
-                       strict=True))
+    # the policy's own registry read: a retired layer is one that does not exist
+    row = policy.access_row(conn, name)
     if row is None or not (policy.may_edit(caller, row["owner_code"])
                            or policy.listed(caller, row)):
         raise StyleNotFound(bilingual(f"图层 {name!r} 不存在", f"no layer named {name!r}"))

@@ -100,6 +100,12 @@ def test_retire_refused_with_live_grants_then_forced_and_undone(app_client, db,
                  f"/downloads/{NAME}"):
         assert app_client.get(path, headers=key).status_code == 404, path
     assert NAME not in app_client.get("/ogc/collections", headers=key).text
+    # its style cannot be changed either, and the answer is a missing layer's (404)
+    style = {"version": 8, "sources": {}, "layers": []}
+    for name in (NAME, "tret_never_existed"):
+        r = app_client.put(f"/ogc/collections/{name}/styles/default", json=style,
+                           headers=key)
+        assert r.status_code == 404, (name, r.text)
     assert "already retired" in cli(database_url, "layer", "retire", NAME).stderr
     # kept for history: versions, grants, catalog entry (retired), audit rows
     assert db.execute("SELECT count(*) FROM layer_version v JOIN layer l ON l.id = "
