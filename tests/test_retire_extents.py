@@ -131,3 +131,22 @@ def test_retire_refused_with_live_grants_then_forced_and_undone(app_client, db,
         "SELECT action FROM audit_log WHERE id > %s AND action LIKE 'layer.%%' ORDER BY id",
         (mark,))] == ["layer.retire", "layer.unretire"]
     assert "not retired" in cli(database_url, "layer", "unretire", NAME).stderr
+
+
+def test_a_region_grant_sees_its_regions_box_not_the_data_s(app_client, database_url):
+    """The data's own box (even cut to the grant's) would say where rows outside the
+    grant lie: a region-limited grantee is shown its regions' box."""
+    from policy_fixtures import GRANT_REGION, build_world, layer_name
+
+    callers = build_world(database_url)
+    key = {"X-API-Key": callers["limited_grant"].token}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        region_box = list(conn.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+            "ST_Extent(geom) AS e FROM public.region_part WHERE code = %s) s",
+            (GRANT_REGION,)).fetchone())
+    r = app_client.get(f"/ogc/collections/{layer_name('conditional')}",
+                       params={"f": "json"}, headers=key)
+    assert r.status_code == 200
+    assert r.json()["extent"]["spatial"]["bbox"][0] == pytest.approx(region_box)
+    assert "temporal" not in r.json()["extent"]

@@ -86,9 +86,10 @@ def regions_resource() -> dict[str, Any]:
 def data_extents(layer: dict[str, Any], access: Access,
                  scope_bbox: list[float] | None = None) -> dict[str, Any] | None:
     """The collection's extents from its current version's data (``layer_version.extent``,
-    ``layers.extents``), as the caller may know them: a region-scoped grant sees the box
-    cut to its regions' (``scope_bbox``) and no time span (its rows' dates are not the
-    layer's); the time span only from a field the caller sees in clear. None: nothing
+    ``layers.extents``), as the caller may know them: a region-scoped grant sees its
+    regions' box (``scope_bbox``: the data's own box, even cut to it, would say where
+    rows outside the grant lie) and no time span (its rows' dates are not the layer's);
+    the time span only from a field the caller sees in clear. None: nothing
     computed (a version published before migration 0021 and never rolled back to)."""
     import datetime as dt
 
@@ -98,9 +99,7 @@ def data_extents(layer: dict[str, Any], access: Access,
     out: dict[str, Any] = {}
     bbox = stored.get("bbox")
     if bbox and scope_bbox:
-        bbox = [max(bbox[0], scope_bbox[0]), max(bbox[1], scope_bbox[1]),
-                min(bbox[2], scope_bbox[2]), min(bbox[3], scope_bbox[3])]
-        bbox = bbox if bbox[0] <= bbox[2] and bbox[1] <= bbox[3] else None
+        bbox = scope_bbox if scope_bbox[0] <= scope_bbox[2] else None
     if bbox:
         out["spatial"] = {"bbox": bbox, "crs": CRS84_URI}
     temporal = stored.get("temporal")
@@ -202,6 +201,8 @@ def raster_resource(layer: dict[str, Any], access: Access,
                     scope: list[float] | None = None) -> dict[str, Any]:
     """One raster registry layer: an OGC API Coverages collection, and map images."""
     provider, bbox = coverage_provider_def(layer, access)
+    if scope is not None:  # a region grant sees its regions' box, not the file's
+        bbox = scope if scope[0] <= scope[2] else None
     return collection(layer, access, [provider, raster_map_provider_def(layer, access)],
                       bbox, "raster")
 
@@ -214,9 +215,12 @@ def audience_resources(conn, caller: Caller) -> tuple[dict[str, Any], dict[str, 
                                  "catalog": records_resource(caller)}
     accesses: dict[str, Access] = {}
     builders = {"vector": layer_resource, "raster": raster_resource, "table": table_resource}
+    scopes: dict[tuple[str, ...] | None, list[float] | None] = {}  # one query per region set
     for layer, access in visible_layers(conn, caller):
         build = builders[layer["kind"]]
-        resources[layer["name"]] = build(layer, access, _scope_bbox(conn, access))
+        if access.regions not in scopes:
+            scopes[access.regions] = _scope_bbox(conn, access)
+        resources[layer["name"]] = build(layer, access, scopes[access.regions])
         accesses[layer["name"]] = access
     return resources, accesses
 
