@@ -297,6 +297,12 @@ def listed(caller: Caller, layer: Mapping[str, Any]) -> bool:
 # query (visible_layers, access_row, lookup), so none can forget it.
 IN_SERVICE_SQL = "l.retired_at IS NULL"
 
+
+def in_service(row: Mapping[str, Any]) -> bool:
+    """:data:`IN_SERVICE_SQL` for a registry row read elsewhere (``registry.list_layers``,
+    ``registry.get_layer``: the operator's CLI lists retired resources too)."""
+    return row.get("retired_at") is None
+
 LAYER_QUERY = (
     "SELECT l.id, l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
     "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "

@@ -377,8 +377,8 @@ def history(conn: psycopg.Connection, name: str) -> list[dict[str, Any]]:
 def list_layers(conn: psycopg.Connection) -> list[dict[str, Any]]:
     return _qd(conn,
         "SELECT l.name, l.title, l.theme, l.sharing_class, l.kind, l.geometry_type, "
-        "l.current_version, d.code AS owner_code, v.feature_count, v.loaded_at "
-        "FROM layer l JOIN department d ON d.id = l.owner_dept_id "
+        "l.current_version, d.code AS owner_code, v.feature_count, v.loaded_at, "
+        "l.retired_at FROM layer l JOIN department d ON d.id = l.owner_dept_id "
         "LEFT JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version "
         "ORDER BY l.name").fetchall()
 
@@ -388,6 +388,10 @@ def rollback(conn: psycopg.Connection, name: str, to_version: int) -> dict[str, 
     with conn.transaction():
         lock_layer(conn, name)
         layer = require_layer(conn, name)
+        if layer.get("retired_at") is not None:  # out of service: nothing to make current
+            raise RegistryError(
+                f"图层 {name} 已退役，请先 `jmgeo layer unretire {name}` / layer {name!r} is "
+                f"retired: `jmgeo layer unretire {name}` first")
         row = _q(conn,
             "SELECT table_name, to_regclass(table_name) IS NOT NULL FROM layer_version "
             "WHERE layer_id = %s AND version = %s", (layer["id"], to_version)).fetchone()

@@ -107,6 +107,17 @@ def test_retire_refused_with_live_grants_then_forced_and_undone(app_client, db,
                            headers=key)
         assert r.status_code == 404, (name, r.text)
     assert "already retired" in cli(database_url, "layer", "retire", NAME).stderr
+    # nor in its owner's console (listed, versions, rollback), nor rolled back by the CLI
+    from fastapi.testclient import TestClient
+
+    console = TestClient(app_client.app, base_url="http://testserver",
+                         follow_redirects=False)
+    assert console.post("/console/signin", data={"key": key["X-API-Key"], "next": "/console"}
+                        ).status_code == 303
+    assert f"/console/resources/{NAME}" not in console.get("/console/resources").text
+    assert console.get(f"/console/resources/{NAME}").status_code == 404
+    r = cli(database_url, "layer", "rollback", NAME, "--to", "1")
+    assert r.returncode != 0 and "retired" in r.stderr, r.stderr
     # kept for history: versions, grants, catalog entry (retired), audit rows
     assert db.execute("SELECT count(*) FROM layer_version v JOIN layer l ON l.id = "
                       "v.layer_id WHERE l.name = %s", (NAME,)).fetchone()[0] == versions

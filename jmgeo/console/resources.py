@@ -32,8 +32,8 @@ def _own(conn, caller: policy.Caller, name: str) -> dict[str, Any] | None:
     if not registry.LAYER_NAME_RE.match(name):
         return None
     row = next((r for r in registry.list_layers(conn) if r["name"] == name), None)
-    if row is None or not policy.owns(caller, row["owner_code"]):
-        return None
+    if row is None or not policy.in_service(row) or not policy.owns(caller, row["owner_code"]):
+        return None  # a retired resource is one that does not exist, for its owner too
     return row
 
 
@@ -45,7 +45,7 @@ def my_resources(request: Request, session: SessionDep) -> HTMLResponse:
         return forbidden(request, DEPARTMENTS_ONLY)
     with connection() as conn:
         rows = [r for r in registry.list_layers(conn)
-                if policy.owns(caller, r["owner_code"])]
+                if policy.in_service(r) and policy.owns(caller, r["owner_code"])]
     return page(request, "console/resources.html", resources=rows,
                 sharing_classes=SHARING_CLASSES, update_cycles=UPDATE_CYCLES,
                 can_upload=caller.is_department)
