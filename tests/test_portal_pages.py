@@ -202,3 +202,20 @@ def test_an_overdue_demo_resource_shows_the_overdue_badge(client, portal_world, 
                            f"{expected['late_days']} 个工作日")
     assert en.group(2) == f"overdue · was due {deadline}: {expected['late_days']} working days late"
     assert expected["late_days"] >= 1
+
+
+def test_a_region_grant_sees_no_whole_layer_figures(client, portal_world, database_url):
+    """A region-limited grantee's dataset page shows no version's feature count and no
+    data box: both are of the whole layer, and would say what lies outside the grant."""
+    from policy_fixtures import build_world
+
+    callers = build_world(database_url)
+    page = f"/portal/datasets/{portal_world['tpol_conditional']}"
+    rows = r'<tr><td>\d+[^<]*(?:<span[^>]*>[^<]*</span>)?</td><td>[^<]*</td><td>([^<]*)</td>'
+    owner = client.get(page, headers={"X-API-Key": callers["owner"].token})
+    assert owner.status_code == 200 and any(c.strip() for c in re.findall(rows, owner.text))
+    grantee = client.get(page, headers={"X-API-Key": callers["limited_grant"].token})
+    assert grantee.status_code == 200
+    counts = re.findall(rows, grantee.text)
+    assert counts and not any(c.strip() for c in counts)
+    assert "data-bounds=" not in grantee.text

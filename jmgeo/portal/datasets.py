@@ -104,6 +104,9 @@ def dataset(conn: psycopg.Connection, caller: Caller, entry_id: int) -> dict[str
     out["kind"] = row["kind"]
     fields = _fields(raw, row, access)
     out["fields"] = fields
+    # a region-limited grant sees its rows only: no whole-layer counts or box, which
+    # would say what lies outside the grant
+    whole = access is None or access.regions is None
     out["resource"] = {
         "name": row["name"], "kind": row["kind"], "title": row["title"],
         "owner": row["owner_name"], "version": row["current_version"],
@@ -112,12 +115,13 @@ def dataset(conn: psycopg.Connection, caller: Caller, entry_id: int) -> dict[str
         "colour": THEME_COLOURS.get(row.get("theme") or "", DEFAULT_COLOUR),
         "access": access,
         "downloads": [(f, FORMAT_LABELS[f]) for f in formats_for(row["kind"])],
-        "extent": entry["layer"]["extent"] if entry.get("layer") else None,
+        "extent": entry["layer"]["extent"] if entry.get("layer") and whole else None,
     }
     versions = [v for v in registry.history(conn, row["name"])]
     current = next((v for v in versions if v["current"]), None)
-    out["versions"] = [{k: v[k] for k in ("version", "loaded_at", "feature_count", "status",
-                                          "current")} for v in versions]
+    out["versions"] = [{**{k: v[k] for k in ("version", "loaded_at", "status", "current")},
+                        "feature_count": v["feature_count"] if whole else None}
+                       for v in versions]
     out["quality"] = _quality(current)
     out["freshness"] = freshness_state(conn, row)
     return out
