@@ -44,6 +44,9 @@ from layers.registry import LAYER_NAME_RE
 LOGGER = logging.getLogger("jmgeo")
 
 NOT_FOUND = bilingual("资源不存在", "no such resource")
+# what a data answer depends on besides the URL: the credentials (a key header, or the
+# console's session cookie), so no cache answers one caller with another's copy
+VARY_CALLER = "Authorization, X-API-Key, Cookie"
 UNAVAILABLE = bilingual("数据库暂不可用，请稍后重试", "database temporarily unavailable, retry later")
 INTERNAL = bilingual("内部错误，已记录", "internal error, logged")
 AUTH_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="jmgeo"'}

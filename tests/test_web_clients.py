@@ -107,7 +107,7 @@ def test_trusted_origin_reads_keyed_data_with_credentials(server, world):
     assert {"content-crs", "link", "etag", "jmgeo-from-version", "location",
             "retry-after"} <= exposed
     assert r.headers["cache-control"] == "private, no-store"  # private stays private
-    assert {"origin", "authorization", "x-api-key"} <= _vary(r)
+    assert {"origin", "authorization", "x-api-key", "cookie"} <= _vary(r)
 
 
 def test_other_origin_reads_open_data_anonymously(server, world):

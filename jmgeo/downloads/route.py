@@ -31,6 +31,7 @@ from jmgeo.downloads.files import (
 )
 from jmgeo.errors import bilingual
 from jmgeo.http import (
+    VARY_CALLER,
     CallerDep,
     LayerInPath,
     ResourceNotFound,
@@ -64,7 +65,7 @@ def _headers(caller: Caller, name: str, title: str) -> dict[str, str]:
                                f"filename*=UTF-8''{pretty}",
         "Cache-Control": "public, max-age=60" if caller.kind == "anonymous"
         else "private, no-store",
-        "Vary": "Authorization, X-API-Key",
+        "Vary": VARY_CALLER,
     }
 
 

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from jmgeo import etags
 from jmgeo.db import DatabaseUnavailable, connection
-from jmgeo.http import AUDIT_DOWN, audit_refusal
+from jmgeo.http import AUDIT_DOWN, VARY_CALLER, audit_refusal
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import conformance as ogc_conformance
 from jmgeo.ogc import coverages as ogc_coverages
@@ -190,7 +190,7 @@ def _cache_headers(response: Response, caller: Caller, etag: str | None,
                    document: bool = False) -> Response:
     response.headers["Cache-Control"] = cache_control(caller, document)
     # the answer depends on the key, the negotiated format and language
-    response.headers["Vary"] = "Authorization, X-API-Key, Accept, Accept-Language"
+    response.headers["Vary"] = f"{VARY_CALLER}, Accept, Accept-Language"
     if etag is not None:
         response.headers["ETag"] = etag
     return response

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from catalog import store
+from catalog import lifecycle, store
 from jmgeo.ogc.access import table_columns
 from layers import policy
 from layers.access_sql import AccessSQL
@@ -60,7 +60,8 @@ def region_page(conn: psycopg.Connection, caller: Caller,
         entry = store.get_entry(conn, layer_name=row["name"])
         layers.append({"name": row["name"], "title": row["title"],
                        "owner": row["owner_name"], "family": row.get("geometry_type"),
-                       "entry_id": entry["id"] if entry and entry["status"] == "published"
+                       # linked only where the catalog's own rule lists the entry
+                       "entry_id": entry["id"] if entry and lifecycle.visible(caller, entry)
                        else None, "totals": stats["totals"], "rows": stats["rows"]})
         if access.audited:
             audited.append((access, stats["totals"]["count"]))
