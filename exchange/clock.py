@@ -76,21 +76,13 @@ def _warning_for(years: set[int]) -> str | None:
 
 
 def deadline_and_warning(start: date | datetime, working_days: int) -> tuple[date, str | None]:
-    """The last working day to answer, and a warning when the table lacks a year."""
+    """The last working day to answer, and a warning when the table lacks a year: the
+    ``working_days``-th working day after the day of receipt (a filing on a day off is
+    received on the next working day)."""
     if working_days <= 0:
         raise ValueError("working_days must be positive")
-    day = local_date(start)
-    years = {day.year}
-    while not is_working_day(day):  # received on the next working day
-        day += timedelta(days=1)
-        years.add(day.year)
-    counted = 0
-    while counted < working_days:
-        day += timedelta(days=1)
-        years.add(day.year)
-        if is_working_day(day):
-            counted += 1
-    return day, _warning_for(years)
+    day = add_working_days(next_working_day(local_date(start)), working_days)
+    return day, calendar_warning(start, day)
 
 
 def deadline(start: date | datetime, working_days: int) -> date:
