@@ -11,34 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from exchange import clock
-from jmgeo.errors import UserError, bilingual
+from exchange.errors import Conflict, Forbidden, Invalid, NotFound
+from jmgeo.errors import bilingual
 
-
-class SupervisionError(UserError):
-    """A supervision action or query that cannot be done as asked; nothing changed."""
-
-    code = "supervision_error"
-    status: int = 400
-
-
-class Invalid(SupervisionError):
-    code = "invalid"
-    status = 422
-
-
-class Forbidden(SupervisionError):
-    code = "forbidden"
-    status = 403
-
-
-class NotFound(SupervisionError):
-    code = "not_found"
-    status = 404
-
-
-class Conflict(SupervisionError):
-    code = "conflict"
-    status = 409
+# the errors of a supervision action are the exchange's (one status-coded family:
+# 422 invalid, 403 forbidden, 404 not found, 409 conflict — jmgeo.http maps ``status``)
+__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "Period", "current_quarter",
+           "parse_period", "previous_month"]
 
 
 _FORMS = (r"(?P<y>\d{4})", r"(?P<y>\d{4})-?[Qq](?P<q>[1-4])", r"(?P<y>\d{4})-(?P<m>\d{1,2})")
