@@ -64,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
                 _print(libraries.sources(conn, args.library))
         elif cmd == "integrate":
             _bureau(args)
-            report = integrate.integrate(conn, args.library, by="cli")
+            report = integrate.integrate(conn, args.library, by="cli",
+                                           tell=integrate.tell_stderr)
             if args.suggest:
                 report["review"] = review.suggest_all(conn, args.library)
             _print(report)

@@ -12,11 +12,13 @@ passes through Python but the distinct raw keys):
    unless a person (or a confident match, ``baselib.review``) resolved that raw key;
 3. **duplicates**: two rows of one source with the same normalised key (a 15- and an
    18-digit spelling, a full-width copy) refuse the run, naming the rows;
-4. **values**: each mapped column of each row becomes an observation (key, attribute,
-   value, source); the **golden record** takes the authority's value, and where the
-   authority is silent the newest source's (by its version's load time) — with its source;
-5. **history**: ``baselib_value`` keeps every value with provenance; a changed value
-   closes the old row's valid time and record time and opens a new row;
+4. **records**: one wide row per key (``baselib.golden``: the row id in each source and
+   every mapped value); the **golden record** takes the authority's value, and where the
+   authority is silent the newest source's (by its version's load time) — with its source
+   — a ranking of the sources per attribute, so a ``coalesce`` over columns;
+5. **history**: ``baselib_record`` keeps every source's record (its values) with
+   provenance; a changed record closes the old row's valid time and record time and
+   opens a new row; an unchanged one writes nothing;
 6. **cross-check**: every copy that disagrees with the authority → a verification ticket
    (``baselib.tickets``); a ticket whose disagreement is gone is closed;
 7. **publish** the golden records as version N of the library's table resource
@@ -26,21 +28,55 @@ passes through Python but the distinct raw keys):
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from baselib import spatial_link, tickets
+from baselib import golden, spatial_link, tickets
 from baselib.errors import BaselibError
 from baselib.libraries import OWNER, Library, authorities, check_source, library, sources
 from layers import audit, identifiers, policy, registry
 
 BATCH = 50_000
 SYSTEM = "system:baselib-integrate"
+
+
+STEPS = {"keys": "校验标识 / check keys", "quarantine": "隔离 / quarantine",
+         "records": "逐键记录 / records per key", "golden": "校核 / cross-check",
+         "history": "历史 / value history", "tickets": "校核工单 / tickets",
+         "publish": "发布 / publish"}
+
+
+class StepClock:
+    """Seconds per step of a run (the report's ``steps``), told as it goes: a million
+    persons take minutes, and the one running it should see where they are."""
+
+    def __init__(self, tell: Callable[[str], None] | None = None) -> None:
+        self.steps: dict[str, float] = {}
+        self.tell = tell
+
+    @contextmanager
+    def step(self, name: str):
+        t0 = time.monotonic()
+        if self.tell:
+            self.tell(f"整合 / integrate: {STEPS[name]} …")
+        yield
+        self.steps[name] = round(time.monotonic() - t0, 2)
+        if self.tell:
+            self.tell(f"整合 / integrate: {STEPS[name]} {self.steps[name]:.1f} s")
+
+
+def tell_stderr(line: str) -> None:
+    """Progress for a terminal (stderr: stdout carries the report)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def mask_key(key: str | None) -> str:
@@ -81,7 +117,7 @@ def _temp_tables(conn, srcs: list[dict[str, Any]], auth: dict[str, Any]) -> None
     for i, s in enumerate(srcs):
         conn.execute("INSERT INTO _bl_src VALUES (%s, %s, %s, %s, %s, %s)",
                      (i, s["resource"], s["dept"], s["version"], s["loaded_at"],
-                      f"{s['dept']}:{s['resource']}@v{s['version']}"))
+                      golden.source_label(s)))
     conn.execute("CREATE TEMP TABLE _bl_auth (attribute text PRIMARY KEY, dept text) "
                  "ON COMMIT DROP")
     for attr, a in auth.items():
@@ -163,81 +199,35 @@ def _quarantine(conn, lib: Library, srcs: list[dict[str, Any]], run_id: int) -> 
     return n
 
 
-def _observations(conn, srcs: list[dict[str, Any]]) -> int:
-    conn.execute("CREATE TEMP TABLE _bl_obs (key text, attribute text, value text, src int) "
-                 "ON COMMIT DROP")
-    n = 0
-    for i, s in enumerate(srcs):
-        values = [sql.SQL("({}, NULLIF(btrim(t.{}::text), ''))").format(
-            sql.Literal(a), sql.Identifier(c)) for a, c in s["mapping"].items()]
-        n += conn.execute(sql.SQL(
-            "INSERT INTO _bl_obs SELECT k.key, m.attribute, m.value, %s FROM _bl_keys k "
-            "JOIN {t} t ON t.fid = k.fid CROSS JOIN LATERAL (VALUES {v}) m(attribute, value) "
-            "WHERE k.src = %s AND m.value IS NOT NULL").format(
-                t=sql.Identifier(*s["table_name"].split(".")), v=sql.SQL(", ").join(values)),
-            (i, i)).rowcount
-    conn.execute("CREATE INDEX ON _bl_obs (key, attribute)")
-    conn.execute("ANALYZE _bl_obs")
-    return n
-
-
-def _golden(conn) -> int:
-    """The authority's value, else the newest source's (``_bl_golden``), and every copy
-    that disagrees with the authority (``_bl_dis``). Values compare without case and
-    white space (a copy in full-width or with spaces is the same value)."""
-    conn.execute(
-        "CREATE TEMP TABLE _bl_golden ON COMMIT DROP AS SELECT DISTINCT ON (o.key, "
-        "o.attribute) o.key, o.attribute, o.value, o.src, (s.dept = a.dept) AS authoritative "
-        "FROM _bl_obs o JOIN _bl_src s USING (src) JOIN _bl_auth a USING (attribute) "
-        "ORDER BY o.key, o.attribute, (s.dept = a.dept) DESC, s.loaded_at DESC, o.src")
-    conn.execute("CREATE INDEX ON _bl_golden (key, attribute)")
-    norm = "regexp_replace(lower(normalize({}, NFKC)), '\\s', '', 'g')"
-    conn.execute(
-        "CREATE TEMP TABLE _bl_dis ON COMMIT DROP AS SELECT o.key, o.attribute, g.src AS "
-        "auth_src, g.value AS auth_value, o.src AS copy_src, o.value AS copy_value FROM "
-        "_bl_obs o JOIN _bl_golden g USING (key, attribute) JOIN _bl_src s ON s.src = o.src "
-        "JOIN _bl_auth a ON a.attribute = o.attribute WHERE g.authoritative AND "
-        f"s.dept <> a.dept AND {norm.format('o.value')} <> {norm.format('g.value')}")
-    return conn.execute("SELECT count(*) FROM _bl_dis").fetchone()[0]
-
-
-def _history(conn, lib: Library, run_id: int, now: datetime) -> dict[str, int]:
-    closed = conn.execute(
-        "UPDATE baselib_value v SET superseded_at = %s, valid_to = coalesce(v.valid_to, "
-        "s.loaded_at) FROM _bl_src s WHERE v.library = %s AND v.superseded_at IS NULL AND "
-        "v.resource = s.resource AND NOT EXISTS (SELECT 1 FROM _bl_obs o WHERE o.src = s.src "
-        "AND o.key = v.key AND o.attribute = v.attribute AND o.value = v.value)",
-        (now, lib.name)).rowcount
-    added = conn.execute(
-        "INSERT INTO baselib_value (library, key, attribute, value, dept_code, resource, "
-        "resource_version, loaded_at, valid_from, recorded_at, run_id) SELECT %s, o.key, "
-        "o.attribute, o.value, s.dept, s.resource, s.version, s.loaded_at, s.loaded_at, %s, "
-        "%s FROM _bl_obs o JOIN _bl_src s USING (src) WHERE NOT EXISTS (SELECT 1 FROM "
-        "baselib_value v WHERE v.library = %s AND v.resource = s.resource AND "
-        "v.attribute = o.attribute AND v.key = o.key AND v.superseded_at IS NULL)",
-        (lib.name, now, run_id, lib.name)).rowcount
-    return {"values_added": added, "values_superseded": closed}
-
-
-def _publish(conn, lib: Library, version: int, by: str | None,
-             report: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def _publish(conn, lib: Library, version: int, by: str | None, report: dict[str, Any],
+             srcs: list[dict[str, Any]], ranks: list[golden.Ranking]
+             ) -> tuple[dict[str, Any], int]:
     cols = [registry.Column(lib.key, "text", lib.key_label)]
     cols += [registry.Column(a, "text", label) for a, label in lib.attributes.items()]
     cols += [registry.Column(a, "text", label) for a, label in lib.derived.items()]
     cols.append(registry.Column("sources", "jsonb", "来源（属性 → 部门:资源@版本）"))
     table = registry.create_data_table(conn, lib.name, version, None, cols, title=lib.title)
-    pivot = [sql.SQL("max(g.value) FILTER (WHERE g.attribute = {})").format(sql.Literal(a))
-             for a in lib.attributes]
+    values, origin = golden.golden_select(srcs, ranks, list(lib.attributes))
     names = [sql.Identifier(c) for c in [lib.key, *lib.attributes]]
+    located = "town_code" in lib.derived
+    join, codes = sql.SQL(""), []
+    if located:  # the register-form pass of the spatial link as the rows are written
+        spatial_link.prepare_towns(conn)
+        join, town, county = spatial_link.register_form_join(sql.SQL("g.address"))
+        names += [sql.Identifier("town_code"), sql.Identifier("county_code")]
+        codes = [town, county]
+    golden_cols = sql.SQL(", ").join(sql.SQL("{} AS {}").format(v, sql.Identifier(a))
+                                     for v, a in zip(values, lib.attributes, strict=True))
     rows = conn.execute(sql.SQL(
-        "INSERT INTO {t} (fid, {n}, sources) SELECT row_number() OVER (ORDER BY k.key), k.key, "
-        "{p}, coalesce(jsonb_object_agg(g.attribute, s.label) FILTER (WHERE g.attribute IS "
-        "NOT NULL), '{{}}'::jsonb) FROM (SELECT DISTINCT key FROM _bl_keys) k LEFT JOIN "
-        "_bl_golden g ON g.key = k.key LEFT JOIN _bl_src s ON s.src = g.src GROUP BY k.key"
+        "INSERT INTO {t} (fid, {n}, sources) SELECT row_number() OVER (ORDER BY g.key), "
+        "{out}, g._sources FROM (SELECT key, {g}, {o} AS _sources FROM _bl_rec) g {j}"
     ).format(t=sql.Identifier(*table.split(".")), n=sql.SQL(", ").join(names),
-             p=sql.SQL(", ").join(pivot))).rowcount
-    if "town_code" in lib.derived:
-        report["located"] = spatial_link.locate_addresses(conn, table)
+             g=golden_cols, o=origin, j=join, out=sql.SQL(", ").join(
+                 [sql.SQL("g.{}").format(sql.Identifier(c)) for c in ["key", *lib.attributes]]
+                 + codes))).rowcount
+    if located:
+        report["located"] = spatial_link.locate_addresses(conn, table,
+                                                          register_form_done=True)
     registry.index_key(conn, table, lib.key)
     registry.finish_data_table(conn, table)
     labels = {lib.key: lib.key_label, **lib.attributes, **lib.derived}
@@ -250,38 +240,63 @@ def _publish(conn, lib: Library, version: int, by: str | None,
         sensitive_fields=lib.sensitive, field_labels=labels), rows
 
 
-def integrate(conn, lib_name: str, *, by: str | None = None,
-              now: datetime | None = None) -> dict[str, Any]:
+def _roomy_temp_buffers(conn) -> None:
+    """A million-row temp table in 8 MB of local buffers spills page by page; PostgreSQL
+    lets a session raise ``temp_buffers`` only before its first temp table, so this is
+    best effort (a connection that already used one keeps its size)."""
+    try:
+        with conn.transaction():
+            conn.execute("SET temp_buffers = '256MB'")
+    except psycopg.errors.InvalidParameterValue:
+        pass
+
+
+def integrate(conn, lib_name: str, *, by: str | None = None, now: datetime | None = None,
+              tell: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Integrate the library's sources into its next version (see the module docstring);
-    returns the run's report. Raises :class:`BaselibError` — nothing published — on a bad
-    configuration or duplicate keys."""
+    returns the run's report (with seconds per step). Raises :class:`BaselibError` —
+    nothing published — on a bad configuration or duplicate keys. ``tell`` receives a
+    progress line at each step."""
     lib = library(lib_name)
+    clock = StepClock(tell)
     now = now or datetime.now(UTC)
     t0 = time.monotonic()
+    _roomy_temp_buffers(conn)
     with conn.transaction():
         registry.lock_layer(conn, lib.name)
-        # sorts and hashes of millions of values in memory rather than temp files
-        conn.execute("SET LOCAL work_mem = '128MB'")
+        # hashes of millions of rows in memory rather than temp files
+        conn.execute("SET LOCAL work_mem = '256MB'")
         srcs, auth = _check_config(conn, lib)
         version = registry.next_version(conn, lib.name)
         run_id = _q(conn, "INSERT INTO baselib_run (library, version, started_at, run_by) "
                           "VALUES (%s, %s, %s, %s) RETURNING id",
                     (lib.name, version, now, by)).fetchone()["id"]
-        _temp_tables(conn, srcs, auth)
-        keys = _check_keys(conn, lib)
-        _refuse_duplicates(conn, lib)
-        quarantined = _quarantine(conn, lib, srcs, run_id)
-        observed = _observations(conn, srcs)
-        disagreements = _golden(conn)
-        history = _history(conn, lib, run_id, now)
-        ticket_counts = tickets.sync(conn, lib.name, run_id, now)
+        with clock.step("keys"):
+            _temp_tables(conn, srcs, auth)
+            keys = _check_keys(conn, lib)
+            _refuse_duplicates(conn, lib)
+        with clock.step("quarantine"):
+            quarantined = _quarantine(conn, lib, srcs, run_id)
+        ranks = golden.rankings(srcs, auth, list(lib.attributes))
+        with clock.step("records"):
+            golden.build_records(conn, srcs)
+            observed = golden.count_values(conn, srcs)
+        with clock.step("golden"):
+            disagreements = golden.disagreements(conn, ranks)
+        with clock.step("history"):
+            history = golden.record_history(conn, lib.name, srcs, run_id, now)
+        with clock.step("tickets"):
+            golden.golden_for_tickets(conn, lib.name, ranks)
+            ticket_counts = tickets.sync(conn, lib.name, run_id, now)
         report: dict[str, Any] = {
             "library": lib.name, "version": version, "run": run_id,
             "sources": [{"resource": s["resource"], "dept": s["dept"],
                          "version": s["version"]} for s in srcs],
             "keys": keys, "quarantined": quarantined, "values": observed,
             "disagreements": disagreements, **history, "tickets": ticket_counts}
-        report["records"] = _publish(conn, lib, version, by, report)[1]
+        with clock.step("publish"):
+            report["records"] = _publish(conn, lib, version, by, report, srcs, ranks)[1]
+        report["steps"] = clock.steps
         report["seconds"] = round(time.monotonic() - t0, 2)
         _q(conn, "UPDATE baselib_run SET finished_at = now(), report = %s WHERE id = %s",
            (Jsonb(report), run_id))
@@ -294,10 +309,33 @@ def integrate(conn, lib_name: str, *, by: str | None = None,
 
 def value_history(conn, lib_name: str, key: str) -> list[dict[str, Any]]:
     """Every value ever given for ``key`` with provenance and both times (newest first) —
-    for the bureau (owner of the library): the CLI, never an unmasked way out."""
+    for the bureau (owner of the library): the CLI, never an unmasked way out.
+
+    History is stored per source record (``baselib_record``); a value's life is the run
+    of consecutive records of one source that gave it (gaps and islands), so an
+    attribute that did not change shows once however often its neighbours did."""
     lib = library(lib_name)
     v = identifiers.check(lib.key_kind, key)
-    return _q(conn, "SELECT attribute, value, dept_code, resource, resource_version, "
-                    "loaded_at, valid_from, valid_to, recorded_at, superseded_at FROM "
-                    "baselib_value WHERE library = %s AND key = %s ORDER BY attribute, "
-                    "recorded_at DESC, id DESC", (lib.name, v.value or key)).fetchall()
+    return _q(conn, """
+        WITH vals AS (
+            SELECT r.id, r.resource, a.attribute, r.record ->> a.attribute AS value,
+                   r.dept_code, r.resource_version, r.loaded_at, r.valid_from, r.valid_to,
+                   r.recorded_at, r.superseded_at
+            FROM baselib_record r CROSS JOIN unnest(%s::text[]) a(attribute)
+            WHERE r.library = %s AND r.key = %s),
+        runs AS (
+            SELECT *, sum(changed) OVER (PARTITION BY resource, attribute ORDER BY
+                       recorded_at, id) AS run
+            FROM (SELECT *, CASE WHEN value IS NOT DISTINCT FROM lag(value) OVER (
+                         PARTITION BY resource, attribute ORDER BY recorded_at, id)
+                         THEN 0 ELSE 1 END AS changed FROM vals) x)
+        SELECT attribute, value, (array_agg(dept_code ORDER BY recorded_at, id))[1]
+               AS dept_code, resource, min(resource_version) AS resource_version,
+               min(loaded_at) AS loaded_at, min(valid_from) AS valid_from,
+               (array_agg(valid_to ORDER BY recorded_at DESC, id DESC))[1] AS valid_to,
+               min(recorded_at) AS recorded_at,
+               (array_agg(superseded_at ORDER BY recorded_at DESC, id DESC))[1]
+               AS superseded_at
+        FROM runs WHERE value IS NOT NULL GROUP BY resource, attribute, run, value
+        ORDER BY attribute, min(recorded_at) DESC, resource""",
+              (list(lib.attributes), lib.name, v.value or key)).fetchall()

@@ -33,21 +33,44 @@ COUNTY_KINDS = ("district", "county_city", "county")
 REGISTER_FORM = r"^(?:广东省)?(?:江门市)?(.{2,4}?[区市县])(.{1,6}?(?:镇|街道))"
 
 
-def locate_addresses(conn, table: str, address: str = "address") -> dict[str, int]:
-    """Fill ``county_code`` and ``town_code`` of a library table from its addresses;
-    returns how many rows got a town, a county only, nothing."""
-    t = sql.Identifier(*table.split("."))
-    a = sql.Identifier(address)
+def prepare_towns(conn) -> None:
+    """``_bl_towns``: the towns and streets in force, with their county's name (once per
+    transaction)."""
+    if conn.execute("SELECT to_regclass('pg_temp._bl_towns')").fetchone()[0]:
+        return
     conn.execute(sql.SQL(
         "CREATE TEMP TABLE _bl_towns ON COMMIT DROP AS SELECT r.code, r.name, r.parent_code, "
         "p.name AS county FROM region r JOIN region p ON p.code = r.parent_code AND "
         "p.valid_to IS NULL WHERE r.kind = ANY(%s) AND r.valid_to IS NULL"), (list(TOWN_KINDS),))
     conn.execute("CREATE UNIQUE INDEX ON _bl_towns (county, name)")
-    conn.execute(sql.SQL(
-        "UPDATE {t} x SET town_code = w.code, county_code = w.parent_code FROM (SELECT y.fid, "
-        "regexp_match(y.{a}, %s) AS m FROM {t} y WHERE y.{a} IS NOT NULL) s JOIN _bl_towns w "
-        "ON w.county = s.m[1] AND w.name = s.m[2] WHERE x.fid = s.fid").format(t=t, a=a),
-        (REGISTER_FORM,))
+
+
+def register_form_join(address: sql.Composable) -> tuple[sql.Composable, sql.Composable,
+                                                         sql.Composable]:
+    """The first pass as part of a query (after :func:`prepare_towns`): a join clause on
+    ``address`` split in the register form, and the town and county code it gives —
+    so a table being written gets its codes as it is written, not by a second pass
+    rewriting every row."""
+    join = sql.SQL("LEFT JOIN LATERAL (SELECT regexp_match({a}, {re}) AS m) _rf ON true "
+                   "LEFT JOIN _bl_towns _rw ON _rw.county = _rf.m[1] AND "
+                   "_rw.name = _rf.m[2]").format(a=address, re=sql.Literal(REGISTER_FORM))
+    return join, sql.SQL("_rw.code"), sql.SQL("_rw.parent_code")
+
+
+def locate_addresses(conn, table: str, address: str = "address", *,
+                     register_form_done: bool = False) -> dict[str, int]:
+    """Fill ``county_code`` and ``town_code`` of a library table from its addresses;
+    returns how many rows got a town, a county only, nothing. ``register_form_done``:
+    the table was written with :func:`register_form_join`, only the other passes run."""
+    t = sql.Identifier(*table.split("."))
+    a = sql.Identifier(address)
+    prepare_towns(conn)
+    if not register_form_done:
+        conn.execute(sql.SQL(
+            "UPDATE {t} x SET town_code = w.code, county_code = w.parent_code FROM (SELECT "
+            "y.fid, regexp_match(y.{a}, %s) AS m FROM {t} y WHERE y.{a} IS NOT NULL) s JOIN "
+            "_bl_towns w ON w.county = s.m[1] AND w.name = s.m[2] WHERE x.fid = s.fid"
+        ).format(t=t, a=a), (REGISTER_FORM,))
     conn.execute(sql.SQL(
         "UPDATE {t} x SET town_code = m.code, county_code = m.parent_code FROM (SELECT y.fid, "
         "(SELECT w.code FROM _bl_towns w WHERE strpos(y.{a}, w.name) > 0 ORDER BY "
