@@ -88,12 +88,24 @@ def first_source(order: tuple[int, ...], attribute: str,
         for i in order))
 
 
-def build_records(conn, srcs: list[dict[str, Any]]) -> int:
-    """``_bl_rec``: one row per valid key — the row id in each source and each mapped
-    value (trimmed; empty is NULL). Returns the number of keys."""
+def group_keys(conn, n_sources: int) -> None:
+    """``_bl_keyfid``: one row per valid key — its row id in the golden table (``fid``,
+    in key order), its row id in each source, and whether a source has it twice
+    (``dup``: refused by the caller, which names the rows)."""
     fids = [sql.SQL("max(fid) FILTER (WHERE src = {}) AS {}").format(sql.Literal(i),
                                                                       fid_column(i))
-            for i in range(len(srcs))]
+            for i in range(n_sources)]
+    dup = sql.SQL(" OR ").join(sql.SQL("count(*) FILTER (WHERE src = {}) > 1").format(
+        sql.Literal(i)) for i in range(n_sources))
+    conn.execute(sql.SQL(
+        "CREATE TEMP TABLE _bl_keyfid ON COMMIT DROP AS SELECT row_number() OVER (ORDER BY "
+        "key) AS fid, key, {f}, {d} AS dup FROM _bl_keys GROUP BY key").format(
+            f=sql.SQL(", ").join(fids), d=dup))
+
+
+def build_records(conn, srcs: list[dict[str, Any]]) -> int:
+    """``_bl_rec``: for each key of ``_bl_keyfid``, each mapped value of each source
+    (trimmed; empty is NULL). Returns the number of keys."""
     values, joins = [], []
     for i, s in enumerate(srcs):
         alias = sql.Identifier(f"t{i}")
@@ -103,10 +115,11 @@ def build_records(conn, srcs: list[dict[str, Any]]) -> int:
             a=alias, c=sql.Identifier(c), v=value_column(i, attr))
             for attr, c in s["mapping"].items()]
     conn.execute(sql.SQL(
-        "CREATE TEMP TABLE _bl_rec ON COMMIT DROP AS SELECT k.*, {v} FROM (SELECT key, {f} "
-        "FROM _bl_keys GROUP BY key) k {j}").format(
-            v=sql.SQL(", ").join(values), f=sql.SQL(", ").join(fids),
-            j=sql.SQL(" ").join(joins)))
+        "CREATE TEMP TABLE _bl_rec ON COMMIT DROP AS SELECT k.fid, k.key, {f}, {v} FROM "
+        "_bl_keyfid k {j}").format(
+            f=sql.SQL(", ").join(sql.SQL("k.{}").format(fid_column(i))
+                                 for i in range(len(srcs))),
+            v=sql.SQL(", ").join(values), j=sql.SQL(" ").join(joins)))
     conn.execute("ANALYZE _bl_rec")
     return conn.execute("SELECT count(*) FROM _bl_rec").fetchone()[0]
 
@@ -179,38 +192,71 @@ def golden_select(srcs: list[dict[str, Any]], ranks: list[Ranking],
     return values, origin
 
 
+def unchanged_sources(conn, library: str, srcs: list[dict[str, Any]],
+                      run_id: int) -> set[int]:
+    """The sources whose records cannot have changed since the library's last finished
+    run: the same resource version (a version's table never changes) under the same
+    mapping, and no quarantined key decided since (a decision adds a key's record)."""
+    last = conn.execute(
+        "SELECT started_at, report -> 'sources' FROM baselib_run WHERE library = %s AND "
+        "finished_at IS NOT NULL AND id <> %s ORDER BY id DESC LIMIT 1",
+        (library, run_id)).fetchone()
+    if last is None or conn.execute(
+            "SELECT 1 FROM baselib_quarantine WHERE library = %s AND decided_at >= %s "
+            "LIMIT 1", (library, last[0])).fetchone():
+        return set()
+    seen = {(p.get("resource"), p.get("version"), json_key(p.get("mapping")))
+            for p in last[1] or []}
+    return {i for i, s in enumerate(srcs)
+            if (s["resource"], s["version"], json_key(s["mapping"])) in seen}
+
+
+def json_key(mapping: dict[str, str] | None) -> tuple[tuple[str, str], ...] | None:
+    return tuple(sorted(mapping.items())) if mapping else None
+
+
 def record_history(conn, library: str, srcs: list[dict[str, Any]], run_id: int,
-                   now) -> dict[str, int]:
+                   now, skip: set[int] = frozenset()) -> dict[str, Any]:
     """Per source, compare each key's record (its mapped values) with the live row of
     ``baselib_record``: a changed or vanished record closes the live row (record time
     now, valid time at the new load), a new or changed one opens a row. Unchanged records
-    write nothing, so a run with nothing changed writes no history."""
+    write nothing; a source in ``skip`` (:func:`unchanged_sources`) is not compared at
+    all, so a run with nothing changed costs no history work."""
     added = closed = 0
     for i, s in enumerate(srcs):
+        if i in skip:
+            continue
         obj = sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(
             sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(a), value_column(i, a))
                                for a in s["mapping"]))
         cur = sql.SQL("SELECT key, rec FROM (SELECT key, {o} AS rec FROM _bl_rec WHERE {f} "
                       "IS NOT NULL) x WHERE rec <> '{{}}'::jsonb").format(o=obj,
                                                                           f=fid_column(i))
-        live = ("SELECT id, key, record FROM baselib_record WHERE library = %(lib)s AND "
-                "resource = %(res)s AND superseded_at IS NULL")
         params = {"lib": library, "res": s["resource"], "now": now, "run": run_id,
                   "dept": s["dept"], "ver": s["version"], "at": s["loaded_at"]}
-        conn.execute(sql.SQL(
-            "CREATE TEMP TABLE _bl_cur ON COMMIT DROP AS {}").format(cur))
+        insert = ("INSERT INTO baselib_record (library, key, resource, resource_version, "
+                  "dept_code, loaded_at, record, valid_from, recorded_at, run_id) SELECT "
+                  "%(lib)s, c.key, %(res)s, %(ver)s, %(dept)s, %(at)s, c.rec, %(at)s, "
+                  "%(now)s, %(run)s FROM ({}) c")
+        if not conn.execute("SELECT 1 FROM baselib_record WHERE library = %(lib)s AND "
+                            "resource = %(res)s LIMIT 1", params).fetchone():
+            # a new source: every record is new (in key order: the index fills in order)
+            added += conn.execute(sql.SQL(insert + " ORDER BY c.key").format(cur),
+                                  params).rowcount
+            continue
+        conn.execute(sql.SQL("CREATE TEMP TABLE _bl_cur ON COMMIT DROP AS {}").format(cur))
         conn.execute("ANALYZE _bl_cur")
         closed += conn.execute(
-            f"UPDATE baselib_record v SET superseded_at = %(now)s, valid_to = "
-            f"coalesce(v.valid_to, %(at)s) FROM ({live}) l LEFT JOIN _bl_cur c ON "
-            f"c.key = l.key WHERE v.id = l.id AND c.rec IS DISTINCT FROM l.record",
-            params).rowcount
-        added += conn.execute(
-            "INSERT INTO baselib_record (library, key, resource, resource_version, "
-            "dept_code, loaded_at, record, valid_from, recorded_at, run_id) SELECT "
-            "%(lib)s, c.key, %(res)s, %(ver)s, %(dept)s, %(at)s, c.rec, %(at)s, %(now)s, "
-            "%(run)s FROM _bl_cur c WHERE NOT EXISTS (SELECT 1 FROM baselib_record v WHERE "
-            "v.library = %(lib)s AND v.resource = %(res)s AND v.key = c.key AND "
-            "v.superseded_at IS NULL)", params).rowcount
+            "UPDATE baselib_record v SET superseded_at = %(now)s, valid_to = "
+            "coalesce(v.valid_to, %(at)s) FROM (SELECT id, key, record FROM baselib_record "
+            "WHERE library = %(lib)s AND resource = %(res)s AND superseded_at IS NULL) l "
+            "LEFT JOIN _bl_cur c ON c.key = l.key WHERE v.id = l.id AND c.rec IS DISTINCT "
+            "FROM l.record", params).rowcount
+        added += conn.execute(sql.SQL(insert + " WHERE NOT EXISTS (SELECT 1 FROM "
+                                      "baselib_record v WHERE v.library = %(lib)s AND "
+                                      "v.resource = %(res)s AND v.key = c.key AND "
+                                      "v.superseded_at IS NULL)").format(
+            sql.SQL("SELECT * FROM _bl_cur")), params).rowcount
         conn.execute("DROP TABLE _bl_cur")
-    return {"records_added": added, "records_superseded": closed}
+    return {"records_added": added, "records_superseded": closed,
+            "history_skipped": sorted(srcs[i]["resource"] for i in skip)}

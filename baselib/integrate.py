@@ -157,13 +157,13 @@ def _check_keys(conn, lib: Library) -> dict[str, int]:
     counts["resolved_by_review"] = resolved
     conn.execute("CREATE TEMP TABLE _bl_keys ON COMMIT DROP AS SELECT r.src, r.fid, m.key "
                  "FROM _bl_raw r JOIN _bl_keymap m USING (raw) WHERE m.ok")
-    conn.execute("CREATE INDEX ON _bl_keys (src, fid)")
     return counts
 
 
 def _refuse_duplicates(conn, lib: Library) -> None:
     dups = _q(conn, "SELECT s.resource, k.key, array_agg(k.fid ORDER BY k.fid) AS fids FROM "
-                    "_bl_keys k JOIN _bl_src s USING (src) GROUP BY s.resource, k.key HAVING "
+                    "_bl_keys k JOIN _bl_src s USING (src) WHERE k.key IN (SELECT key FROM "
+                    "_bl_keyfid WHERE dup) GROUP BY s.resource, k.key HAVING "
                     "count(*) > 1 ORDER BY s.resource, min(k.fid) LIMIT 5").fetchall()
     if not dups:
         return
@@ -219,8 +219,8 @@ def _publish(conn, lib: Library, version: int, by: str | None, report: dict[str,
     golden_cols = sql.SQL(", ").join(sql.SQL("{} AS {}").format(v, sql.Identifier(a))
                                      for v, a in zip(values, lib.attributes, strict=True))
     rows = conn.execute(sql.SQL(
-        "INSERT INTO {t} (fid, {n}, sources) SELECT row_number() OVER (ORDER BY g.key), "
-        "{out}, g._sources FROM (SELECT key, {g}, {o} AS _sources FROM _bl_rec) g {j}"
+        "INSERT INTO {t} (fid, {n}, sources) SELECT g.fid, {out}, g._sources FROM (SELECT "
+        "fid, key, {g}, {o} AS _sources FROM _bl_rec) g {j}"
     ).format(t=sql.Identifier(*table.split(".")), n=sql.SQL(", ").join(names),
              g=golden_cols, o=origin, j=join, out=sql.SQL(", ").join(
                  [sql.SQL("g.{}").format(sql.Identifier(c)) for c in ["key", *lib.attributes]]
@@ -274,6 +274,7 @@ def integrate(conn, lib_name: str, *, by: str | None = None, now: datetime | Non
         with clock.step("keys"):
             _temp_tables(conn, srcs, auth)
             keys = _check_keys(conn, lib)
+            golden.group_keys(conn, len(srcs))
             _refuse_duplicates(conn, lib)
         with clock.step("quarantine"):
             quarantined = _quarantine(conn, lib, srcs, run_id)
@@ -284,14 +285,16 @@ def integrate(conn, lib_name: str, *, by: str | None = None, now: datetime | Non
         with clock.step("golden"):
             disagreements = golden.disagreements(conn, ranks)
         with clock.step("history"):
-            history = golden.record_history(conn, lib.name, srcs, run_id, now)
+            history = golden.record_history(
+                conn, lib.name, srcs, run_id, now,
+                golden.unchanged_sources(conn, lib.name, srcs, run_id))
         with clock.step("tickets"):
             golden.golden_for_tickets(conn, lib.name, ranks)
             ticket_counts = tickets.sync(conn, lib.name, run_id, now)
         report: dict[str, Any] = {
             "library": lib.name, "version": version, "run": run_id,
             "sources": [{"resource": s["resource"], "dept": s["dept"],
-                         "version": s["version"]} for s in srcs],
+                         "version": s["version"], "mapping": s["mapping"]} for s in srcs],
             "keys": keys, "quarantined": quarantined, "values": observed,
             "disagreements": disagreements, **history, "tickets": ticket_counts}
         with clock.step("publish"):

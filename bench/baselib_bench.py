@@ -62,6 +62,9 @@ def main() -> int:
     dsn = bench_dsn(args.db)
     env = ensure_bench_db(dsn)
     env["PYTHONPATH"] = str(REPO)
+    from spatial.regions import load_framework
+
+    load_framework(dsn)  # the spatial link locates addresses in the framework's towns
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_baselib_departments(conn)
         libraries.ensure_default_authorities(conn, "persons")

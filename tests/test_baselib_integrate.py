@@ -89,6 +89,9 @@ def test_ticket_to_the_authority_with_both_values_and_a_working_day_deadline(con
     # a second integration with nothing changed opens no second ticket
     again = integrate(conn, "persons", by="test")
     assert again["tickets"] == {"opened": 0, "closed": 0, "notified": 0}
+    # neither source has a new version: no history compared, none written
+    assert again["history_skipped"] == ["tbi_gaj", "tbi_rsj"]
+    assert (again["records_added"], again["records_superseded"]) == (0, 0)
     assert len(_tickets(conn, status="open")) == 1
 
 

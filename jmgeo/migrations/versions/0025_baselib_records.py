@@ -40,9 +40,9 @@ def upgrade() -> None:
         recorded_at timestamptz NOT NULL DEFAULT now(),
         superseded_at timestamptz,
         run_id integer REFERENCES baselib_run(id));
-    CREATE INDEX baselib_record_current ON baselib_record (library, resource, key)
-        WHERE superseded_at IS NULL;
-    CREATE INDEX baselib_record_key ON baselib_record (library, key);
+    -- one index for both lookups: a key's history (library, key) and its live record
+    -- per source (library, key, resource); a second index cost a third of the writes
+    CREATE INDEX baselib_record_key ON baselib_record (library, key, resource);
 
     WITH points AS (
         SELECT library, key, resource, recorded_at AS t,
