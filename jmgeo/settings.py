@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     # seconds a request waits for a pooled connection before answering 503
     db_pool_timeout: float = 5.0
     db_pool_size: int = 16
+    # read replicas (jmgeo.replicas): JMGEO_REPLICA_URLS, comma-separated DSNs of streaming
+    # replicas of DATABASE_URL (same roles, same database). GET/HEAD requests read layers,
+    # tiles and regions from one of them; every write (audit rows, loads, jobs, sessions)
+    # goes to DATABASE_URL. A replica is used only while it is provably at most
+    # JMGEO_REPLICA_MAX_LAG seconds behind the primary (measured every
+    # JMGEO_REPLICA_CHECK_SECONDS against the primary's WAL position); otherwise, and when it
+    # is down, reads go to the primary. Empty: one database, as before
+    replica_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    replica_max_lag: float = Field(default=5.0, gt=0)
+    replica_check_seconds: float = Field(default=1.0, gt=0)
     realworld_data: Path = PROJECT_ROOT.parent / "shared" / "data" / "realworld"
     # -- the server and the CLI (`jmgeo serve`, POST /layers/upload) --
     # uvicorn worker processes `jmgeo serve` starts (its --workers default)
@@ -60,6 +70,19 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_off(cls, value):
         return False if value == "" else value  # JMGEO_DEBUG= (set but empty) means off
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _replica_list(cls, value):
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        urls = tuple(dict.fromkeys(u.strip() for u in items if u.strip()))
+        for url in urls:
+            if not url.startswith(("postgresql://", "postgres://")):
+                # the DSN itself is not echoed: it carries a password
+                raise ValueError(
+                    "JMGEO_REPLICA_URLS：每项应为 postgresql:// 连接串（以逗号分隔）/ each "
+                    "item must be a postgresql:// URL, comma-separated")
+        return urls
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
