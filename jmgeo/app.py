@@ -47,6 +47,7 @@ from jmgeo.ogc.provider import table_columns
 from jmgeo.portal import router as portal_router
 from jmgeo.query_api import QueryLimiter
 from jmgeo.query_api import router as query_router
+from jmgeo.replicas import ReadScope, close_replicas, read_connection, replica_set
 from jmgeo.settings import get_settings
 from jmgeo.subscriptions_api import receiver_router
 from jmgeo.subscriptions_api import router as subscriptions_router
@@ -70,6 +71,7 @@ def create_app() -> FastAPI:
                     "OGC APIs under /ogc.",
         docs_url=None, redoc_url=None,  # /docs: local Swagger UI (jmgeo.apidocs)
     )
+    app.add_middleware(ReadScope)  # GET/HEAD reads may use a replica (jmgeo.replicas)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(RequestGuard)  # hostile values refused before authentication
     install_web(app, get_settings())  # CORS and compression, around authentication
@@ -79,10 +81,13 @@ def create_app() -> FastAPI:
     app.state.query_limiter = QueryLimiter.from_settings()
     # the online queries counted but not yet written go to the database at shutdown
     app.router.on_shutdown.append(flush_deliveries)
+    app.router.on_shutdown.append(close_replicas)
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:
-        """Database and PostGIS versions; 503 when the database is down."""
+        """Database and PostGIS versions; 503 when the database (the primary) is down.
+        With read replicas, how many are in use (a worker whose replicas are all out
+        still serves: it reads the primary)."""
         try:
             with connection() as conn:
                 row = conn.execute(
@@ -92,21 +97,25 @@ def create_app() -> FastAPI:
         except (DatabaseUnavailable, psycopg.Error) as exc:
             return envelope(503, UNAVAILABLE, status="unavailable", database="down",
                             error=type(exc).__name__)
-        return JSONResponse({"status": "ok", "version": __version__, "database": "up",
-                             "postgres": row["postgres"], "postgis": row["postgis"],
-                             "migration": row["migration"]})
+        body = {"status": "ok", "version": __version__, "database": "up",
+                "postgres": row["postgres"], "postgis": row["postgis"],
+                "migration": row["migration"]}
+        replicas = replica_set()
+        if replicas is not None:
+            body["replicas"] = replicas.status()
+        return JSONResponse(body)
 
     @app.get("/regions", tags=["regions"])
     def region_list() -> dict:
         """The current administrative regions as a tree (city → counties → towns)."""
-        with connection() as conn:
+        with read_connection() as conn:
             return {"regions": regions.region_tree(conn)}
 
     @app.get("/regions/locate", tags=["regions"])
     def region_locate(lon: float = Query(..., ge=-180, le=180, description="CGCS2000 lon"),
                       lat: float = Query(..., ge=-90, le=90, description="CGCS2000 lat")) -> dict:
         """Which county (and town, where town polygons exist) contains the point."""
-        with connection() as conn:
+        with read_connection() as conn:
             return regions.locate(conn, lon, lat)
 
     @app.get("/regions/{code}/stats", tags=["regions"])
@@ -155,7 +164,7 @@ def create_app() -> FastAPI:
     @app.get("/regions/{code}", tags=["regions"])
     def region_get(code: str) -> JSONResponse:
         """One region as GeoJSON (EPSG:4490 lon/lat = CRS84 order)."""
-        with connection() as conn:
+        with read_connection() as conn:
             feat = regions.region_feature(conn, code)
         if feat is None:
             raise HTTPException(404, f"区划代码不存在 / unknown region code: {code}")

@@ -38,6 +38,7 @@ from jmgeo import sessions
 from jmgeo.auth import AuthError, authenticate_cookie, authenticate_headers
 from jmgeo.db import DatabaseUnavailable, connection
 from jmgeo.errors import UserError, bilingual
+from jmgeo.replicas import read_connection
 from layers.policy import ANONYMOUS, Access, Caller, access_row, lookup
 from layers.registry import LAYER_NAME_RE
 
@@ -152,7 +153,9 @@ def resolve_resource(caller: Caller, name: str, request: Request | None = None
     (:func:`audit_refusal`) and answers the same 404."""
     if not LAYER_NAME_RE.match(name):  # no registry name looks otherwise (NUL bytes …)
         raise ResourceNotFound()
-    with connection() as conn:
+    # a GET's read scope may answer from a replica; the route may then read the data
+    # from it too or from the primary, which is ahead of it (jmgeo.replicas)
+    with read_connection() as conn:
         row, access = lookup(conn, caller, name)
     if access is None:
         if row is not None and request is not None:
@@ -251,8 +254,8 @@ def audit_refusal(caller: Caller, name: str, way: str, path: str, query: str = "
     from layers.audit import record_refusal
 
     try:
-        if row is None:
-            with connection() as conn:
+        if row is None:  # read where the audience was read (a replica may lag)
+            with read_connection() as conn:
                 row = access_row(conn, name)
             if row is None:
                 return  # no such resource: nothing was refused

@@ -12,8 +12,9 @@ import threading
 
 from psycopg import sql
 
-from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.db import DatabaseUnavailable
 from jmgeo.ogc.compat import ProviderGenericError
+from jmgeo.replicas import read_connection
 from layers import registry
 from layers.access_sql import AccessSQL, intersects_regions
 from layers.policy import Access
@@ -42,7 +43,7 @@ def table_columns(table: str) -> dict[str, str]:
     cols = _columns_cache.get(table)
     if cols is not None:
         return cols
-    with connection() as conn:
+    with read_connection() as conn:
         cols = registry.table_columns(conn, ".".join(split_table(table)))
     if cols:
         with _cache_lock:

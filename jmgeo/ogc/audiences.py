@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from jmgeo.db import connection
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import maps as ogc_maps
 from jmgeo.ogc.compat import API, get_oas
 from jmgeo.ogc.openapi_bundle import bundle
+from jmgeo.replicas import read_connection
 from layers.policy import Caller, registry_epoch
 
 _MAX_AUDIENCES = 64
@@ -32,7 +32,7 @@ class AudienceCache:
 
     def get(self, caller: Caller, base_url: str) -> tuple[API, dict]:
         anonymous = caller.kind == "anonymous"
-        with connection() as conn:
+        with read_connection() as conn:
             if anonymous:  # every anonymous caller sees the same: kept while unchanged
                 epoch = registry_epoch(conn)
                 with self._lock:

@@ -52,7 +52,7 @@ from shapely import box as shapely_box
 from shapely import from_geojson, intersection, unary_union
 from shapely.geometry import mapping
 
-from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.db import DatabaseUnavailable
 from jmgeo.ogc.compat import (
     ProviderConnectionError,
     ProviderInvalidQueryError,
@@ -64,6 +64,7 @@ from jmgeo.ogc.compat import (
     validate_bbox,
 )
 from jmgeo.ogc.provider import ProviderDatabaseUnavailable, provider_access
+from jmgeo.replicas import read_connection
 from layers.access_sql import region_scope
 from spatial.crs import CRS84_URI, JIANGMEN_EXTENT, CRSNotSupported, transform_bbox
 
@@ -261,7 +262,7 @@ def region_shapes(codes: list[str] | None) -> list:
     if codes is None:
         return []
     try:
-        with connection() as conn:
+        with read_connection() as conn:
             rows = conn.execute(
                 "SELECT ST_AsGeoJSON(geom) AS g FROM public.region WHERE code = ANY(%s) "
                 "AND valid_to IS NULL AND geom IS NOT NULL", (list(codes),)).fetchall()

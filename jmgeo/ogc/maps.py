@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.db import DatabaseUnavailable
 from jmgeo.ogc import render
 from jmgeo.ogc.compat import BaseProvider, ProviderInvalidQueryError
 from jmgeo.ogc.provider import (
@@ -56,6 +56,7 @@ from jmgeo.ogc.tiles import (
     check_tile,
     tile_bounds,
 )
+from jmgeo.replicas import read_connection
 from layers import styles
 from spatial.crs import (
     CANONICAL_EPSG,
@@ -166,7 +167,7 @@ class PolicyMapProvider(AccessColumnsMixin, BaseProvider):
         the layer's style."""
         query, params = self.map_query(frame, epsg)
         try:
-            with connection() as conn:
+            with read_connection() as conn:
                 style = self.style(conn)
                 try:
                     rows = conn.execute(query, params).fetchall()

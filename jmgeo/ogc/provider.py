@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.db import DatabaseUnavailable
 from jmgeo.ogc import paging
 from jmgeo.ogc.access import (  # noqa: F401 — re-exported: the providers' shared pieces
     AccessColumnsMixin,
@@ -47,6 +47,7 @@ from jmgeo.ogc.compat import (
 )
 from jmgeo.ogc.cql import VIRTUAL_REGION, CQLError, CQLTranslator, attributes
 from jmgeo.ogc.values import check_property_value
+from jmgeo.replicas import read_connection
 from layers.access_sql import intersects_regions
 from spatial.crs import CANONICAL_EPSG, domain_sql, get_crs, is_lat_first
 
@@ -319,7 +320,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
         descending = bool(sorts and sorts[0][1])
         backwards = False
         try:
-            with connection() as conn:
+            with read_connection() as conn:
                 regions = self._regions(extra.get("region"), conn)
                 table, version, key = self.table, self.version, None
                 if extra.get("cursor"):
@@ -441,7 +442,7 @@ class PostGISProvider(AccessColumnsMixin, BaseProvider):
             id=sql.Identifier(self.id_field), g=geom_sql, p=self._properties_sql(None))
             + self._from() + where)
         try:
-            with connection() as conn:
+            with read_connection() as conn:
                 row = conn.execute(query, params).fetchone()
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc

@@ -41,11 +41,12 @@ from rasterio.warp import reproject, transform_geom
 from rasterio.windows import Window
 from shapely.geometry import mapping
 
-from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.db import DatabaseUnavailable
 from jmgeo.ogc import render
 from jmgeo.ogc.compat import BaseProvider, ProviderConnectionError
 from jmgeo.ogc.coverages import pixel_window, raster_path, region_shapes
 from jmgeo.ogc.provider import ProviderDatabaseUnavailable, provider_access
+from jmgeo.replicas import read_connection
 from layers import styles
 from layers.access_sql import region_scope
 from spatial.crs import CANONICAL_EPSG
@@ -87,7 +88,7 @@ class RasterMapProvider(BaseProvider):
     def opacity(self) -> float:
         """``raster-opacity`` of the owner's style, when it sets a literal one; else 1."""
         try:
-            with connection() as conn:
+            with read_connection() as conn:
                 style = styles.stored_style(conn, self.layer_name)
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc

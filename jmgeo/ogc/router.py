@@ -139,16 +139,18 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
     caller: Caller = request.state.caller
     loop = asyncio.get_running_loop()
     base_url = base_url_for(request)
-    try:
-        api, accesses = await loop.run_in_executor(None, AUDIENCES.get, caller, base_url)
+    try:  # in the request's context: its read scope (jmgeo.replicas) picks the source
+        api, accesses = await loop.run_in_executor(
+            None, contextvars.copy_context().run, AUDIENCES.get, caller, base_url)
     except DatabaseUnavailable:
         return ogc_error(503, "ServiceUnavailable",
                          "数据库暂不可用，请稍后重试 / database temporarily unavailable")
     cid = request.path_params.get("collection_id")
     if cid is not None and cid not in api.config["resources"]:
         # absent for this caller: a refusal is audited when it is one (the 404 stays)
-        await loop.run_in_executor(None, audit_refusal, caller, cid, "ogc", request.url.path,
-                                   request.url.query, request.method)
+        await loop.run_in_executor(None, contextvars.copy_context().run, audit_refusal,
+                                   caller, cid, "ogc", request.url.path, request.url.query,
+                                   request.method)
     etag = data_etag(api, accesses, request, base_url) if action else None
     if etag is not None and etags.matches(request.headers.get("if-none-match"), etag):
         return await _not_modified(loop, caller, accesses, action, request, etag)

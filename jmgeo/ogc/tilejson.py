@@ -36,9 +36,9 @@ from typing import Any
 
 from psycopg import sql
 
-from jmgeo.db import connection
 from jmgeo.ogc.compat import url_join
 from jmgeo.ogc.provider import split_table
+from jmgeo.replicas import read_connection
 from layers import styles
 
 STYLE_TYPE = "application/vnd.mapbox.style+json"
@@ -77,7 +77,7 @@ def data_bounds(provider) -> list[float] | None:
         "SELECT ST_XMin(e) AS w, ST_YMin(e) AS s, ST_XMax(e) AS e, ST_YMax(e) AS n FROM "
         "(SELECT ST_Extent({g}) AS e FROM {t} AS t WHERE {w}) AS x").format(
         g=geom, t=sql.Identifier(schema, name), w=sql.SQL(" AND ").join(where))
-    with connection() as conn:
+    with read_connection() as conn:
         row = conn.execute(query, params).fetchone()
     out = None if row is None or row["w"] is None else \
         [round(float(row[k]), 7) for k in ("w", "s", "e", "n")]
@@ -172,7 +172,7 @@ def tilejson_document(api, request, dataset: str, tileset: str):
 def layer_row(dataset: str) -> dict[str, Any] | None:
     """The registry row a style is made from (name, title, theme, geometry, labels); the
     geometry type, when the registry has none, from the current version's column."""
-    with connection() as conn:
+    with read_connection() as conn:
         return conn.execute(
             "SELECT l.name, l.title, l.theme, l.field_labels, coalesce(l.geometry_type, "
             "(SELECT g.type FROM geometry_columns g WHERE g.f_table_schema || '.' || "
@@ -191,7 +191,7 @@ def style_for(api, dataset: str) -> dict[str, Any] | None:
         res = api.config["resources"][dataset]
         row = {"name": dataset, "title": _text(res.get("title")), "theme": "framework",
                "geometry_type": "MultiPolygon", "field_labels": provider.labels}
-    with connection() as conn:
+    with read_connection() as conn:
         return styles.effective_style(conn, row, list(provider.get_fields()),
                                       tilejson_url(api.base_url, dataset),
                                       glyphs_url(api.base_url), masked=provider.masks)

@@ -58,7 +58,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.db import DatabaseUnavailable
 from jmgeo.ogc import tilecache
 from jmgeo.ogc.compat import (
     BaseMVTProvider,
@@ -77,6 +77,7 @@ from jmgeo.ogc.provider import (
     provider_access,
     split_table,
 )
+from jmgeo.replicas import read_connection
 from spatial.crs import CANONICAL_EPSG, EPSG_URI, domain_sql
 
 LOGGER = logging.getLogger(__name__)
@@ -355,7 +356,7 @@ class PolicyMVTProvider(AccessColumnsMixin, BaseMVTProvider):
             return hit or None
         query, params = self.tile_query(tileset, z, y, x)
         try:
-            with connection() as conn:
+            with read_connection() as conn:
                 row = conn.execute(query, params).fetchone()
         except DatabaseUnavailable as exc:
             raise ProviderDatabaseUnavailable() from exc
