@@ -5,7 +5,9 @@ The states (DESIGN §2): ``submitted`` → ``approved`` / ``partly_approved`` / 
 the bureau (提请市政府审定). What happens at filing depends on the sharing class:
 
 * ``open``, ``unconditional`` (and one's own resource): no request — :class:`NoRequestNeeded`
-  points to the data;
+  points to the data — except, for an unconditional resource, a request naming masked
+  (sensitive) fields to see in clear (``layers.policy.request_needed``): it goes to the
+  owner like a conditional one, and its approval is an *unmasking* grant (every region);
 * ``conditional``: goes to the owner, due in the working days of the active answer rule;
 * ``not_shared``: refused at once citing the recorded legal basis, with the appeal route.
 
@@ -78,14 +80,6 @@ def _resource(conn, caller: Caller, name: str) -> dict[str, Any]:
     return {**found, **extra}
 
 
-
-
-
-
-
-
-
-
 def file_request(conn, caller: Caller, *, resource: str, purpose: str,
                  basis: str | None = None, fields: list[str] | None = None,
                  regions: list[str] | None = None, period_from: date | None = None,
@@ -107,13 +101,22 @@ def file_request(conn, caller: Caller, *, resource: str, purpose: str,
             raise NoRequestNeeded(bilingual(
                 f"{resource} 为本部门资源，无需申请", f"{resource!r} is your department's own "
                 f"resource: no request needed, see {links['collection']}"), links)
-        if res["sharing_class"] in ("open", "unconditional"):
+        if not policy.request_needed(res, fields):
             zh = "开放" if res["sharing_class"] == "open" else "无条件共享"
+            masked = sorted(res.get("sensitive_fields") or {})
+            hint = (f"；如需明文查看脱敏字段，请在申请中列明（{', '.join(masked)}）", f"; to "
+                    f"see a masked field in clear, name it in fields ({', '.join(masked)})"
+                    ) if res["sharing_class"] == "unconditional" and masked else ("", "")
             raise NoRequestNeeded(bilingual(
                 f"{resource} 为{zh}资源，无需申请，可直接使用：{links['collection']}、"
-                f"{links['download']}", f"{resource!r} is {res['sharing_class']}: no request "
-                f"needed, the data is at {links['collection']} and {links['download']}"),
-                links)
+                f"{links['download']}{hint[0]}", f"{resource!r} is {res['sharing_class']}: "
+                f"no request needed, the data is at {links['collection']} and "
+                f"{links['download']}{hint[1]}"), links)
+        if res["sharing_class"] == "unconditional" and regions:
+            raise Invalid(bilingual(
+                "无条件共享资源的脱敏字段申请覆盖全部区域，请勿限定区域",
+                "an unmasking request on an unconditional resource covers every region: "
+                "leave regions out"))
         purpose = _text(purpose)
         if purpose is None:
             raise Invalid(bilingual("共享申请必须写明用途", "a share request needs a purpose "

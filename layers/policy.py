@@ -118,6 +118,17 @@ def may_file(caller: Caller) -> bool:
     return caller.kind in ("department", "admin") and caller.dept_code is not None
 
 
+def request_needed(layer: Mapping[str, Any], fields: Iterable[str] | None) -> bool:
+    """Does a share request have something to give? Conditional and not-shared resources:
+    yes; open: never; unconditional: only to unmask sensitive fields it names (an
+    unmasking grant, :func:`decide`)."""
+    if layer["sharing_class"] == "open":
+        return False
+    if layer["sharing_class"] == "unconditional":
+        return bool(set(fields or ()) & set(layer.get("sensitive_fields") or {}))
+    return True
+
+
 def may_answer(caller: Caller, owner_code: str | None) -> bool:
     """Answer (approve, refuse, amend, renew, revoke) a request for a resource owned by
     ``owner_code``: the owner department, or the bureau acting for it (recorded with

@@ -314,3 +314,43 @@ def test_unanswered_tickets_count_overdue_after_their_deadline(world, database_u
         later = tickets.report(conn, auditor, today=date(2099, 1, 1))["by_authority"]["gaj"]
     assert now["open"] > 0 and now["overdue"] == 0  # opened today, due in 10 working days
     assert later["overdue"] >= later["open"] == now["open"]
+
+
+def test_a_department_requests_unmasking_and_the_owner_grants_it(app_client, world):
+    """An unconditional library needs no request — except to see a masked field in clear:
+    a request naming sensitive fields goes to the owner (the bureau), whose approval is an
+    unmasking grant; a request naming none is told where the data is; regions are refused
+    (the library is shared whole)."""
+    key = sorted(world["persons"])[5]
+    person = world["persons"][key]
+    plain = app_client.post("/exchange/requests", headers=h(world, "hb"), json={
+        "resource": "persons", "purpose": "低保复核", "fields": ["gender"]})
+    assert plain.status_code == 409 and "phone" in plain.text  # names what it could unmask
+    regional = app_client.post("/exchange/requests", headers=h(world, "hb"), json={
+        "resource": "persons", "purpose": "低保复核", "fields": ["phone"],
+        "regions": ["440703"]})
+    assert regional.status_code == 422 and "regions" in regional.text
+    r = app_client.post("/exchange/requests", headers=h(world, "hb"), json={
+        "resource": "persons", "purpose": "低保对象联系核实", "fields": ["id_number", "phone"]})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert r.json()["status"] == "submitted"
+    # before the answer hb's access masks the key: the online query refuses it
+    assert app_client.get(f"/exchange/query/persons/{key}", headers=h(world, "hb")
+                          ).status_code == 400
+    assert app_client.post(f"/exchange/requests/{rid}/answer", headers=h(world, "hb"),
+                           json={"decision": "approve"}).status_code == 403
+    a = app_client.post(f"/exchange/requests/{rid}/answer", headers=h(world, "owner"),
+                        json={"decision": "approve"})
+    assert a.status_code == 200, a.text
+    q = app_client.get(f"/exchange/query/persons/{key}", headers=h(world, "hb"))
+    assert q.status_code == 200, q.text
+    props = q.json()["properties"]
+    assert props["id_number"] == key and props["phone"] == person["phone"]
+    assert props["address"] == "****"  # not named: still masked
+    log = app_client.get(f"/baselib/persons/records/{key}/access", headers=h(world, "owner"))
+    assert log.json()["access"][0]["share_request"] == rid
+    assert app_client.post(f"/exchange/requests/{rid}/revoke", headers=h(world, "owner"),
+                           json={"reason": "测试结束"}).status_code == 200
+    assert app_client.get(f"/exchange/query/persons/{key}", headers=h(world, "hb")
+                          ).status_code == 400
