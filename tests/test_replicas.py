@@ -184,6 +184,7 @@ def test_only_get_and_head_read_through_a_read_scope(monkeypatch, fresh_settings
     """A read scope (a replica's reads) opens for GET and HEAD only: every other method's
     reads stay on the primary with its writes."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from jmgeo import replicas
 
@@ -195,9 +196,12 @@ def test_only_get_and_head_read_through_a_read_scope(monkeypatch, fresh_settings
         seen[scope["method"]] = replicas._ROUTE.get() is not None
 
     try:
-        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
-            asyncio.run(replicas.ReadScope(app)({"type": "http", "method": method},
-                                                None, None))
+        # a loop of its own in a thread of its own: a browser test earlier in the session
+        # (Playwright's sync API) may leave this thread's event loop running
+        with ThreadPoolExecutor(1) as pool:
+            for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+                pool.submit(asyncio.run, replicas.ReadScope(app)(
+                    {"type": "http", "method": method}, None, None)).result()
     finally:
         replicas.close_replicas()
     assert seen == {"GET": True, "HEAD": True, "POST": False, "PUT": False,
