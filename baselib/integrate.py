@@ -43,7 +43,7 @@ from psycopg.types.json import Jsonb
 from baselib import golden, spatial_link, tickets
 from baselib.errors import BaselibError
 from baselib.libraries import OWNER, Library, authorities, check_source, library, sources
-from layers import audit, identifiers, policy, registry
+from layers import audit, identifiers, policy, record_log, registry
 
 BATCH = 50_000
 SYSTEM = "system:baselib-integrate"
@@ -299,6 +299,7 @@ def integrate(conn, lib_name: str, *, by: str | None = None, now: datetime | Non
             "disagreements": disagreements, **history, "tickets": ticket_counts}
         with clock.step("publish"):
             report["records"] = _publish(conn, lib, version, by, report, srcs, ranks)[1]
+            record_log.mark(conn, lib.name)  # who looked at this person, on every way out
         report["steps"] = clock.steps
         report["seconds"] = round(time.monotonic() - t0, 2)
         _q(conn, "UPDATE baselib_run SET finished_at = now(), report = %s WHERE id = %s",

@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 
 from baselib.errors import BaselibError, NotAllowed
 from baselib.libraries import LIBRARIES, OWNER, library
-from layers import audit, identifiers, policy
+from layers import audit, identifiers, policy, record_log
 from layers.policy import Access, Caller
 
 MAX_PAIRS = 1000
@@ -41,17 +41,9 @@ def _q(conn, query, params=None):
 def log_access(conn, caller: Caller, access: Access | None, lib_name: str,
                keys: Sequence[tuple[str, str | None]], way: str,
                audit_id: int | None = None) -> int:
-    """Enter ``keys`` ((key, outcome) pairs) in the person-level access log."""
-    if not keys:
-        return 0
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO baselib_access (library, key, caller, dept_code, way, outcome, "
-            "share_request, grant_id, audit_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(lib_name, k, caller.name, caller.dept_code, way, outcome,
-              getattr(access, "request_id", None), getattr(access, "grant_id", None),
-              audit_id) for k, outcome in keys])
-    return len(keys)
+    """Enter ``keys`` ((key, outcome) pairs) in the person-level access log
+    (``layers.record_log``, with every other way out)."""
+    return record_log.write_keys(conn, caller, access, lib_name, keys, way, audit_id)
 
 
 def log_lookup(caller: Caller, access: Access, lib_name: str, key: str) -> None:
@@ -119,5 +111,5 @@ def access_log(conn, caller: Caller, lib_name: str, key: str,
                          "the person-level access log is for the bureau and the auditor")
     v = identifiers.check(lib.key_kind, key)
     return _q(conn, "SELECT at, caller, dept_code, way, outcome, share_request, grant_id, "
-                    "audit_id FROM baselib_access WHERE library = %s AND key = %s ORDER BY "
+                    "audit_id, version FROM baselib_access WHERE library = %s AND key = %s ORDER BY "
                     "at DESC, id DESC LIMIT %s", (lib.name, v.value or key, limit)).fetchall()

@@ -50,7 +50,7 @@ from exchange import fep_target as tgt
 from exchange.feeds import Feed
 from exchange.fep_target import FepError, Shape, redact
 from jmgeo.errors import bilingual
-from layers import audit, changes
+from layers import audit, changes, record_log
 from layers.grants import LIVE_SQL, list_grants
 from layers.policy import Caller, lookup, may_manage_copies
 
@@ -272,10 +272,15 @@ def _sync(conn: psycopg.Connection, copy: dict[str, Any], full: bool) -> dict[st
                     ("full" if feed.plan.old_table is None else "incremental")}
             rows = nbytes = 0
             if not feed.plan.empty:  # no audit row, no data
-                audit.record(conn, action="fep_sync", caller=caller, access=access,
-                             request={"copy": copy_id, "target": redact(copy["target_url"]),
-                                      "table": f"{schema}.{table}", **info,
-                                      "share_request": access.request_id})
+                with conn.transaction():
+                    aid = audit.record(
+                        conn, action="fep_sync", caller=caller, access=access,
+                        request={"copy": copy_id, "target": redact(copy["target_url"]),
+                                 "table": f"{schema}.{table}", **info,
+                                 "share_request": access.request_id})
+                    records = record_log.for_plan(grant["layer"], feed.plan)
+                    if records is not None:
+                        record_log.write(conn, caller, access, records, "fep_sync", aid)
             if info["mode"] == "full":
                 vq, vparams = view.query(raw_geometry=True)
                 query = _literal(conn, sql.SQL("SELECT {} FROM ({}) f").format(

@@ -271,9 +271,12 @@ def attempt(delivery_id: int, *, last: bool) -> str:
             rows = payload.get("changes", {}).get("count")
             if rows is not None and access.audited:
                 from layers.audit import record_access  # no audit row, no data
+                from layers.record_log import Records
 
                 record_access(caller, access, "push", f"/exchange/subscriptions/{d['sid']}",
-                              f"delivery={delivery_id}", rows=rows, method="POST")
+                              f"delivery={delivery_id}", rows=rows, method="POST",
+                              records=Records(layer=d["resource"], version=d["to_version"],
+                                              step=d["step_id"]))
             code, error = _post(d, body)
         except Exception as exc:  # noqa: BLE001 — every failure is an attempt on record
             LOG.exception("push %s failed before or while sending", delivery_id)

@@ -38,6 +38,7 @@ from jmgeo.db import connection
 from jmgeo.http import CallerDep, NameInPath, audit_or_503, count_delivery, envelope
 from layers import changes
 from layers.policy import Access, Caller
+from layers.record_log import for_plan
 
 LOGGER = logging.getLogger(__name__)
 router = APIRouter(prefix="/exchange/feeds", tags=["exchange"])
@@ -120,7 +121,8 @@ def pull(request: Request, caller: CallerDep, resource: NameInPath,
     info = feed.describe()
     # rows are not known before the stream: the audit row says who pulled what range,
     # the delivery count (written after the last byte) how many rows went
-    refused = audit_or_503(caller, resource.access, "feed", request, None)
+    refused = audit_or_503(caller, resource.access, "feed", request, None,
+                           records=for_plan(resource.name, feed.plan))
     if refused is not None:
         return refused
     headers = {

@@ -170,18 +170,19 @@ AUDIT_DOWN = bilingual("审计记录失败，数据未发送", "audit unavailabl
 
 def audit_or_503(caller: Caller, access: Access, action: str, request: Request,
                  rows: int | None,
-                 status: int = 200) -> JSONResponse | None:
+                 status: int = 200, records=None) -> JSONResponse | None:
     """THE guard of the platform routes that hand out data: audit a non-open access before
     any data leaves — no audit row, no data (the 503 envelope, returned for the route to
     answer). None when the access is open or the row was written. (The OGC router has
-    its own, for pygeoapi's responses.)"""
+    its own, for pygeoapi's responses.) ``records``: which records go out, for the
+    record-level log of a resource that keeps one (``layers.record_log``)."""
     if not access.audited:
         return None
     from layers.audit import record_access
 
     try:
         record_access(caller, access, action, request.url.path, request.url.query,
-                      rows=rows, status=status, method=request.method)
+                      rows=rows, status=status, method=request.method, records=records)
     except Exception:  # noqa: BLE001 — no audit row, no data
         LOGGER.exception("audit write failed for %s %s", action, request.url.path)
         return envelope(503, AUDIT_DOWN)

@@ -251,18 +251,25 @@ def show(conn, dept: str | None = None, layer: str | None = None,
 
 def record_access(caller, access, action: str, path: str, query: str = "",
                   rows: int | None = None, status: int | None = None,
-                  method: str = "GET") -> int:
+                  method: str = "GET", records=None) -> int:
     """Audit one access to non-open data from any way out (OGC items, tiles, downloads,
     region queries …): borrows a pooled connection. Raises when the row cannot be
-    written — callers must then withhold the data (no unaudited access)."""
+    written — callers must then withhold the data (no unaudited access). ``records``
+    (``layers.record_log.Records``): which records went out, entered in the record-level
+    log in the same transaction when the resource keeps one."""
     from jmgeo.db import connection
 
     request = {"method": method, "path": path, "query": query, "status": status}
     if getattr(access, "request_id", None) is not None:
         request["share_request"] = access.request_id  # as X-Road's Issue header
-    with connection() as conn:
-        return record(conn, action=action, caller=caller, access=access, request=request,
-                      rows=rows)
+    with connection() as conn, conn.transaction():
+        aid = record(conn, action=action, caller=caller, access=access, request=request,
+                     rows=rows)
+        if records is not None:
+            from layers import record_log
+
+            record_log.write(conn, caller, access, records, action, aid)
+        return aid
 
 
 # What an OGC route hands out, as it states it when it calls ``jmgeo.ogc.router.execute``
@@ -300,9 +307,14 @@ def record_ogc(caller, accesses: dict, action: str | None, request, status: int,
     access = accesses.get(request.path_params.get("collection_id"))
     if access is None or not access.audited:
         return None
+    records = None
+    if action in ("items", "item") and int(status) == 200:
+        from layers import record_log
+
+        records = record_log.Records(layer=access.layer, ids=record_log.page_ids(content))
     return record_access(caller, access, f"ogc.{action}", request.url.path, request.url.query,
                          rows=_rows_from(action, int(status), content), status=int(status),
-                         method=request.method)
+                         method=request.method, records=records)
 
 
 def record_refusal(caller, row: dict[str, Any], way: str, path: str, query: str = "",

@@ -354,3 +354,42 @@ def test_a_department_requests_unmasking_and_the_owner_grants_it(app_client, wor
                            json={"reason": "测试结束"}).status_code == 200
     assert app_client.get(f"/exchange/query/persons/{key}", headers=h(world, "hb")
                           ).status_code == 400
+
+
+def test_bulk_reads_enter_every_person_in_the_access_log(app_client, world, database_url):
+    """Who looked at this person — also when it came in a page, a download or a feed:
+    the library keeps a record-level log on every way out, written with the audit row."""
+    keys = sorted(world["persons"])
+    hb = h(world, "hb")
+    with psycopg.connect(database_url) as conn:
+        t0 = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+    page = app_client.get("/ogc/collections/persons/items",
+                          params={"f": "json", "limit": 3}, headers=hb)
+    assert page.status_code == 200 and len(page.json()["features"]) == 3
+    fids = [f["id"] for f in page.json()["features"]]  # hb's key is masked: ids are fids
+    first = [k for k, r in world["persons"].items() if str(r["fid"]) in map(str, fids)]
+    assert len(first) == 3
+    html = app_client.get("/ogc/collections/persons/items", params={"f": "html"},
+                          headers=hb)
+    assert html.status_code == 406 and "f=json" in html.text  # not unlogged, not a 500
+    assert app_client.get("/downloads/persons", params={"format": "csv"},
+                          headers=hb).status_code == 200
+    # a feed is by key: gh, whose grant names the ID number, pulls one (hb may not)
+    assert app_client.get("/exchange/feeds/persons", headers=hb).status_code == 400
+    feed = app_client.get("/exchange/feeds/persons", headers=h(world, "gh"))
+    assert feed.status_code == 200 and feed.text.count("\n") >= len(keys)
+
+    def ways(key):
+        log = app_client.get(f"/baselib/persons/records/{key}/access",
+                             headers=h(world, "owner")).json()["access"]
+        return {(a["dept_code"], a["way"]) for a in log}
+
+    for key in first:
+        assert {("hb", "ogc.items"), ("hb", "download"), ("gh", "feed")} <= ways(key)
+    with psycopg.connect(database_url) as conn:  # the page: exactly its three people
+        seen = {r[0] for r in conn.execute(
+            "SELECT key FROM baselib_access WHERE library = 'persons' AND dept_code = 'hb' "
+            "AND way = 'ogc.items' AND at >= %s", (t0,))}
+    assert seen == set(first)
+    others = [k for k in keys if k not in first]
+    assert {("hb", "download"), ("gh", "feed")} <= ways(others[-1])  # whole-library reads

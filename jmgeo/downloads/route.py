@@ -41,6 +41,7 @@ from jmgeo.http import (
 )
 from jmgeo.settings import get_settings
 from layers.policy import Caller, lookup, owns_export
+from layers.record_log import Records
 from spatial.crs import EPSG_URI
 
 LOGGER = logging.getLogger(__name__)
@@ -143,7 +144,9 @@ def export_job_file(job_id: str, caller: CallerDep, request: Request):
         row, access = lookup(conn, caller, job["layer"])
     if access is None:
         raise ResourceNotFound()
-    refused = audit_or_503(caller, access, "download", request, int(job["rows_done"]))
+    refused = audit_or_503(caller, access, "download", request, int(job["rows_done"]),
+                           records=_records(job["layer"], job["version"],
+                                            (job["params"] or {}).get("region")))
     if refused is not None:
         return refused
     name = filename(job["layer"], (job["params"] or {}).get("region"), job["format"])
@@ -173,6 +176,12 @@ def _base(request: Request) -> str:
 
 def jsonable(doc: dict) -> dict:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in doc.items()}
+
+
+def _records(layer: str, version: int | None, region: str | None) -> Records | None:
+    """What a download hands out, for the record-level log: every record of the version
+    (a table resource, which record logs are kept for, takes no region)."""
+    return Records(layer=layer, version=version, whole=True) if region is None else None
 
 
 def _title(row, fmt: str, region: str | None) -> str:
@@ -225,7 +234,8 @@ def download(resource: LayerInPath, caller: CallerDep, request: Request,
         entry = _build(export, fmt, tag)
     partial = "range" in request.headers
     refused = audit_or_503(caller, access, "download", request, entry.rows,
-                           status=206 if partial else 200)
+                           status=206 if partial else 200,
+                           records=_records(layer, row.get("current_version"), region))
     if refused is not None:
         _discard(entry)
         return refused

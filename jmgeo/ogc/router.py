@@ -135,6 +135,7 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
     audience's API (see :func:`cache_control`). ``finish(api, headers, content)``: turns
     a 200's content into another format after the audit counted its rows (CSV items)."""
     from layers.audit import record_ogc
+    from layers.record_log import PageUnreadable
 
     caller: Caller = request.state.caller
     loop = asyncio.get_running_loop()
@@ -168,6 +169,8 @@ async def execute(request: Request, func, *args, skip_valid_check: bool = False,
         try:  # audit non-open data access; no audit row, no data
             await loop.run_in_executor(None, record_ogc, caller, accesses, action, request,
                                        status, content)
+        except PageUnreadable as exc:  # a record-logged resource as an HTML page
+            return ogc_error(406, "NotAcceptable", str(exc))
         except Exception:  # noqa: BLE001
             LOGGER.exception("audit write failed for %s", request.url.path)
             return ogc_error(503, "ServiceUnavailable", AUDIT_DOWN)
