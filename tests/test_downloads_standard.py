@@ -320,7 +320,27 @@ def test_every_format_is_rebuilt_byte_identical(app_client, world, fresh_cache):
     for fmt in FORMATS:
         again = get(app_client, world["unrelated"], format=fmt)
         assert again.headers["etag"] == first[fmt].headers["etag"], fmt
-        assert again.content == first[fmt].content, fmt
+        assert again.content == first[fmt].content, (fmt, _zip_diff(first[fmt].content,
+                                                                    again.content))
+
+
+def _zip_diff(a: bytes, b: bytes) -> list[tuple[str, str, str]] | None:
+    """Which entries of two zips (an XLSX) differ, and how: what a failure should say."""
+    import zipfile
+
+    try:
+        za, zb = zipfile.ZipFile(io.BytesIO(a)), zipfile.ZipFile(io.BytesIO(b))
+    except zipfile.BadZipFile:
+        return None
+    out = []
+    for ia, ib in zip(za.infolist(), zb.infolist(), strict=False):
+        if (ia.filename, ia.date_time, ia.CRC) != (ib.filename, ib.date_time, ib.CRC):
+            da, db = za.read(ia), zb.read(ib)
+            at = next((i for i, (x, y) in enumerate(zip(da, db, strict=False)) if x != y),
+                      min(len(da), len(db)))
+            out.append((f"{ia.filename} {ia.date_time}", da[max(at - 60, 0):at + 60].decode(
+                "utf-8", "replace"), db[max(at - 60, 0):at + 60].decode("utf-8", "replace")))
+    return out
 
 
 def test_the_cache_is_lru_and_bounded(app_client, world, fresh_cache, monkeypatch):
