@@ -61,9 +61,9 @@ def make_file(workdir: Path, count: int) -> Path:
 def scratch_db(name: str) -> str:
     import psycopg
 
-    from jmgeo.settings import database_url
+    from jmgeo.settings import owner_database_url
 
-    base = database_url()
+    base = owner_database_url()  # the schema's owner creates and migrates databases
     admin = urlsplit(base)._replace(path="/postgres").geturl()
     dsn = urlsplit(base)._replace(path=f"/{name}").geturl()
     with psycopg.connect(admin, autocommit=True) as conn:

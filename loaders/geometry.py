@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from loaders.errors import LoaderError
@@ -234,17 +235,40 @@ def implausible_error(g: np.ndarray, coords: np.ndarray, bad: np.ndarray, opts: 
 def hex_ewkb(geoms: np.ndarray) -> pa.StringArray:
     """EWKB hex (SRID 4490) for COPY, as an Arrow string array.
 
-    GEOS's hex writer is slow (about 3 µs a feature); writing binary WKB and hex-encoding
-    the whole Arrow buffer in one ``bytes.hex()`` call is about six times faster.
+    GEOS's hex writer is slow (about 3 µs a feature), and so is giving every geometry an
+    SRID first (``set_srid`` copies each one). So: plain little-endian WKB from GEOS,
+    joined and hex-encoded in one ``bytes.hex()`` call, and the SRID spliced into each
+    header as bytes — EWKB is WKB with the SRID flag (0x20000000) in the type word and
+    the SRID after it. About three times as fast as ``set_srid`` + EWKB + an Arrow conversion.
     """
-    wkb = pa.array(shapely.to_wkb(shapely.set_srid(geoms, SRID), include_srid=True),
-                   pa.binary())
-    n = len(wkb)
+    n = len(geoms)
     if n == 0:
         return pa.array([], pa.string())
-    _validity, offsets_buf, data_buf = wkb.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1, offset=wkb.offset * 4)
-    start, end = int(offsets[0]), int(offsets[-1])
-    hexed = memoryview(data_buf)[start:end].hex().encode("ascii")
-    new_offsets = ((offsets - start) * 2).astype(np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(new_offsets), pa.py_buffer(hexed))
+    wkb = shapely.to_wkb(geoms, byte_order=1)  # little-endian, no SRID
+    lengths = np.fromiter(map(len, wkb), dtype=np.int64, count=n)
+    joined = b"".join(wkb)
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    del wkb
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    words = raw[starts[:, None] + np.arange(1, 5)]  # each geometry's type word
+    srid = SRID.to_bytes(4, "little")
+    if (words == words[0]).all():
+        # one type in the batch (the loader's case: all Multi* of one family): the hex
+        # of plain WKB with its 10-character header replaced, in Arrow's C++ kernels
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths * 2, out=offsets[1:])
+        plain = pa.StringArray.from_buffers(n, pa.py_buffer(offsets),
+                                            pa.py_buffer(joined.hex().encode()))
+        word = bytearray(words[0].tobytes())
+        word[3] |= 0x20  # the SRID flag, in the type word's high byte (little-endian)
+        header = (b"\x01" + bytes(word) + srid).hex()
+        return pc.utf8_replace_slice(plain, 0, 10, header)
+    raw = raw.copy()
+    raw[starts + 4] |= 0x20
+    # the SRID's 4 bytes after each 5-byte header, all inserted in one pass
+    out = np.insert(raw, np.repeat(starts + 5, 4), np.tile(np.frombuffer(srid, np.uint8), n))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum((lengths + 4) * 2, out=offsets[1:])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets),
+                                       pa.py_buffer(out.tobytes().hex().encode()))
