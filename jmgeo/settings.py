@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     debug: bool = False
     # the largest file POST /layers/upload accepts (bytes); bigger: `jmgeo load` on the server
     upload_max_bytes: int = Field(default=4 * 1024 ** 3, ge=1)
+    # uploads bigger than this (or sent with async=true) are load jobs answered 202 at once
+    # (JMGEO_UPLOAD_SYNC_MAX_BYTES); their files wait in JMGEO_UPLOAD_DIR for the worker
+    upload_sync_max_bytes: int = Field(default=256 * 1024 ** 2, ge=0)
+    upload_dir: Path | None = None
 
     @field_validator("debug", mode="before")
     @classmethod
@@ -270,6 +274,10 @@ class Settings(BaseSettings):
     def https(self) -> bool:
         """Served over https (the public URL says so): session cookies are ``Secure``."""
         return self.base_url.lower().startswith("https://")
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.upload_dir or self.var_dir / "uploads"
 
     @property
     def exports_path(self) -> Path:

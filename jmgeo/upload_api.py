@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from jmgeo import upload_jobs
+from jmgeo.db import connection
+from jmgeo.errors import bilingual
 from jmgeo.http import AUTH_CHALLENGE, CallerDep, envelope
 from jmgeo.settings import get_settings
 from layers.models import SHARING_CLASSES
 
 router = APIRouter(tags=["loaders"])
+JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _error(status: int, code: str, description: str, **extra) -> JSONResponse:
@@ -107,8 +111,11 @@ async def upload_layer(
     force_2d: bool = Form(False),
     swap_xy: bool = Form(False),
     sensitive: str | None = Form(None, description="FIELD=KIND,FIELD=KIND …"),
+    as_job: bool = Form(False, alias="async", description="load as a job: answer 202 at "
+                        "once (uploads over JMGEO_UPLOAD_SYNC_MAX_BYTES always are)"),
 ) -> JSONResponse:
-    """Same options and same checks as ``jmgeo load``; ``dry_run`` reports only."""
+    """Same options and same checks as ``jmgeo load``; ``dry_run`` reports only. A big
+    upload (or ``async=true``) is a load job: 202, then ``GET /layers/uploads/{id}``."""
     from loaders.errors import LoaderError
     from loaders.pipeline import LoadOptions, load
 
@@ -120,31 +127,36 @@ async def upload_layer(
                       f"装载 / you may load layers only for your own department "
                       f"({caller.dept_code}), not for {dept!r}")
     _stop_loads_on_shutdown()
-    max_bytes = get_settings().upload_max_bytes
-    tmp = Path(tempfile.mkdtemp(prefix="jmgeo-upload-"))
+    settings = get_settings()
+    options = dict(
+        dept=dept, layer=layer, theme=theme, sharing=sharing, legal_basis=legal_basis,
+        src_crs=src_crs or None, encoding=encoding or None, key=key or None,
+        dry_run=dry_run, title=title, description=description,
+        update_cycle=update_cycle, source_layer=source_layer or None,
+        allow_outside=allow_outside, strict=strict, force_2d=force_2d, swap_xy=swap_xy,
+        sensitive=_parse_sensitive(sensitive), loaded_by=f"api:{caller.name}",
+        kind=kind or None, sheet=sheet or None)
+    job_id, tmp = upload_jobs.new_job_dir()
+    queued = False
     try:
         name = _safe_name(file.filename)
-        target = tmp / name
-        size = 0
-        with open(target, "wb") as out:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > max_bytes:
-                    return _error(413, "PayloadTooLarge",
-                                  f"文件超过 {max_bytes / 1e9:.1f} GB 上限 / the upload "
-                                  f"exceeds the {max_bytes / 1e9:.1f} GB limit: use "
-                                  "`jmgeo load` on the server for bigger files")
-                out.write(chunk)
-        opts = LoadOptions(
-            dept=dept, layer=layer, theme=theme, sharing=sharing, legal_basis=legal_basis,
-            src_crs=src_crs or None, encoding=encoding or None, key=key or None,
-            dry_run=dry_run, title=title, description=description,
-            update_cycle=update_cycle, source_layer=source_layer or None,
-            allow_outside=allow_outside, strict=strict, force_2d=force_2d, swap_xy=swap_xy,
-            sensitive=_parse_sensitive(sensitive), loaded_by=f"api:{caller.name}",
-            kind=kind or None, sheet=sheet or None)
+        size = await _save(file, tmp / name, settings.upload_max_bytes)
+        if size is None:
+            return _error(413, "PayloadTooLarge",
+                          f"文件超过 {settings.upload_max_bytes / 1e9:.1f} GB 上限 / the upload "
+                          f"exceeds the {settings.upload_max_bytes / 1e9:.1f} GB limit: use "
+                          "`jmgeo load` on the server for bigger files")
+        if as_job or size > settings.upload_sync_max_bytes:
+            with connection() as conn:
+                job = upload_jobs.create(conn, job_id, caller, name, size, options)
+            upload_jobs.submit(job_id)
+            queued = True
+            doc = jsonable_encoder(upload_jobs.document(job, settings.base_url.rstrip("/")))
+            return JSONResponse(doc, status_code=202, headers={
+                "Location": f"/layers/uploads/{job_id}", "Cache-Control": "no-store"})
         try:
-            report = await run_in_threadpool(load, target, opts, display=name, progress=False)
+            report = await run_in_threadpool(load, tmp / name, LoadOptions(**options),
+                                             display=name, progress=False)
         except LoaderError as exc:
             if exc.code == "load_stopped":  # the server is shutting down: try again later
                 return _error(503, exc.code, exc.message, file=name)
@@ -152,4 +164,53 @@ async def upload_layer(
         return JSONResponse(report, status_code=200 if dry_run else 201)
     finally:
         await file.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not queued:  # a job's file waits for the worker, which removes it
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _save(file: UploadFile, target: Path, max_bytes: int) -> int | None:
+    """Write the upload to ``target``; its size, or None past ``max_bytes``."""
+    size = 0
+    with open(target, "wb") as out:
+        while chunk := await file.read(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                return None
+            out.write(chunk)
+    return size
+
+
+def _job_for(caller, job_id: str) -> dict:
+    if not JOB_ID_RE.match(job_id):
+        raise HTTPException(404, bilingual("没有该装载作业", "no such load job"))
+    with connection() as conn:
+        job = upload_jobs.get(conn, job_id)
+    if not upload_jobs.visible_to(job, caller):  # another department's: it does not exist
+        raise HTTPException(404, bilingual("没有该装载作业", "no such load job"))
+    return job
+
+
+@router.get("/layers/uploads/{job_id}", summary="装载作业 / a load job: status, report")
+def upload_job(job_id: str, caller: CallerDep) -> JSONResponse:
+    """The job of ``POST /layers/upload`` answered 202: ``queued``, ``running``, ``done``
+    (with the load report), ``failed`` (with the loader's error) or ``cancelled``."""
+    if not caller.is_department and not caller.can_manage:
+        return _error(401, "Unauthorized", "需要以部门身份认证 / authenticate as a department")
+    job = _job_for(caller, job_id)
+    return JSONResponse(jsonable_encoder(upload_jobs.document(job, get_settings().base_url.rstrip(
+        "/"))), headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/layers/uploads/{job_id}", summary="取消装载作业 / cancel a load job")
+def cancel_upload_job(job_id: str, caller: CallerDep) -> JSONResponse:
+    """Cancel: a queued job now, a running one at its next batch (nothing is changed)."""
+    if not caller.is_department and not caller.can_manage:
+        return _error(401, "Unauthorized", "需要以部门身份认证 / authenticate as a department")
+    job = _job_for(caller, job_id)
+    if job["status"] in ("done", "failed", "cancelled"):
+        return _error(409, "Conflict", f"装载作业已结束（{job['status']}），无法取消 / the load job "
+                      f"has ended ({job['status']}): nothing to cancel")
+    with connection() as conn:
+        job = upload_jobs.cancel(conn, job_id)
+    return JSONResponse(jsonable_encoder(upload_jobs.document(job, get_settings().base_url.rstrip(
+        "/"))), status_code=202)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jmgeo.settings import get_settings
@@ -45,9 +46,16 @@ class Budget:
     t0: float = field(default_factory=time.monotonic)
     max_seconds: float = field(default_factory=lambda: get_settings().load_max_seconds)
     max_features: int = field(default_factory=lambda: get_settings().load_max_features)
+    # asked at every check: has the one who started the load cancelled it (an upload job)?
+    cancelled: Callable[[], bool] | None = None
 
     def check(self, features: int = 0) -> None:
         """Raise the LoaderError that ends the load when a limit is passed."""
+        if self.cancelled is not None and self.cancelled():
+            raise LoaderError(
+                "load_cancelled", "装载已按要求取消，未作任何更改",
+                "the load was cancelled as asked; nothing was changed", file=self.display,
+                fix_zh="需要时重新上传", fix_en="upload again when needed")
         if _STOP.is_set():
             raise LoaderError(
                 "load_stopped", "服务器正在停止，装载已中止，未作任何更改",

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ class LoadOptions:
     skip_unchanged: bool = False
     kind: str | None = None        # "table": records without geometry (needs ``key``)
     sheet: str | None = None       # XLSX: the sheet (default: the first)
+    # asked between batches: True stops the load (``load_cancelled``, nothing changed)
+    cancelled: Callable[[], bool] | None = None
 
 
 def check_options(opts: LoadOptions, display: str) -> None:
@@ -118,7 +121,7 @@ def _content_hash(src: Source, opts: LoadOptions) -> str:
                 h.update(chunk)
     # options added later hash only when set, so existing layers keep their hashes
     relevant = {k: v for k, v in asdict(opts).items()
-                if k not in ("dry_run", "loaded_by", "skip_unchanged") and
+                if k not in ("dry_run", "loaded_by", "skip_unchanged", "cancelled") and
                 not (k in ("kind", "sheet") and v is None)}
     h.update(json.dumps(relevant, sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()

@@ -105,7 +105,8 @@ def load_raster(src: Source, opts, *, dsn: str) -> dict[str, Any]:
                 with WarpedVRT(ds, src_crs=src_crs, crs=CRS.from_epsg(4490),
                                resampling=Resampling.bilinear) as vrt:
                     check_raster_size(vrt.width, vrt.height, vrt.count, display)
-                    Budget(display, t0=t0).check()  # (the warp itself runs to its end)
+                    Budget(display, t0=t0, cancelled=getattr(opts, "cancelled", None)
+                           ).check()  # (the warp itself runs to its end)
                     rio_copy(vrt, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
                              OVERVIEWS="AUTO", BIGTIFF="IF_SAFER")
             except LoaderError:

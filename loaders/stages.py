@@ -105,7 +105,7 @@ class LoadRun:
         """Open the reader and lock the resource; returns the 'unchanged' answer when
         ``skip_unchanged`` finds the current version made from the same content."""
         opts = self.opts
-        self.budget = Budget(self.display, t0=self.t0)
+        self.budget = Budget(self.display, t0=self.t0, cancelled=opts.cancelled)
         self.reader = open_reader(self.src, encoding=opts.encoding, sheet=opts.sheet,
                                   source_layer=opts.source_layer, kind=opts.kind)
         self.budget.check(self.reader.total or 0)  # a count GDAL knows: before reading
@@ -322,7 +322,8 @@ class LoadRun:
                                [] if self.is_table or not self.key_col else [self.key_col],
                                is_table=self.is_table),
             "warnings": self.warnings,
-            "options": {k: v for k, v in asdict(opts).items() if v not in (None, False, {})},
+            "options": {k: v for k, v in asdict(opts).items()
+                        if v not in (None, False, {}) and k != "cancelled"},
             "dry_run": opts.dry_run,
             "seconds": round(elapsed, 2),
             "timing": self.timing,
