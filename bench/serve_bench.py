@@ -46,7 +46,7 @@ LAYER, TABLE = "bench_parcels", "layer_data.bench_parcels_v1"
 COND_LAYER = "bench_parcels_c"
 BENCH_TOKEN = "jmk_0be4c400_benchmark-only-token-not-a-secret-000000000"
 EXTENT = (112.0, 21.55, 113.25, 22.85)  # where make_parcels.py puts parcels
-PORTS = {"ours": 5201, "tipg": 5202, "pygeoapi": 5203}
+PORTS = {"ours": 5201, "tipg": 5202, "pygeoapi": 5203, "jmgeo serve": 5204}
 
 
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -107,6 +107,10 @@ def start(name: str, dsn: str, tmp: Path) -> subprocess.Popen:
         cmd = [str(REPO / ".venv/bin/python"), "-m", "uvicorn", "jmgeo.app:create_app",
                "--factory", "--workers", "2", "--port", str(port), "--no-access-log",
                "--log-level", "warning"]
+    elif name == "jmgeo serve":  # what users run: the CLI, with its access log
+        env.update(DATABASE_URL=dsn)
+        cmd = [str(REPO / ".venv/bin/jmgeo"), "serve", "--host", "127.0.0.1", "--port",
+               str(port), "--workers", "2"]
     elif name == "tipg":
         env.update(DATABASE_URL=dsn, TIPG_DB_SCHEMAS='["layer_data"]',
                    TIPG_DB_TABLES=f'["{TABLE}"]', TIPG_MAX_FEATURES_PER_QUERY="10000")
@@ -150,8 +154,11 @@ def start(name: str, dsn: str, tmp: Path) -> subprocess.Popen:
         cmd = [str(REPO / ".venv/bin/python"), "-m", "uvicorn", "pygeoapi.starlette_app:APP",
                "--workers", "2", "--port", str(port), "--no-access-log", "--log-level",
                "warning"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp, start_new_session=True)
-    probe = {"ours": "/health", "tipg": "/collections", "pygeoapi": "/collections"}[name]
+    log = (tmp / f"{name.replace(' ', '-')}.log").open("w")  # the access log goes here
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp, start_new_session=True, stdout=log,
+                            stderr=log)
+    probe = {"ours": "/health", "jmgeo serve": "/health", "tipg": "/collections",
+             "pygeoapi": "/collections"}[name]
     wait_ready(proc, f"http://127.0.0.1:{port}{probe}", name)
     return proc
 
@@ -275,13 +282,13 @@ def main() -> None:
         plan = {k: v for k, v in plan.items() if any(o in k for o in a.only)}
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        for server in ("ours", "tipg", "pygeoapi"):
+        for server in ("ours", "jmgeo serve", "tipg", "pygeoapi"):
             if server in a.skip:
                 continue
             proc = start(server, dsn, tmp)
             try:
                 for name, per_server in plan.items():
-                    paths = per_server.get(server)
+                    paths = per_server.get("ours" if server == "jmgeo serve" else server)
                     if not paths:
                         continue
                     key = BENCH_TOKEN if COND_LAYER in paths[0] else None
@@ -302,14 +309,18 @@ def main() -> None:
                     print("region stats seconds", secs, flush=True)
             finally:
                 stop(proc)
-    print("\n| scenario | ours req/s | tipg req/s | stock pygeoapi req/s | ours / tipg |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n| scenario | ours (uvicorn) req/s | `jmgeo serve` req/s | tipg req/s | stock "
+          "pygeoapi req/s | ours / tipg | `jmgeo serve` / tipg |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, per in results.items():
         if "rps" not in per.get("ours", {}):
             continue
-        o, tg, pg = (per.get(s, {}).get("rps") for s in ("ours", "tipg", "pygeoapi"))
+        o, js, tg, pg = (per.get(s, {}).get("rps")
+                         for s in ("ours", "jmgeo serve", "tipg", "pygeoapi"))
         ratio = f"{o / tg:.2f}" if o and tg else "–"
-        print(f"| {name} | {o} | {tg or '–'} | {pg or '–'} | {ratio} |")
+        jratio = f"{js / tg:.2f}" if js and tg else "–"
+        print(f"| {name} | {o} | {js or '–'} | {tg or '–'} | {pg or '–'} | {ratio} | "
+              f"{jratio} |")
     stats = results.get("region stats, all parcels by county", {}).get("ours")
     if stats:
         print(f"\nregion stats (1,000,000 parcels by county): median {stats['median']} s "

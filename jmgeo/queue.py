@@ -24,7 +24,8 @@ from jmgeo.settings import get_settings
 # every module that declares tasks: the worker imports them all (procrastinate import_paths)
 TASK_MODULES = ["jmgeo.jobs", "exchange.tasks", "jmgeo.downloads.jobs", "exchange.push",
                 "exchange.fep_outbound_tasks", "exchange.fep_tasks", "supervision.tasks",
-                "baselib.tasks", "layers.audit_tasks", "jmgeo.upload_jobs"]
+                "baselib.tasks", "layers.audit_tasks", "jmgeo.upload_jobs",
+                "spatial.tasks"]
 
 # the default for idempotent platform jobs: 5 attempts, waits 2, 4, 8, 16 s
 BACKOFF = RetryStrategy(max_attempts=5, exponential_wait=2)

@@ -175,6 +175,11 @@ def _run(src: Source, opts: LoadOptions, dsn: str, t0: float,
         result = run.publish(report)
         report["published"] = True
         catalog_sync(conn, opts.layer, report)
+        if not run.is_table:  # a worker builds the version's region index, nobody waits
+            from spatial.tasks import defer_region_index
+
+            report["region_index"] = "queued" if defer_region_index(run.table) else \
+                "on first use"
         report["epoch"] = result["epoch"]
         report["seconds"] = round(time.monotonic() - t0, 2)
         return report

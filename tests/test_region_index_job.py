@@ -1,0 +1,55 @@
+"""A publish queues the version's region index for a worker (``spatial.tasks``): the first
+region statistics call of a new version no longer waits for the index to be built; without
+a worker it is built on first use as before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from conftest import REPO, stop_process
+from loaders.pipeline import LoadOptions, load
+from spatial.regions import region_index_name
+
+CSV = "name,lon,lat\n" + "".join(f"r{i},113.{i:03d}1,22.5{i % 10}\n" for i in range(30))
+
+
+def _exists(conn, table: str) -> bool:
+    schema, name = region_index_name(table)
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{name}",)
+                        ).fetchone()[0]
+
+
+@pytest.fixture
+def worker(database_url):
+    env = dict(os.environ, DATABASE_URL=database_url, JMGEO_WORKER_HEARTBEAT="0.5")
+    proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker"], env=env, cwd=REPO)
+    yield proc
+    stop_process(proc)
+
+
+def test_a_worker_builds_the_region_index_after_publish(database_url, tmp_path, worker,
+                                                      app_client):
+    from layers.departments import DEMO_DEPARTMENTS, ensure_departments
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_departments(conn, DEMO_DEPARTMENTS)
+    f = tmp_path / "points.csv"
+    f.write_text(CSV, encoding="utf-8")
+    report = load(f, LoadOptions(dept="gtzy", layer="trij_points", theme="land",
+                                 sharing="open"), dsn=database_url, progress=False)
+    assert report["region_index"] == "queued"
+    table = report["target"]["table"]
+    deadline = time.monotonic() + 60
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while not _exists(conn, table):  # built by the worker: no statistics call made
+            assert time.monotonic() < deadline, "the worker did not build the region index"
+            time.sleep(0.3)
+    r = app_client.get("/regions/440700/stats", params={"layer": "trij_points"})
+    assert r.status_code == 200, r.text
+    assert sum(x["count"] for x in r.json()["rows"]) == 30, r.json()
