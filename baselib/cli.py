@@ -94,11 +94,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
             else:
                 _print(review.queue(conn, _caller(args), args.library, args.status))
         elif cmd == "verify":
-            with open(args.file, encoding="utf-8-sig", newline="") as f:
-                pairs = [{"key": r.get("key") or "", "name": r.get("name") or ""}
-                         for r in csv.DictReader(f)]
-            results = verify.verify(conn, _caller(args), args.library, pairs,
-                                    path=f"cli:{args.file}", method="CLI")
+            with open(args.file, "rb") as f:
+                pairs = verify.read_pairs(f.read(), args.file)
+            results = verify.verify_list(conn, _caller(args), args.library, pairs,
+                                         path=f"cli:{args.file}", method="CLI")
             if results is None:
                 raise UserError("基础库不存在或无权使用 / no such base library for you")
             w = csv.writer(sys.stdout)

@@ -29,7 +29,10 @@ from baselib.libraries import LIBRARIES, OWNER, library
 from layers import audit, identifiers, policy, record_log
 from layers.policy import Access, Caller
 
-MAX_PAIRS = 1000
+MAX_PAIRS = 1000  # one request of pairs
+MAX_LIST = 100_000  # one uploaded list (batch 核验), verified MAX_PAIRS at a time
+KEY_HEADERS = ("key", "身份证号", "公民身份号码", "统一社会信用代码", "信用代码")
+NAME_HEADERS = ("name", "姓名", "名称")
 RESULTS = ("match", "no_match", "unknown")
 NORM = "regexp_replace(lower(normalize({}, NFKC)), '\\s', '', 'g')"
 
@@ -100,6 +103,65 @@ def verify(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]],
                    [(f["key"], f["result"]) for f in found if f["key"] is not None],
                    "verify", audit_id)
     return [{"row": int(f["i"]), "result": f["result"]} for f in found]
+
+
+def read_pairs(data: bytes, file_name: str) -> list[dict[str, str]]:
+    """An uploaded list (CSV with a header row: ``key,name`` — or 身份证号 / 统一社会信用代码
+    and 姓名 / 名称; UTF-8 or GBK) as pairs, or a :class:`BaselibError` naming the file, the
+    row or the column and the fix."""
+    import csv
+    import io
+
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # gb18030 decodes nearly anything: kept for completeness
+        raise BaselibError(f"{file_name}：无法识别编码", f"{file_name}: not UTF-8 or GBK text",
+                           "save the list as CSV UTF-8")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    key_col = next((header.index(h) for h in KEY_HEADERS if h in header), None)
+    name_col = next((header.index(h) for h in NAME_HEADERS if h in header), None)
+    if key_col is None or name_col is None:
+        raise BaselibError(
+            f"{file_name}：首行应有列 key 与 name（或 身份证号/统一社会信用代码 与 姓名/名称）",
+            f"{file_name}: the header row needs the columns key and name (or 身份证号 / "
+            f"统一社会信用代码 and 姓名 / 名称); it has {', '.join(header) or 'none'}",
+            "put a header row key,name above the list")
+    pairs = []
+    for n, row in enumerate(reader, start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(key_col, name_col):
+            raise BaselibError(f"{file_name} 第 {n} 行缺少列", f"{file_name} line {n}: "
+                               f"{len(row)} columns, the header has {len(header)}",
+                               "give every line its key and name")
+        pairs.append({"key": row[key_col].strip(), "name": row[name_col].strip()})
+        if len(pairs) > MAX_LIST:
+            raise BaselibError(f"{file_name}：一次最多核验 {MAX_LIST} 条",
+                               f"{file_name}: at most {MAX_LIST} rows per list",
+                               "split the list", status=413)
+    if not pairs:
+        raise BaselibError(f"{file_name}：没有要核验的行", f"{file_name}: no rows to verify",
+                           "add lines key,name below the header")
+    return pairs
+
+
+def verify_list(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]], *,
+                path: str = "", method: str = "POST") -> list[dict[str, Any]] | None:
+    """:func:`verify` over a whole list, :data:`MAX_PAIRS` at a time (one audit row and
+    the access-log rows per chunk); rows numbered through the list."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(pairs), MAX_PAIRS):
+        part = verify(conn, caller, lib_name, pairs[start:start + MAX_PAIRS], path=path,
+                      method=method)
+        if part is None:
+            return None
+        out += [{"row": r["row"] + start, "result": r["result"]} for r in part]
+    return out
 
 
 def access_log(conn, caller: Caller, lib_name: str, key: str,

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, File, HTTPException, Path, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from baselib import libraries, review, spatial_link, tickets, verify
+from baselib.errors import BaselibError
 from jmgeo.db import connection
 from jmgeo.http import NOT_FOUND, ReaderDep, WriterDep
 from layers import audit, policy
@@ -105,6 +106,46 @@ def verify_pairs(request: Request, library: LibraryName, body: VerifyIn,
     if results is None:
         raise HTTPException(404, NOT_FOUND)
     return _json({"library": library, "results": results})
+
+
+LIST_MAX_BYTES = 20 * 1024 * 1024  # 100,000 rows of key,name are about 5 MB
+
+
+@router.post("/{library}/verify/batch", summary="批量核验 / verify an uploaded list",
+             responses={200: {"content": {"text/csv": {}},
+                              "description": "row,key,result per line of the list"},
+                        413: {"description": "more than 100,000 rows, or over 20 MB"},
+                        422: {"description": "not a list of key,name"}})
+def verify_batch(request: Request, library: LibraryName, caller: WriterDep,
+                 file: UploadFile = File(..., description="CSV with a header row key,name "
+                                         "(or 身份证号/统一社会信用代码 and 姓名/名称), "
+                                         "UTF-8 or GBK")) -> Response:
+    """批量核验: a list of (key, name) answered line by line — match, no_match or unknown,
+    nothing else — as CSV (``row`` is the line's number in the list, header excluded)."""
+    import csv
+    import io
+
+    name = (file.filename or "list.csv").rsplit("/", 1)[-1]
+    data = file.file.read(LIST_MAX_BYTES + 1)
+    if len(data) > LIST_MAX_BYTES:
+        raise HTTPException(413, f"{name}：文件超过 20 MB / the list exceeds 20 MB: split it")
+    try:
+        pairs = verify.read_pairs(data, name)
+    except BaselibError as exc:
+        raise HTTPException(exc.status if exc.status != 400 else 422, str(exc)) from exc
+    with connection() as conn:
+        results = verify.verify_list(conn, caller, library, pairs, path=request.url.path)
+    if results is None:
+        raise HTTPException(404, NOT_FOUND)
+    out = io.StringIO()
+    out.write("\ufeff")  # a BOM: Excel opens the answer as UTF-8
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["row", "key", "result"])
+    for r in results:
+        w.writerow([r["row"], pairs[r["row"] - 1]["key"], r["result"]])
+    return Response(out.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Cache-Control": "no-store", "Content-Disposition":
+                             f'attachment; filename="verify-{library}.csv"'})
 
 
 @router.get("/{library}/records/{key}/access", summary="个人访问记录 / who looked at it")

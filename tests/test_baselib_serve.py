@@ -393,3 +393,28 @@ def test_bulk_reads_enter_every_person_in_the_access_log(app_client, world, data
     assert seen == set(first)
     others = [k for k in keys if k not in first]
     assert {("hb", "download"), ("gh", "feed")} <= ways(others[-1])  # whole-library reads
+
+
+def test_batch_verification_of_an_uploaded_list(app_client, world):
+    """批量核验: a CSV list (Chinese headers, GBK as Excel saves it) answered line by line,
+    more lines than one request of pairs takes; a list that is not key,name is refused
+    naming what it lacks; never anonymous."""
+    keys = sorted(world["persons"])
+    a, b = world["persons"][keys[0]], world["persons"][keys[1]]
+    lines = [f"{a['id_number']},{a['name']}", f"{b['id_number']},{b['name']}X", "123,某某"]
+    body = ("身份证号,姓名\r\n" + "\r\n".join(lines * 400) + "\r\n").encode("gbk")
+    files = {"file": ("名单.csv", body, "text/csv")}
+    r = app_client.post("/baselib/persons/verify/batch", files=files, headers=h(world, "hb"))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    out = r.content.decode("utf-8-sig").splitlines()
+    assert out[0] == "row,key,result" and len(out) == 1 + 1200  # over 1,000: in chunks
+    assert out[1:4] == [f"1,{a['id_number']},match", f"2,{b['id_number']},no_match",
+                        "3,123,unknown"]
+    assert out[-1] == "1200,123,unknown"
+    assert _leaks(r.text, _clear_values(world, "persons"),
+                  {"id_number"}) == {}  # only the keys it sent come back
+    bad = app_client.post("/baselib/persons/verify/batch", headers=h(world, "hb"),
+                          files={"file": ("x.csv", b"id,who\n1,2\n", "text/csv")})
+    assert bad.status_code == 422 and "key" in bad.text and "x.csv" in bad.text
+    assert app_client.post("/baselib/persons/verify/batch", files=files).status_code == 401
