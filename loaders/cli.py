@@ -136,19 +136,44 @@ def _load(args: argparse.Namespace) -> int:
         allow_outside=args.allow_outside, strict=args.strict, force_2d=args.force_2d,
         swap_xy=args.swap_xy, sensitive=_parse_sensitive(args.sensitive),
         loaded_by=f"cli:{_whoami()}", kind=args.kind, sheet=args.sheet)
+    previous = _stop_on_sigterm()
     try:
         report = load(args.file, opts, progress=not args.no_progress)
     except LoaderError as exc:
+        if exc.code == "load_stopped":
+            print(f"jmgeo: {exc}", file=sys.stderr)
+            return 143  # 128 + SIGTERM, as a shell reports a terminated command
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
         print("jmgeo: 装载已中断，数据库未改变 / load interrupted; the database is unchanged",
               file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
     else:
         print(format_report(report))
     return 0
+
+
+def _stop_on_sigterm():
+    """SIGTERM (a service manager stopping, ``kill``) stops the load at its next batch:
+    its transaction rolls back, the layer's lock goes with it, temporary files are
+    removed on the way out — instead of dying mid-COPY or being waited for. Returns the
+    handler it replaced (None off the main thread, where signals cannot be set)."""
+    import signal
+    import threading
+
+    from loaders.limits import stop_all
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop_all(
+        "收到停止信号（SIGTERM）", "stopped by a signal (SIGTERM)"))
 
 
 def _whoami() -> str:

@@ -22,15 +22,21 @@ from jmgeo.settings import get_settings
 from loaders.errors import LoaderError
 
 _STOP = threading.Event()
+_SERVER = {"zh": "服务器正在停止", "en": "the server is shutting down"}
+_WHY = dict(_SERVER)
 
 
-def stop_all() -> None:
-    """Make every load in this process stop at its next check (server shutdown)."""
+def stop_all(zh: str | None = None, en: str | None = None) -> None:
+    """Make every load in this process stop at its next check (server shutdown; a CLI
+    load's SIGTERM says so in ``zh`` / ``en``)."""
+    if zh and en:
+        _WHY.update(zh=zh, en=en)
     _STOP.set()
 
 
 def resume() -> None:
     """Allow loads again (a test, or a server started anew in the same process)."""
+    _WHY.update(_SERVER)
     _STOP.clear()
 
 
@@ -58,10 +64,9 @@ class Budget:
                 fix_zh="需要时重新上传", fix_en="upload again when needed")
         if _STOP.is_set():
             raise LoaderError(
-                "load_stopped", "服务器正在停止，装载已中止，未作任何更改",
-                "the server is shutting down: the load was stopped and nothing was changed",
-                file=self.display, fix_zh="服务恢复后重新装载", fix_en="load again once the "
-                "server is back")
+                "load_stopped", f"{_WHY['zh']}，装载已中止，未作任何更改",
+                f"{_WHY['en']}: the load was stopped and nothing was changed",
+                file=self.display, fix_zh="恢复后重新装载", fix_en="load again later")
         elapsed = time.monotonic() - self.t0
         if elapsed > self.max_seconds:
             raise LoaderError(

@@ -7,6 +7,7 @@ settings, and every refusal names the setting to raise."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 
@@ -134,6 +135,36 @@ def test_stopping_process_stops_loads(departments, tmp_path, capsys, database_ur
         err = capsys.readouterr().err
     finally:
         resume()
-    assert code == 2 and "shutting down" in err, err
+    assert code == 143 and "shutting down" in err, err  # 128 + SIGTERM
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert counts(conn)["versions"] == before["versions"]
+
+
+def test_sigterm_stops_a_cli_load(departments, tmp_path, database_url):
+    """`jmgeo load` killed politely (SIGTERM) stops at its next batch: exit 143, the
+    reason in Chinese and English, nothing published, the layer's lock released."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    path = _points_csv(tmp_path / "sigterm.csv", 40_000)
+    env = dict(os.environ, DATABASE_URL=database_url, JMGEO_LOAD_BATCH="1")
+    proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", *LOAD[:-1], "--layer",
+                             "tlim_sigterm", "--no-progress", str(path)], env=env, cwd=REPO,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while not conn.execute(  # the load's lock on its layer, in this database
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = "
+                "current_database()").fetchone()[0]:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=30)[1]
+        assert proc.returncode == 143, err
+        assert "SIGTERM" in err and "收到停止信号" in err
+        assert conn.execute("SELECT 1 FROM layer WHERE name = 'tlim_sigterm'").fetchone() is None
