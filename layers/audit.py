@@ -69,6 +69,53 @@ def row_hash(prev_hash: str | None, row: dict[str, Any],
     return (ring or audit_keys.load()).mac(row["key_id"], message)
 
 
+def entry(*, action: str, caller=None, layer: str | None = None, access=None,
+          request: dict[str, Any] | None = None, rows: int | None = None) -> dict[str, Any]:
+    """The columns of one row to append, before its id, time and chain are known."""
+    return {
+        "caller": getattr(caller, "name", None) if caller is not None else None,
+        "dept_code": getattr(caller, "dept_code", None) if caller is not None else None,
+        "layer": layer or getattr(access, "layer", None),
+        "grant_id": getattr(access, "grant_id", None),
+        "purpose": getattr(access, "purpose", None),
+        "action": action,
+        # round-tripped through JSON so what we hash is what jsonb gives back
+        "request": json.loads(json.dumps(request, default=str)) if request is not None
+        else None,
+        "rows": rows,
+    }
+
+
+def append(conn, entries: list[dict[str, Any]]) -> list[int]:
+    """Append rows (:func:`entry`) to the chain in the caller's transaction (or their
+    own), in order; returns their ids. One lock, one read of the head and one round
+    trip for the ids however many rows: the lock is what every writer of the platform
+    waits for, so it is held for as little as possible."""
+    ring = audit_keys.load()
+    with conn.transaction():
+        _q(conn, "SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        # ids and head once the lock is held: ids taken before it could be overtaken by
+        # another writer's, and the chain must run in id order
+        head = _q(conn,
+            "SELECT (SELECT array_agg(nextval(pg_get_serial_sequence('audit_log', 'id'))) "
+            "FROM generate_series(1, %s)) AS ids, (SELECT hash FROM audit_log ORDER BY id "
+            "DESC LIMIT 1) AS last", (len(entries),)).fetchone()
+        prev = head["last"]
+        rows, now = [], datetime.now(UTC)
+        for new_id, e in zip(sorted(head["ids"]), entries, strict=True):
+            row = {"id": int(new_id), "at": now, **e, "prev_hash": prev,
+                   "key_id": ring.current}
+            prev = row_hash(prev, row, ring)
+            rows.append((row["id"], row["at"], row["caller"], row["dept_code"], row["layer"],
+                         row["grant_id"], row["purpose"], row["action"],
+                         Jsonb(row["request"]) if row["request"] is not None else None,
+                         row["rows"], row["prev_hash"], row["key_id"], prev))
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO audit_log ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, "
+                            "%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    return [r[0] for r in rows]
+
+
 def record(conn, *, action: str, caller=None, layer: str | None = None, access=None,
            request: dict[str, Any] | None = None, rows: int | None = None) -> int:
     """Append one row (in its own transaction, or the caller's); returns its id.
@@ -76,38 +123,8 @@ def record(conn, *, action: str, caller=None, layer: str | None = None, access=N
     ``caller`` is a ``layers.policy.Caller``; ``access`` the ``Access`` that allowed the
     data (its grant and purpose are recorded).
     """
-    ring = audit_keys.load()
-    with conn.transaction():
-        _q(conn, "SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        last = _q(conn, "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-        new_id = _q(conn, "SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id"
-                    ).fetchone()["id"]
-        row = {
-            "id": int(new_id),
-            "at": datetime.now(UTC),
-            "caller": getattr(caller, "name", None) if caller is not None else None,
-            "dept_code": getattr(caller, "dept_code", None) if caller is not None else None,
-            "layer": layer or getattr(access, "layer", None),
-            "grant_id": getattr(access, "grant_id", None),
-            "purpose": getattr(access, "purpose", None),
-            "action": action,
-            "request": request,
-            "rows": rows,
-            "prev_hash": last["hash"] if last else None,
-            "key_id": ring.current,
-        }
-        # round-trip the request through JSON so what we hash is what jsonb gives back
-        if row["request"] is not None:
-            row["request"] = json.loads(json.dumps(row["request"], default=str))
-        digest = row_hash(row["prev_hash"], row, ring)
-        _q(conn,
-           f"INSERT INTO audit_log ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-           "%s, %s, %s, %s, %s)",
-           (row["id"], row["at"], row["caller"], row["dept_code"], row["layer"],
-            row["grant_id"], row["purpose"], row["action"],
-            Jsonb(row["request"]) if row["request"] is not None else None, row["rows"],
-            row["prev_hash"], row["key_id"], digest))
-    return row["id"]
+    return append(conn, [entry(action=action, caller=caller, layer=layer, access=access,
+                               request=request, rows=rows)])[0]
 
 
 def _broken(row_id: int | None, reason: str, checked: int, zh: str, en: str,
@@ -262,6 +279,20 @@ def record_access(caller, access, action: str, path: str, query: str = "",
     request = {"method": method, "path": path, "query": query, "status": status}
     if getattr(access, "request_id", None) is not None:
         request["share_request"] = access.request_id  # as X-Road's Issue header
+    from jmgeo.settings import get_settings
+
+    if records is not None:  # most resources keep no record-level log: asked outside the
+        from layers import record_log  # chain's lock, which every writer waits for
+
+        with connection() as conn:
+            if record_log.logged(conn, records.layer) is None:
+                records = None
+    if get_settings().audit_group_commit:  # with the other requests' rows (audit_batch)
+        from layers.audit_batch import WRITER
+
+        return WRITER.submit(entry(action=action, caller=caller, access=access,
+                                   request=request, rows=rows),
+                             caller=caller, access=access, records=records)
     with connection() as conn, conn.transaction():
         aid = record(conn, action=action, caller=caller, access=access, request=request,
                      rows=rows)
