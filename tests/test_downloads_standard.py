@@ -371,3 +371,29 @@ def test_no_cache_still_downloads_and_leaves_no_file(app_client, world, fresh_ca
     r = get(app_client, world["unrelated"], format="shp")
     assert r.status_code == 200 and zipfile.is_zipfile(io.BytesIO(r.content))
     assert [p for p in root.iterdir()] == []
+
+
+def test_xlsx_dates_are_fixed_whatever_the_namespace_prefix(tmp_path):
+    """openpyxl writes core.xml's dates under the prefix lxml has registered for Dublin
+    Core terms: ``dcterms``, or ``dct`` once OWSLib was imported (``owslib.etree`` does it
+    at import: the full test run, a server that imported it) — both must be set to the
+    version's time, or a rebuilt download differs from its ETag (the flake of
+    ``test_every_format_is_rebuilt_byte_identical`` in full runs)."""
+    import datetime as dt
+    import zipfile
+
+    from jmgeo.downloads.stamp import normalise_zip
+
+    when = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    for prefix in ("dcterms", "dct"):
+        core = (f'<cp:coreProperties xmlns:{prefix}="http://purl.org/dc/terms/"><'
+                f'{prefix}:created xsi:type="{prefix}:W3CDTF">2026-12-02T07:08:36Z</'
+                f'{prefix}:created><{prefix}:modified xsi:type="{prefix}:W3CDTF">'
+                f'2026-12-02T07:08:37Z</{prefix}:modified></cp:coreProperties>')
+        path = tmp_path / f"{prefix}.xlsx"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("docProps/core.xml", core)
+        normalise_zip(path, when)
+        with zipfile.ZipFile(path) as z:
+            text = z.read("docProps/core.xml").decode()
+        assert text.count("2026-05-04T03:02:01Z") == 2 and "2026-12-02" not in text, text

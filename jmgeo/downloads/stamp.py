@@ -23,7 +23,10 @@ import zipfile
 from pathlib import Path
 
 LDID = {"GBK": 0x4D}  # DBF language driver ids by encoding (0x4D: code page 936)
-_CORE_DATES = re.compile(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)")
+# any prefix: openpyxl writes the Dublin Core terms namespace with the prefix lxml has
+# registered for it — ``dcterms``, or ``dct`` once OWSLib was imported in the process
+# (``owslib.etree`` registers its well-known prefixes in lxml at import)
+_CORE_DATES = re.compile(rb"(<([\w.-]+):(created|modified)\b[^>]*>)[^<]*(</\2:\3>)")
 
 
 def zip_time(when: dt.datetime) -> tuple[int, int, int, int, int, int]:
@@ -73,7 +76,7 @@ def normalise_zip(path: Path, when: dt.datetime) -> None:
             new.compress_type = zipfile.ZIP_DEFLATED
             new.external_attr = info.external_attr
             if info.filename == "docProps/core.xml":
-                data = _CORE_DATES.sub(lambda m: m.group(1) + iso + m.group(3),
+                data = _CORE_DATES.sub(lambda m: m.group(1) + iso + m.group(4),
                                        src.read(info))
                 dst.writestr(new, data)
                 continue
