@@ -273,7 +273,7 @@ def record_access(caller, access, action: str, path: str, query: str = "",
     region queries …): borrows a pooled connection. Raises when the row cannot be
     written — callers must then withhold the data (no unaudited access). ``records``
     (``layers.record_log.Records``): which records went out, entered in the record-level
-    log in the same transaction when the resource keeps one."""
+    log in the same transaction when the resource keeps one (``Access.record_log``)."""
     from jmgeo.db import connection
 
     request = {"method": method, "path": path, "query": query, "status": status}
@@ -281,12 +281,8 @@ def record_access(caller, access, action: str, path: str, query: str = "",
         request["share_request"] = access.request_id  # as X-Road's Issue header
     from jmgeo.settings import get_settings
 
-    if records is not None:  # most resources keep no record-level log: asked outside the
-        from layers import record_log  # chain's lock, which every writer waits for
-
-        with connection() as conn:
-            if record_log.logged(conn, records.layer) is None:
-                records = None
+    if not getattr(access, "record_log", False):  # the policy's row says: most keep none
+        records = None
     if get_settings().audit_group_commit:  # with the other requests' rows (audit_batch)
         from layers.audit_batch import WRITER
 

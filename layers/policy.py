@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 CALLER_KINDS = ("anonymous", "department", "admin", "auditor", "system")
@@ -207,6 +208,7 @@ class Access:
     grant_id: int | None = None
     purpose: str | None = None
     request_id: int | None = None  # the share request the grant came from (audited)
+    record_log: bool = False  # each record handed out is logged too (layers.record_log)
 
     @property
     def audited(self) -> bool:
@@ -237,13 +239,13 @@ def decide(caller: Caller, layer: Mapping[str, Any],
     owner_code, sensitive_fields) and the caller's live grants. THE rule: every other
     module asks here."""
     cls = layer["sharing_class"]
-    name = layer["name"]
+    make = partial(Access, layer["name"], cls, record_log=bool(layer.get("record_access_log")))
     sensitive = dict(layer.get("sensitive_fields") or {})
     dept = caller.data_dept
     if dept is not None and dept == layer.get("owner_code"):
-        return Access(name, cls)  # the owner sees everything, unmasked
+        return make()  # the owner sees everything, unmasked
     if cls == "open":
-        return Access(name, cls, masks=sensitive)
+        return make(masks=sensitive)
     if dept is None:
         return None  # anonymous and auditors: open data only
     if cls == "unconditional":
@@ -251,10 +253,10 @@ def decide(caller: Caller, layer: Mapping[str, Any],
         # unmasking grant, e.g. the ID numbers of a base library for 核验 by hand)
         grant = _grant_for(layer, grants)
         if grant is None or grant["fields"] is None:
-            return Access(name, cls, masks=sensitive)
+            return make(masks=sensitive)
         masks = {f: k for f, k in sensitive.items() if f not in grant["fields"]}
-        return Access(name, cls, masks=masks, grant_id=grant["id"],
-                      purpose=grant["purpose"], request_id=grant.get("request_id"))
+        return make(masks=masks, grant_id=grant["id"], purpose=grant["purpose"],
+                    request_id=grant.get("request_id"))
     if cls == "conditional":
         grant = _grant_for(layer, grants)
         if grant is None:
@@ -264,9 +266,8 @@ def decide(caller: Caller, layer: Mapping[str, Any],
         fields = tuple(grant["fields"]) if grant["fields"] is not None else None
         masks = sensitive if fields is None else {}
         regions = tuple(grant["regions"]) if grant["regions"] is not None else None
-        return Access(name, cls, fields=fields, masks=masks, regions=regions,
-                      grant_id=grant["id"], purpose=grant["purpose"],
-                      request_id=grant.get("request_id"))
+        return make(fields=fields, masks=masks, regions=regions, grant_id=grant["id"],
+                    purpose=grant["purpose"], request_id=grant.get("request_id"))
     return None  # not_shared: catalog entry only (the legal basis says why)
 
 
@@ -310,13 +311,12 @@ IN_SERVICE_SQL = "l.retired_at IS NULL"
 
 
 def in_service(row: Mapping[str, Any]) -> bool:
-    """:data:`IN_SERVICE_SQL` for a registry row read elsewhere (``registry.list_layers``,
-    ``registry.get_layer``: the operator's CLI lists retired resources too)."""
+    """:data:`IN_SERVICE_SQL` for a registry row read elsewhere (``registry.list_layers``)."""
     return row.get("retired_at") is None
 
 LAYER_QUERY = (
     "SELECT l.id, l.name, l.title, l.description, l.theme, l.sharing_class, l.kind, "
-    "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, "
+    "l.sensitive_fields, l.field_labels, l.key_field, l.geometry_type, l.record_access_log, "
     "l.update_cycle, d.code AS owner_code, d.name AS owner_name, v.table_name, "
     "l.current_version, v.extent FROM layer l JOIN department d ON d.id = l.owner_dept_id "
     "JOIN layer_version v ON v.layer_id = l.id AND v.version = l.current_version "

@@ -19,7 +19,7 @@ from layers.audit_batch import WRITER
 from layers.policy import Access, Caller
 
 HB = Caller(kind="department", dept_code="hb", name="hb-batch")
-ACCESS = Access("tab_people", "conditional")
+ACCESS = Access("tab_people", "conditional", record_log=True)  # as decide gives it, marked
 
 
 @pytest.fixture(scope="module")

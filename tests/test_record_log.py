@@ -46,6 +46,12 @@ def test_only_marked_resources_are_logged(conn):
     record_log.mark(conn, "trl_people")
     assert record_log.logged(conn, "trl_people")["key_field"] == "zjhm"
     assert record_log.logged(conn, "trl_other") is None
+    # the policy's answer carries it, so a way out asks no second question
+    from layers import policy
+
+    owner = Caller(kind="department", dept_code="gaj", name="gaj-user")
+    assert policy.lookup(conn, owner, "trl_people")[1].record_log is True
+    assert policy.lookup(conn, owner, "trl_other")[1].record_log is False
 
 
 def test_each_kind_of_delivery_enters_its_records(conn):
