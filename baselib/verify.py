@@ -10,9 +10,8 @@ never reaches Python. Who may ask: whoever may read the library's data
 
 Every verification is audited (one ``audit_log`` row: the counts, never the keys), and
 every record it touched is entered in the **person-level access log**
-(``baselib_access``) with the online queries by key of the library
-(``jmgeo.query_api``): who looked at this record, when, which way, under which share
-request and grant, the audit row. Only the library's owner (the bureau) and the auditor
+(``baselib_access``, ``layers.record_log``) with every other way out: who looked at this
+record, when, which way, under which share request and grant, the audit row. Only the library's owner (the bureau) and the auditor
 read it (``layers.policy.may_read_access_log``). No audit row, no answer.
 """
 
@@ -25,42 +24,20 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from baselib.errors import BaselibError, NotAllowed
-from baselib.libraries import LIBRARIES, OWNER, library
+from baselib.golden import NORMALISED
+from baselib.libraries import OWNER, library
 from layers import audit, identifiers, policy, record_log
-from layers.policy import Access, Caller
+from layers.policy import Caller
 
 MAX_PAIRS = 1000  # one request of pairs
 MAX_LIST = 100_000  # one uploaded list (batch 核验), verified MAX_PAIRS at a time
 KEY_HEADERS = ("key", "身份证号", "公民身份号码", "统一社会信用代码", "信用代码")
 NAME_HEADERS = ("name", "姓名", "名称")
 RESULTS = ("match", "no_match", "unknown")
-NORM = "regexp_replace(lower(normalize({}, NFKC)), '\\s', '', 'g')"
 
 
 def _q(conn, query, params=None):
     return conn.cursor(row_factory=dict_row).execute(query, params)
-
-
-def log_access(conn, caller: Caller, access: Access | None, lib_name: str,
-               keys: Sequence[tuple[str, str | None]], way: str,
-               audit_id: int | None = None) -> int:
-    """Enter ``keys`` ((key, outcome) pairs) in the person-level access log
-    (``layers.record_log``, with every other way out)."""
-    return record_log.write_keys(conn, caller, access, lib_name, keys, way, audit_id)
-
-
-def log_lookup(caller: Caller, access: Access, lib_name: str, key: str) -> None:
-    """The online query's hook (``jmgeo.query_api``): one record looked at by key.
-    Borrows a pooled connection; raises when it cannot write (the query then answers
-    503 — no log, no data)."""
-    from jmgeo.db import connection
-
-    with connection() as conn, conn.transaction():
-        log_access(conn, caller, access, lib_name, [(key, "found")], "query")
-
-
-def is_library(name: str) -> bool:
-    return name in LIBRARIES
 
 
 def verify(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]], *,
@@ -90,8 +67,8 @@ def verify(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]],
         "SELECT u.i, t.{k} AS key, CASE WHEN t.{k} IS NULL THEN 'unknown' WHEN {a} = {b} "
         "THEN 'match' ELSE 'no_match' END AS result FROM unnest(%s::text[], %s::text[]) "
         "WITH ORDINALITY u(key, name, i) LEFT JOIN {t} t ON t.{k} = u.key ORDER BY u.i"
-    ).format(k=sql.Identifier(lib.key), a=sql.SQL(NORM.format("t.name")),
-             b=sql.SQL(NORM.format("u.name")), t=t)
+    ).format(k=sql.Identifier(lib.key), a=sql.SQL(NORMALISED.format("t.name")),
+             b=sql.SQL(NORMALISED.format("u.name")), t=t)
     with conn.transaction():
         found = _q(conn, q, (keys, names)).fetchall()
         counts = {r: sum(1 for f in found if f["result"] == r) for r in RESULTS}
@@ -99,7 +76,7 @@ def verify(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]],
             conn, action="baselib.verify", caller=caller, access=access,
             request={"method": method, "path": path, "pairs": len(pairs), **counts,
                      "share_request": access.request_id}, rows=len(pairs))
-        log_access(conn, caller, access, lib.name,
+        record_log.write_keys(conn, caller, access, lib.name,
                    [(f["key"], f["result"]) for f in found if f["key"] is not None],
                    "verify", audit_id)
     return [{"row": int(f["i"]), "result": f["result"]} for f in found]

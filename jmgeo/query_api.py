@@ -22,8 +22,8 @@ otherwise found / not found would be an oracle on a withheld value (a person tab
 caller's own access, never on the data; match / no match without data is the base
 libraries' verification service (核验), not this one.
 
-A record of a base library (``baselib``) looked at by key is also entered in the
-person-level access log (``baselib.verify.log_lookup``), under the same rule.
+A record looked at by key is also entered in the record-level access log where the
+resource keeps one (a base library: ``layers.record_log``), with the audit row.
 
 Every query of non-open data is audited (``layers.audit.record_access``, action
 ``query``, the rows returned, the share request the grant came from); when the audit row
@@ -49,7 +49,6 @@ from fastapi.responses import JSONResponse
 from psycopg import sql
 from starlette.background import BackgroundTask
 
-from baselib.verify import is_library, log_lookup
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.http import (
@@ -64,6 +63,7 @@ from jmgeo.http import (
 from jmgeo.ogc.access import table_columns
 from layers.access_sql import AccessSQL
 from layers.policy import Caller
+from layers.record_log import Records
 from spatial import regions
 
 router = APIRouter(prefix="/exchange/query", tags=["exchange"])
@@ -183,8 +183,9 @@ def _record(resource: VisibleResource, row: dict[str, Any], names: list[str]) ->
 
 
 def _audit(caller: Caller, resource: VisibleResource, request: Request, rows: int,
-           status: int) -> None:
-    refused = audit_or_503(caller, resource.access, "query", request, rows, status)
+           status: int, records: Records | None = None) -> None:
+    refused = audit_or_503(caller, resource.access, "query", request, rows, status,
+                           records=records)
     if refused is not None:
         raise HTTPException(503, AUDIT_DOWN)
 
@@ -228,14 +229,13 @@ def query_by_key(request: Request, _limit: Limited, caller: CallerDep,
             row = conn.execute(q, params).fetchone()
     except psycopg.DataError:  # a key that cannot be of the key's type: no such record
         row = None
-    _audit(caller, resource, request, 0 if row is None else 1, 404 if row is None else 200)
+    # the record looked at goes to the record-level log with the audit row, where the
+    # resource keeps one (a base library: who looked at this person); its id is the key,
+    # which the caller sees in clear (checked above)
+    _audit(caller, resource, request, 0 if row is None else 1, 404 if row is None else 200,
+           None if row is None else Records(resource.name, ids=(key,)))
     if row is None:
         return envelope(404, RECORD_NOT_FOUND)
-    if is_library(resource.name):  # a base library: the person-level access log too
-        try:
-            log_lookup(caller, resource.access, resource.name, key)
-        except Exception as exc:  # noqa: BLE001 — no log, no data
-            raise HTTPException(503, AUDIT_DOWN) from exc
     return _answer(caller, resource, {"resource": resource.name, "key_field": key_field,
                                       **_record(resource, row, names)}, 1)
 
