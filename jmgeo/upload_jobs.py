@@ -6,9 +6,10 @@ answers **202** with the job (``Location: /layers/uploads/{id}``); the task
 :func:`load_task` (on the platform queue, run by ``jmgeo worker``) loads it through
 exactly the code path of ``jmgeo load`` (:func:`loaders.pipeline.load`).
 
-* **Who**: the job belongs to the uploading department; only it (and the bureau) read or
-  cancel it, everybody else is told it does not exist (404). When it runs, the asker's
-  key is checked again: a key revoked since fails the job and loads nothing.
+* **Who**: the job is its asker's, as an export job is (``layers.policy.owns_job``: the
+  same key of the same department); everybody else is told it does not exist (404).
+  When it runs, the asker's key is checked again (``layers.identity.caller_for_key``): a
+  key revoked since fails the job and loads nothing.
 * **Cancel**: ``DELETE /layers/uploads/{id}``. A queued job is cancelled at once; a
   running one at its next batch (the load's :class:`loaders.limits.Budget` asks), rolling
   back — nothing changed, the layer's lock released.
@@ -31,10 +32,10 @@ from psycopg.types.json import Jsonb
 
 from jmgeo.queue import app
 from jmgeo.settings import database_url, get_settings
+from layers import identity
 from layers.policy import Caller
 
 LOGGER = logging.getLogger(__name__)
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
 _GET = ("SELECT j.*, d.code AS dept_code FROM load_job j JOIN department d ON "
         "d.id = j.dept_id WHERE j.id = %s")
 
@@ -78,13 +79,6 @@ def get(conn, job_id: str) -> dict[str, Any] | None:
     return conn.cursor(row_factory=dict_row).execute(_GET, (job_id,)).fetchone()
 
 
-def visible_to(job: dict[str, Any] | None, caller: Caller) -> bool:
-    """The uploading department and the bureau see a job; nobody else learns it exists."""
-    from layers import policy
-
-    return job is not None and (policy.owns(caller, job["dept_code"]) or caller.can_manage)
-
-
 def document(job: dict[str, Any], base: str) -> dict[str, Any]:
     """The job as the API shows it."""
     return {"id": job["id"], "layer": job["layer"], "file": job["file_name"],
@@ -113,15 +107,6 @@ def _finish(conn, job_id: str, status: str, *, report=None, error=None) -> None:
     shutil.rmtree(job_dir(job_id), ignore_errors=True)
 
 
-def _key_stands(conn, job: dict[str, Any]) -> bool:
-    if job["key_id"] is None:
-        return True
-    return bool(conn.execute(
-        "SELECT 1 FROM api_key k JOIN principal p ON p.id = k.principal_id WHERE k.id = %s "
-        "AND k.revoked_at IS NULL AND p.disabled_at IS NULL AND (k.expires_at IS NULL OR "
-        "k.expires_at > now())", (job["key_id"],)).fetchone())
-
-
 def run(job_id: str) -> str:
     """Load one job's file (see the module docstring); returns its final status."""
     from loaders.errors import LoaderError
@@ -134,7 +119,7 @@ def run(job_id: str) -> str:
         if job["cancel_requested"]:
             _finish(conn, job_id, "cancelled")
             return "cancelled"
-        if not _key_stands(conn, job):
+        if job["key_id"] is not None and identity.caller_for_key(conn, job["key_id"]) is None:
             _finish(conn, job_id, "failed", error={
                 "code": "key_revoked", "description": "上传者的 API 密钥已撤销或过期，未装载 / "
                 "the uploader's API key was revoked or expired: nothing was loaded"})

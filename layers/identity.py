@@ -191,6 +191,22 @@ def lookup(conn, prefix: str) -> dict[str, Any] | None:
         "LEFT JOIN department d ON d.id = p.dept_id WHERE k.prefix = %s", (prefix,)).fetchone()
 
 
+def caller_for_key(conn, key_id: int):
+    """The caller an API key stands for *now* — None when it was revoked or expired, or
+    its principal disabled: work queued under the key (an export, a load) must not run."""
+    from layers.policy import Caller
+
+    key = _q(conn,
+        "SELECT k.id, p.name, p.role, d.code AS dept_code FROM api_key k JOIN principal p "
+        "ON p.id = k.principal_id LEFT JOIN department d ON d.id = p.dept_id WHERE k.id = %s "
+        "AND k.revoked_at IS NULL AND p.disabled_at IS NULL AND (k.expires_at IS NULL OR "
+        "k.expires_at > now())", (key_id,)).fetchone()
+    if key is None:
+        return None
+    return Caller(kind=key["role"], dept_code=key["dept_code"], name=key["name"],
+                  key_id=key["id"])
+
+
 # -- demo ---------------------------------------------------------------------------
 
 DEMO_SECRET = b"jmgeo-demo-only-not-for-production"

@@ -14,7 +14,7 @@ an unrelated department (hb), the bureau's admin (wxtc) and the auditor. Actions
   the bureau and the auditor all.
 
 ``EXPECT`` is hand-written from ``layers.policy`` (may_subscribe, may_read_subscription,
-may_change_subscription, owns_export, may_see_deliveries, may_see_jobs, receipt_filter)
+may_change_subscription, owns_job, may_see_deliveries, may_see_jobs, receipt_filter)
 and the modules' docstrings. Every refused change leaves the state as it was; a 404 (and
 a 401) answers byte for byte like one for an id that does not exist (no oracle); no list
 names what the caller may not read. Feeds are in ``test_access_matrix_ways``.
@@ -495,7 +495,7 @@ def test_retry_names_only_the_subscriptions_own_deliveries(app_client, db, who, 
 
 def test_export_job_is_its_keys_alone(app_client, db, who, made, exports):
     """Another key of the same department (a colleague's system) does not see the job:
-    ``owns_export`` is the same key *and* the same department."""
+    ``owns_job`` is the same key *and* the same department."""
     from jmgeo.downloads import jobs
     from layers.identity import create_key
 

@@ -147,3 +147,26 @@ def test_cancelling_a_running_load_changes_nothing(app_client, keys, uploads, wo
         assert conn.execute("SELECT 1 FROM layer WHERE name = 'tuj_cancel'").fetchone() is None
         assert not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                                 "AND granted").fetchone()[0] > 1
+
+
+def test_a_key_revoked_before_the_job_runs_loads_nothing(app_client, keys, uploads, worker,
+                                                        database_url):
+    """The worker asks how the uploader's key stands when the job runs
+    (``layers.identity.caller_for_key``, as export jobs do): revoked → failed, no layer."""
+    from layers.identity import create_key, revoke_key
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        made = create_key(conn, f"tuj-revoked-{time.time()}", dept="gtzy")
+    r = _post(app_client, made["token"], "tuj_revoked")
+    assert r.status_code == 202
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        revoke_key(conn, made["id"])
+        worker()
+        deadline = time.monotonic() + 60
+        while (status := conn.execute("SELECT status, error->>'code' FROM load_job WHERE "
+                                      "id = %s", (r.json()["id"],)).fetchone())[0] in (
+                "queued", "running"):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.3)
+        assert status == ("failed", "key_revoked")
+        assert conn.execute("SELECT 1 FROM layer WHERE name = 'tuj_revoked'").fetchone() is None

@@ -38,6 +38,7 @@ from jmgeo.downloads.files import FORMATS, write_file
 from jmgeo.errors import bilingual
 from jmgeo.queue import BACKOFF, app
 from jmgeo.settings import database_url, get_settings
+from layers.identity import caller_for_key
 from layers.policy import ANONYMOUS, Caller, lookup
 
 LOGGER = logging.getLogger(__name__)
@@ -117,19 +118,13 @@ def _caller(conn, job: dict) -> Caller:
     """The asker, as the key stands now (a revoked or expired key refuses the job)."""
     if job["key_id"] is None:
         return ANONYMOUS
-    key = conn.execute(
-        "SELECT k.id, k.revoked_at, k.expires_at, p.name, p.role, p.disabled_at, "
-        "d.code AS dept_code FROM api_key k JOIN principal p ON p.id = k.principal_id "
-        "LEFT JOIN department d ON d.id = p.dept_id WHERE k.id = %s",
-        (job["key_id"],)).fetchone()
-    if key is None or key["revoked_at"] is not None or key["disabled_at"] is not None or (
-            key["expires_at"] is not None and key["expires_at"] <= datetime.now(UTC)):
+    caller = caller_for_key(conn, job["key_id"])
+    if caller is None:
         raise Refused(bilingual("申请导出的密钥已撤销、停用或过期，导出未执行",
                                 "the API key that asked for this export was revoked, "
                                 "disabled or expired: nothing was exported; ask again "
                                 "with a valid key"))
-    return Caller(kind=key["role"], dept_code=key["dept_code"], name=key["name"],
-                  key_id=key["id"])
+    return caller
 
 
 def _source(conn, job: dict, caller: Caller) -> tuple[dict, Any]:

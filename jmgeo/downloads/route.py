@@ -40,7 +40,7 @@ from jmgeo.http import (
     envelope,
 )
 from jmgeo.settings import get_settings
-from layers.policy import Caller, lookup, owns_export
+from layers.policy import Caller, lookup, owns_job
 from layers.record_log import Records
 from spatial.crs import EPSG_URI
 
@@ -164,7 +164,7 @@ def export_job_file(job_id: str, caller: CallerDep, request: Request):
 def _own_job(job_id: str, caller: Caller) -> dict:
     with connection() as conn:
         job = jobs.get(conn, job_id)
-    if job is None or not owns_export(caller, job["key_id"], job["dept_code"]):
+    if job is None or not owns_job(caller, job["key_id"], job["dept_code"]):
         raise ResourceNotFound()
     return job
 
