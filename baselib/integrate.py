@@ -111,17 +111,14 @@ def _check_config(conn, lib: Library) -> tuple[list[dict[str, Any]], dict[str, A
     return srcs, auth
 
 
-def _temp_tables(conn, srcs: list[dict[str, Any]], auth: dict[str, Any]) -> None:
+def _temp_tables(conn, srcs: list[dict[str, Any]]) -> None:
+    """``_bl_src`` (the sources, numbered: what the tickets join) and ``_bl_raw`` (every
+    source row's raw key)."""
     conn.execute("CREATE TEMP TABLE _bl_src (src int PRIMARY KEY, resource text, dept text, "
-                 "version int, loaded_at timestamptz, label text) ON COMMIT DROP")
+                 "version int) ON COMMIT DROP")
     for i, s in enumerate(srcs):
-        conn.execute("INSERT INTO _bl_src VALUES (%s, %s, %s, %s, %s, %s)",
-                     (i, s["resource"], s["dept"], s["version"], s["loaded_at"],
-                      golden.source_label(s)))
-    conn.execute("CREATE TEMP TABLE _bl_auth (attribute text PRIMARY KEY, dept text) "
-                 "ON COMMIT DROP")
-    for attr, a in auth.items():
-        conn.execute("INSERT INTO _bl_auth VALUES (%s, %s)", (attr, a["dept"]))
+        conn.execute("INSERT INTO _bl_src VALUES (%s, %s, %s, %s)",
+                     (i, s["resource"], s["dept"], s["version"]))
     conn.execute("CREATE TEMP TABLE _bl_raw (src int, fid bigint, raw text) ON COMMIT DROP")
     for i, s in enumerate(srcs):
         conn.execute(sql.SQL("INSERT INTO _bl_raw SELECT %s, fid, coalesce(btrim({k}::text), "
@@ -226,8 +223,7 @@ def _publish(conn, lib: Library, version: int, by: str | None, report: dict[str,
                  [sql.SQL("g.{}").format(sql.Identifier(c)) for c in ["key", *lib.attributes]]
                  + codes))).rowcount
     if located:
-        report["located"] = spatial_link.locate_addresses(conn, table,
-                                                          register_form_done=True)
+        report["located"] = spatial_link.locate_addresses(conn, table)
     registry.index_key(conn, table, lib.key)
     registry.finish_data_table(conn, table)
     labels = {lib.key: lib.key_label, **lib.attributes, **lib.derived}
@@ -272,7 +268,7 @@ def integrate(conn, lib_name: str, *, by: str | None = None, now: datetime | Non
                           "VALUES (%s, %s, %s, %s) RETURNING id",
                     (lib.name, version, now, by)).fetchone()["id"]
         with clock.step("keys"):
-            _temp_tables(conn, srcs, auth)
+            _temp_tables(conn, srcs)
             keys = _check_keys(conn, lib)
             golden.group_keys(conn, len(srcs))
             _refuse_duplicates(conn, lib)

@@ -57,20 +57,13 @@ def register_form_join(address: sql.Composable) -> tuple[sql.Composable, sql.Com
     return join, sql.SQL("_rw.code"), sql.SQL("_rw.parent_code")
 
 
-def locate_addresses(conn, table: str, address: str = "address", *,
-                     register_form_done: bool = False) -> dict[str, int]:
-    """Fill ``county_code`` and ``town_code`` of a library table from its addresses;
-    returns how many rows got a town, a county only, nothing. ``register_form_done``:
-    the table was written with :func:`register_form_join`, only the other passes run."""
+def locate_addresses(conn, table: str, address: str = "address") -> dict[str, int]:
+    """The passes after the register form (which :func:`register_form_join` did as the
+    table was written): the town named anywhere in the address, else the county alone;
+    returns how many rows got a town, a county only, nothing."""
     t = sql.Identifier(*table.split("."))
     a = sql.Identifier(address)
     prepare_towns(conn)
-    if not register_form_done:
-        conn.execute(sql.SQL(
-            "UPDATE {t} x SET town_code = w.code, county_code = w.parent_code FROM (SELECT "
-            "y.fid, regexp_match(y.{a}, %s) AS m FROM {t} y WHERE y.{a} IS NOT NULL) s JOIN "
-            "_bl_towns w ON w.county = s.m[1] AND w.name = s.m[2] WHERE x.fid = s.fid"
-        ).format(t=t, a=a), (REGISTER_FORM,))
     conn.execute(sql.SQL(
         "UPDATE {t} x SET town_code = m.code, county_code = m.parent_code FROM (SELECT y.fid, "
         "(SELECT w.code FROM _bl_towns w WHERE strpos(y.{a}, w.name) > 0 ORDER BY "

@@ -16,14 +16,12 @@ logged, ``layers.record_log.PageUnreadable``) fails its own request only.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-LOG = logging.getLogger(__name__)
 MAX_BATCH = 200
 WAIT_SECONDS = 30.0  # a request gives up (and withholds its data) after this
 
@@ -48,8 +46,7 @@ class AuditWriter:
     def __init__(self) -> None:
         self.q: queue.Queue[_Pending] = queue.Queue()
         self.writing = threading.Lock()
-        self.batches = 0  # how many transactions wrote how many rows (tests, metrics)
-        self.rows = 0
+        self.batches = 0  # how many transactions it took (tests)
 
     def submit(self, row: dict[str, Any], *, caller=None, access=None,
                records=None) -> int:
@@ -107,7 +104,6 @@ class AuditWriter:
                     record_log.write(conn, item.caller, item.access, item.records,
                                      item.row["action"], aid)
         self.batches += 1
-        self.rows += len(batch)
         for item, aid in zip(batch, ids, strict=True):
             item.audit_id = aid
             item.done.set()
