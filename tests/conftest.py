@@ -28,6 +28,17 @@ USER_DATABASE_URL = os.environ.get("DATABASE_URL")
 OWNER_OF: dict[str, str] = {}
 
 
+def start_worker(database_url: str, *args: str, **env: str):
+    """A real ``jmgeo worker`` process of the test's own on ``database_url`` (``args``:
+    e.g. ``--import MODULE``; ``env``: settings for it). Stop it with :func:`stop_process`."""
+    import subprocess
+    import sys
+
+    full = dict(os.environ, DATABASE_URL=database_url, JMGEO_WORKER_HEARTBEAT="0.5", **env)
+    return subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker", *args], env=full,
+                            cwd=REPO)
+
+
 def stop_process(proc, timeout: float = 15) -> None:
     """Stop a worker or server subprocess a test started: SIGTERM (running jobs finish),
     SIGKILL if it lingers past ``timeout``."""

@@ -30,7 +30,7 @@ import pytest
 from exchange_fixtures import APPLICANT, make_callers
 from policy_fixtures import create_layer, create_table
 
-from conftest import REPO, stop_process
+from conftest import REPO, start_worker, stop_process
 from jmgeo.http import flush_deliveries
 
 TESTS = str(Path(__file__).resolve().parent)
@@ -75,21 +75,16 @@ def exports(tmp_path, monkeypatch, fresh_settings) -> Path:
     return directory
 
 
-def _env(dsn: str, exports: Path, **extra: str) -> dict[str, str]:
-    return dict(os.environ, DATABASE_URL=dsn, PYTHONPATH=os.pathsep.join([str(REPO), TESTS]),
-                JMGEO_WORKER_HEARTBEAT="0.5", JMGEO_WORKER_STALLED_AFTER="2",
-                JMGEO_EXPORT_DIR=str(exports), **extra)
-
-
 @pytest.fixture
 def worker(database_url, exports) -> Iterator[Callable[..., subprocess.Popen]]:
     procs: list[subprocess.Popen] = []
 
     def start(slow: bool = False) -> subprocess.Popen:
         extra = {"JMGEO_TEST_SLOW_EXPORT": "1"} if slow else {}
-        proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker", "--import",
-                                 "test_export_jobs"], env=_env(database_url, exports, **extra),
-                                cwd=REPO)
+        proc = start_worker(database_url, "--import", "test_export_jobs",
+                            PYTHONPATH=os.pathsep.join([str(REPO), TESTS]),
+                            JMGEO_WORKER_STALLED_AFTER="2", JMGEO_EXPORT_DIR=str(exports),
+                            **extra)
         procs.append(proc)
         return proc
 

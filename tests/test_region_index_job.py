@@ -4,15 +4,12 @@ a worker it is built on first use as before."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import psycopg
 import pytest
 
-from conftest import REPO, stop_process
+from conftest import start_worker, stop_process
 from loaders.pipeline import LoadOptions, load
 from spatial.regions import region_index_name
 
@@ -27,8 +24,7 @@ def _exists(conn, table: str) -> bool:
 
 @pytest.fixture
 def worker(database_url):
-    env = dict(os.environ, DATABASE_URL=database_url, JMGEO_WORKER_HEARTBEAT="0.5")
-    proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker"], env=env, cwd=REPO)
+    proc = start_worker(database_url)
     yield proc
     stop_process(proc)
 

@@ -5,9 +5,7 @@ cancelled at its next batch with nothing changed and its file removed."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO, stop_process
+from conftest import start_worker, stop_process
 
 CSV = ("name,lon,lat\n" + "".join(f"p{i},113.{i:04d},22.6\n" for i in range(20))).encode()
 
@@ -50,12 +48,8 @@ def worker(database_url, uploads) -> Iterator[Callable[..., subprocess.Popen]]:
     procs: list[subprocess.Popen] = []
 
     def start(**extra: str) -> subprocess.Popen:
-        env = dict(os.environ, DATABASE_URL=database_url, JMGEO_UPLOAD_DIR=str(uploads),
-                   JMGEO_WORKER_HEARTBEAT="0.5", **extra)
-        proc = subprocess.Popen([sys.executable, "-m", "jmgeo.cli", "worker"], env=env,
-                                cwd=REPO)
-        procs.append(proc)
-        return proc
+        procs.append(start_worker(database_url, JMGEO_UPLOAD_DIR=str(uploads), **extra))
+        return procs[-1]
 
     yield start
     for proc in procs:
