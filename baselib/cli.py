@@ -96,8 +96,9 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901 - one dispatcher, flat
         elif cmd == "verify":
             with open(args.file, "rb") as f:
                 pairs = verify.read_pairs(f.read(), args.file)
-            results = verify.verify_list(conn, _caller(args), args.library, pairs,
-                                         path=f"cli:{args.file}", method="CLI")
+            results = verify.verify(conn, _caller(args), args.library, pairs,
+                                    path=f"cli:{args.file}", method="CLI",
+                                    limit=verify.MAX_LIST)
             if results is None:
                 raise UserError("基础库不存在或无权使用 / no such base library for you")
             w = csv.writer(sys.stdout)

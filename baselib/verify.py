@@ -30,7 +30,7 @@ from layers import audit, identifiers, policy, record_log
 from layers.policy import Caller
 
 MAX_PAIRS = 1000  # one request of pairs
-MAX_LIST = 100_000  # one uploaded list (batch 核验), verified MAX_PAIRS at a time
+MAX_LIST = 100_000  # one uploaded list (batch 核验)
 KEY_HEADERS = ("key", "身份证号", "公民身份号码", "统一社会信用代码", "信用代码")
 NAME_HEADERS = ("name", "姓名", "名称")
 RESULTS = ("match", "no_match", "unknown")
@@ -41,18 +41,21 @@ def _q(conn, query, params=None):
 
 
 def verify(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]], *,
-           path: str = "", method: str = "POST") -> list[dict[str, Any]] | None:
+           path: str = "", method: str = "POST", limit: int = MAX_PAIRS
+           ) -> list[dict[str, Any]] | None:
     """The answer per pair, in order: ``[{"row": i, "result": …}]``; None when the
-    library does not exist for the caller (answer as for any absent resource)."""
+    library does not exist for the caller (answer as for any absent resource). ``limit``:
+    :data:`MAX_PAIRS` for a request of pairs, :data:`MAX_LIST` for an uploaded list —
+    one statement, one audit row either way."""
     lib = library(lib_name)
     row, access = policy.lookup(conn, caller, lib.name)
     if row is None or access is None or not policy.may_verify(caller, row):
         return None
     if not pairs:
         raise BaselibError("核验列表为空", "no pairs to verify", "send [{key, name}, …]")
-    if len(pairs) > MAX_PAIRS:
-        raise BaselibError(f"一次最多核验 {MAX_PAIRS} 条", f"at most {MAX_PAIRS} pairs per "
-                           "request", "split the list", status=413)
+    if len(pairs) > limit:
+        raise BaselibError(f"一次最多核验 {limit} 条", f"at most {limit} pairs per request",
+                           "split the list", status=413)
     keys, names = [], []
     for i, p in enumerate(pairs):
         if not isinstance(p, dict) or not isinstance(p.get("key"), str) or \
@@ -77,8 +80,8 @@ def verify(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]],
             request={"method": method, "path": path, "pairs": len(pairs), **counts,
                      "share_request": access.request_id}, rows=len(pairs))
         record_log.write_keys(conn, caller, access, lib.name,
-                   [(f["key"], f["result"]) for f in found if f["key"] is not None],
-                   "verify", audit_id)
+                              [(f["key"], f["result"]) for f in found if f["key"] is not None],
+                              "verify", audit_id)
     return [{"row": int(f["i"]), "result": f["result"]} for f in found]
 
 
@@ -125,20 +128,6 @@ def read_pairs(data: bytes, file_name: str) -> list[dict[str, str]]:
         raise BaselibError(f"{file_name}：没有要核验的行", f"{file_name}: no rows to verify",
                            "add lines key,name below the header")
     return pairs
-
-
-def verify_list(conn, caller: Caller, lib_name: str, pairs: Sequence[dict[str, Any]], *,
-                path: str = "", method: str = "POST") -> list[dict[str, Any]] | None:
-    """:func:`verify` over a whole list, :data:`MAX_PAIRS` at a time (one audit row and
-    the access-log rows per chunk); rows numbered through the list."""
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(pairs), MAX_PAIRS):
-        part = verify(conn, caller, lib_name, pairs[start:start + MAX_PAIRS], path=path,
-                      method=method)
-        if part is None:
-            return None
-        out += [{"row": r["row"] + start, "result": r["result"]} for r in part]
-    return out
 
 
 def access_log(conn, caller: Caller, lib_name: str, key: str,

@@ -134,7 +134,8 @@ def verify_batch(request: Request, library: LibraryName, caller: WriterDep,
     except BaselibError as exc:
         raise HTTPException(exc.status if exc.status != 400 else 422, str(exc)) from exc
     with connection() as conn:
-        results = verify.verify_list(conn, caller, library, pairs, path=request.url.path)
+        results = verify.verify(conn, caller, library, pairs, path=request.url.path,
+                                limit=verify.MAX_LIST)
     if results is None:
         raise HTTPException(404, NOT_FOUND)
     out = io.StringIO()

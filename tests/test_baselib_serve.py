@@ -408,7 +408,7 @@ def test_batch_verification_of_an_uploaded_list(app_client, world):
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/csv")
     out = r.content.decode("utf-8-sig").splitlines()
-    assert out[0] == "row,key,result" and len(out) == 1 + 1200  # over 1,000: in chunks
+    assert out[0] == "row,key,result" and len(out) == 1 + 1200  # more than one request takes
     assert out[1:4] == [f"1,{a['id_number']},match", f"2,{b['id_number']},no_match",
                         "3,123,unknown"]
     assert out[-1] == "1200,123,unknown"
