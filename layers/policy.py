@@ -411,10 +411,9 @@ def may_see_deliveries(caller: Caller) -> bool:
 
 def owns_job(caller: Caller, key_id: int | None, dept_code: str | None) -> bool:
     """A job — an export (and its file), a load of an upload — is its asker's alone: the
-    same API key of the same department (another key of the same department is another
-    asker). An anonymous job
-    (open data only) is any anonymous caller's who holds its random id — as the open
-    download itself would be — but not a keyed caller's."""
+    same API key of the same department (another key of it is another asker). An anonymous
+    export (open data only) is any anonymous caller's who holds its random id — as the
+    open download itself would be — but not a keyed caller's."""
     return caller.key_id == key_id and caller.data_dept == dept_code
 
 
