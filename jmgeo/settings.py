@@ -63,10 +63,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     # JMGEO_DEBUG=1: the CLI shows the traceback of an internal error
     debug: bool = False
-    # the largest file POST /layers/upload accepts (bytes); bigger: `jmgeo load` on the server
     # audit rows of concurrent requests appended in one transaction (layers.audit_batch);
     # off: one transaction per row (JMGEO_AUDIT_GROUP_COMMIT=0)
     audit_group_commit: bool = True
+    # the largest file POST /layers/upload accepts (bytes); bigger: `jmgeo load` on the server
     upload_max_bytes: int = Field(default=4 * 1024 ** 3, ge=1)
     # uploads bigger than this (or sent with async=true) are load jobs answered 202 at once
     # (JMGEO_UPLOAD_SYNC_MAX_BYTES); their files wait in JMGEO_UPLOAD_DIR for the worker

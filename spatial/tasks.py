@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
-from psycopg.rows import dict_row
 
+from jmgeo.db import connection
 from jmgeo.queue import BACKOFF, app
-from jmgeo.settings import database_url
 
 LOG = logging.getLogger(__name__)
 
@@ -26,8 +24,7 @@ def region_index_job(table: str) -> str:
     """Build the region index of one version table (idempotent: built once)."""
     from spatial.regions import ensure_region_index
 
-    with psycopg.connect(database_url(), autocommit=True, row_factory=dict_row,
-                         options="-c jit=off") as conn:
+    with connection() as conn:  # the platform's pool: dict rows, no JIT
         if not conn.execute("SELECT to_regclass(%s) IS NOT NULL AS e", (table,)
                             ).fetchone()["e"]:
             return "gone"  # pruned or rolled back meanwhile
