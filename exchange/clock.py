@@ -53,6 +53,12 @@ def covered_years() -> tuple[int, int]:
     return years[0], years[-1]
 
 
+def today() -> date:
+    """Today in Jiangmen: deadlines and update cycles run on China's calendar, so a server
+    on UTC must not call it yesterday between 00:00 and 08:00 China time."""
+    return datetime.now(CHINA).date()
+
+
 def local_date(start: date | datetime) -> date:
     """The calendar day in China of a filing time (a date is taken as it is)."""
     if isinstance(start, datetime):

@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 
+from exchange import clock
 from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.http import ReaderDep, WriterDep
@@ -78,7 +79,7 @@ def get_figures(caller: ReaderDep,
 def get_freshness(caller: ReaderDep) -> JSONResponse:
     dept = _scope(caller)
     with connection() as conn:
-        rows = freshness.freshness(conn, date.today(), dept)
+        rows = freshness.freshness(conn, clock.today(), dept)
     for r in rows:
         r.pop("layer_id", None)
     return _json({"resources": rows})

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-from datetime import date
 
+from exchange import clock
 from exchange.cli import _caller, _conn, _date, _who
 from jmgeo.errors import UserError
 from layers.policy import Caller, may_file_reports
@@ -46,7 +46,7 @@ def _report(args: argparse.Namespace) -> None:
 def _freshness(args: argparse.Namespace) -> None:
     from supervision import freshness
 
-    today = _date(args.date) or date.today()
+    today = _date(args.date) or clock.today()
     with _conn() as conn:
         rows = freshness.freshness(conn, today, args.dept)
     if args.json:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import Any
 
@@ -19,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from catalog import store, sync, vocab
+from exchange import clock
 from jmgeo.catalog_api import serialize
 from jmgeo.downloads.files import formats_for
 from jmgeo.ogc.access import table_columns
@@ -169,7 +169,7 @@ def freshness_state(conn: psycopg.Connection, row: dict[str, Any]) -> dict[str, 
         return None
     try:
         with conn.transaction():
-            states = sf.freshness(conn, dt.date.today(), row["owner_code"])
+            states = sf.freshness(conn, clock.today(), row["owner_code"])
     except psycopg.Error:
         return None
     return next((s for s in states if s["resource"] == row["name"]), None)
