@@ -150,8 +150,10 @@ def _first_decoded(values: list[bytes], codec: str) -> str | None:
 
 def _garbled(display: str, claimed: str, by_zh: str, by_en: str, alt: str | None,
              sample: str | None) -> LoaderError:
-    hint_zh = f"按 {alt} 解码正常（如“{sample}”）" if alt else "也无法按 UTF-8 或 GBK 正确解码"
-    hint_en = f"it reads correctly as {alt} (e.g. {sample!r})" if alt else \
+    # no sample when the only values are characters cut by the field width
+    eg_zh, eg_en = (f"（如“{sample}”）", f" (e.g. {sample!r})") if sample else ("", "")
+    hint_zh = f"按 {alt} 解码正常{eg_zh}" if alt else "也无法按 UTF-8 或 GBK 正确解码"
+    hint_en = f"it reads correctly as {alt}{eg_en}" if alt else \
         "it does not decode as UTF-8 or GBK either"
     fix_zh = f"用 --encoding {alt} 装载，或改正 .cpg" if alt else "用 --encoding 指明正确编码"
     fix_en = f"load with --encoding {alt}, or correct the .cpg" if alt else \
