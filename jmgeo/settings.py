@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     load_batch: int = 25_000
     max_field_bytes: int = 1024 * 1024
     zip_max_bytes: int = 20 * 1024 ** 3
+    # JMGEO_LOAD_BULK_DBF: Shapefile/DBF attributes decoded in bulk (loaders.dbf), the
+    # values GDAL reads; 0: GDAL reads them feature by feature (the operator's switch)
+    load_bulk_dbf: bool = True
     # resource limits of one load (issue 16; refused with a LoaderError naming the setting):
     # properties (attribute columns; a PostgreSQL table holds at most 1600 columns),
     # features, wall-clock seconds, raster width/height and total pixels (checked on the

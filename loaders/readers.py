@@ -210,7 +210,12 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
             "with --source-layer")
     declared = info.get("crs")
 
+    fast = _bulk_dbf(src, kw, enc, total) if src.fmt in ("shapefile", "dbf") else None
+
     def batches() -> Iterator[tuple[pa.Table, np.ndarray]]:
+        if fast is not None:
+            yield from _bulk_batches(src, kw, fast, batch_size, table)
+            return
         try:
             with pyogrio.open_arrow(src.path, batch_size=batch_size, use_pyarrow=True,
                                     **kw) as (meta, reader):
@@ -231,6 +236,57 @@ def _gdal_reader(src: Source, option: str | None, source_layer: str | None,
     # the attribute schema comes with the first batch (opening big GeoJSON twice is slow)
     return Reader(schema=None, total=total, declared_crs=declared, encoding=enc,
                   geometry_type=gtype, batches=prefetch(batches()), source_layer=layer)
+
+
+def _bulk_dbf(src: Source, kw: dict, enc: EncodingDecision, total: int | None):
+    """The DBF's attributes decoded in bulk (:mod:`loaders.dbf`), or None: GDAL reads
+    them feature by feature as for any other format."""
+    if not get_settings().load_bulk_dbf:
+        return None
+    from loaders.dbf import open_dbf
+
+    def gdal_records(raw_index: int, k: int) -> pa.Table:
+        # the batch the bulk decoder will not vouch for, read by GDAL itself (on a DBF,
+        # skip_features is the raw record index; deleted records are skipped after it)
+        return pyogrio.read_arrow(src.path, skip_features=raw_index, max_features=k,
+                                  read_geometry=False, **kw)[1]
+
+    try:
+        schema = pyogrio.read_arrow(src.path, max_features=1, read_geometry=False,
+                                    **kw)[1].schema
+    except Exception as exc:  # noqa: BLE001
+        raise _gdal_error(src, exc) from exc
+    dbf = src.path if src.fmt == "dbf" else src.sibling(".dbf")
+    return open_dbf(dbf, schema, enc.codec, total, gdal_records)
+
+
+def _bulk_batches(src: Source, kw: dict, dbf, batch_size: int,
+                  table: bool) -> Iterator[tuple[pa.Table, pa.Array | None]]:
+    """GDAL reads the geometries alone (every field ignored: it never touches the DBF's
+    text); the bulk decoder gives the same records' attributes."""
+    try:
+        if table:
+            while (attrs := dbf.take(batch_size)).num_rows:
+                yield attrs, None
+            return
+        with pyogrio.open_arrow(src.path, batch_size=batch_size, use_pyarrow=True,
+                                columns=[], **kw) as (meta, reader):
+            gcol = meta.get("geometry_name") or "wkb_geometry"
+            for batch in reader:
+                attrs = dbf.take(batch.num_rows)
+                if attrs.num_rows != batch.num_rows:
+                    raise LoaderError(
+                        "dbf_mismatch", "DBF 记录数少于 SHP 中的要素数",
+                        "the DBF holds fewer records than the SHP has features",
+                        file=src.display, fix_zh="从原系统重新导出完整的 Shapefile（.shp/.shx/.dbf）",
+                        fix_en="export the whole Shapefile (.shp/.shx/.dbf) again")
+                yield attrs, batch.column(gcol)
+    except LoaderError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _gdal_error(src, exc) from exc
+    finally:
+        dbf.close()
 
 
 def _check_field_names(dbf, enc: EncodingDecision, src: Source) -> None:
