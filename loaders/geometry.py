@@ -91,6 +91,10 @@ def as_geometries(geoms: np.ndarray | pa.Array) -> np.ndarray:
 def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
             stats: GeomStats, offset: int) -> tuple[np.ndarray, pa.Array, str]:
     """Return (keep mask, EWKB hex of kept rows, family). ``offset`` numbers features."""
+    if isinstance(geoms, pa.Array | pa.ChunkedArray):
+        fast = _in_place(geoms, family, opts, stats, offset)
+        if fast is not None:
+            return fast
     geoms = as_geometries(geoms)
     n = len(geoms)
     stats.read += n
@@ -186,8 +190,36 @@ def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
         kept_idx = np.flatnonzero(keep)
         keep[kept_idx[lost_idx]] = False
         multi = multi[~lost]
-    # extent: bounding-box centres against Jiangmen
-    b = shapely.bounds(multi)
+    _extent(shapely.bounds(multi), keep, stats, offset)
+    return keep, hex_ewkb(multi), fam
+
+
+def _in_place(wkb: pa.Array | pa.ChunkedArray, family: str | None, opts: GeomOptions,
+              stats: GeomStats, offset: int) -> tuple[np.ndarray, pa.Array, str] | None:
+    """The common case through :mod:`loaders.wkbfast` (no geometry rebuilt), or None."""
+    from loaders.wkbfast import reproject
+
+    def convert(x: np.ndarray, y: np.ndarray):
+        if opts.swap_xy:
+            x, y = y, x
+        with np.errstate(invalid="ignore", over="ignore"):
+            lon, lat = to_canonical(x, y, opts.crs)
+        return lon, lat, not implausible(x, y, lon, lat, opts.crs).any()
+
+    done = reproject(wkb, family, convert)
+    if done is None:
+        return None
+    fam, geoms, ewkb = done
+    if fam != "point" and not shapely.is_valid(geoms).all():
+        return None                      # repairs: the general path, which lists them
+    keep = np.ones(len(geoms), dtype=bool)
+    stats.read += len(geoms)
+    _extent(shapely.bounds(geoms), keep, stats, offset)
+    return keep, ewkb, fam
+
+
+def _extent(b: np.ndarray, keep: np.ndarray, stats: GeomStats, offset: int) -> None:
+    """Bounding-box centres against Jiangmen, and the layer's extent so far."""
     if len(b):
         cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
         out = ~in_jiangmen(cx, cy, margin=0.05)
@@ -204,7 +236,6 @@ def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
         else:
             stats.bbox = [min(stats.bbox[0], lo[0]), min(stats.bbox[1], lo[1]),
                           max(stats.bbox[2], lo[2]), max(stats.bbox[3], lo[3])]
-    return keep, hex_ewkb(multi), fam
 
 
 def implausible_error(g: np.ndarray, coords: np.ndarray, bad: np.ndarray, opts: GeomOptions,
