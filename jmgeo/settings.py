@@ -128,13 +128,14 @@ class Settings(BaseSettings):
     load_bulk_dbf: bool = True
     # resource limits of one load (issue 16; refused with a LoaderError naming the setting):
     # properties (attribute columns; a PostgreSQL table holds at most 1600 columns),
-    # features, wall-clock seconds, raster width/height and total pixels (checked on the
-    # GeoTIFF's header, before a pixel is read) — JMGEO_LOAD_MAX_PROPERTIES,
-    # JMGEO_LOAD_MAX_FEATURES, JMGEO_LOAD_MAX_SECONDS, JMGEO_RASTER_MAX_SIDE,
-    # JMGEO_RASTER_MAX_PIXELS
+    # features, wall-clock seconds, memory (MB the process grew by since the load began),
+    # raster width/height and total pixels (checked on the GeoTIFF's header, before a pixel
+    # is read) — JMGEO_LOAD_MAX_PROPERTIES, JMGEO_LOAD_MAX_FEATURES, JMGEO_LOAD_MAX_SECONDS,
+    # JMGEO_LOAD_MAX_MEMORY_MB, JMGEO_RASTER_MAX_SIDE, JMGEO_RASTER_MAX_PIXELS
     load_max_properties: int = Field(default=1000, ge=1, le=1590)
     load_max_features: int = Field(default=50_000_000, ge=1)
     load_max_seconds: float = Field(default=3600.0, gt=0)
+    load_max_memory_mb: int = Field(default=2048, ge=1)
     raster_max_side: int = Field(default=100_000, ge=1)
     raster_max_pixels: int = Field(default=2_000_000_000, ge=1)
     # the job queue (jmgeo worker): seconds between a worker's heartbeats, and the silence

@@ -1,6 +1,9 @@
 """Resource limits of one load, and the process-wide stop (issue 16).
 
-A load's wall-clock and feature count are checked between batches (:class:`Budget`); raster
+A load's wall-clock, feature count and memory are checked between batches (:class:`Budget`;
+memory as what the process grew by since the load began: a load's batches are its memory,
+and a file that makes them balloon — one enormous geometry, a reader that holds the whole
+file — must end that load, not the server or worker it runs in); raster
 size and property count before a byte of data is read (``loaders.raster``,
 ``loaders.readers``); the archive's total expansion in ``loaders.source``. The limits are
 settings (``JMGEO_LOAD_MAX_*``, ``JMGEO_RASTER_MAX_*``, ``JMGEO_ZIP_MAX_BYTES``).
@@ -13,6 +16,7 @@ out — instead of the server waiting for, or being killed under, a load of minu
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -44,14 +48,30 @@ def stopping() -> bool:
     return _STOP.is_set()
 
 
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 elsewhere: no memory limit).
+    Not ``getrusage``: its figure is the peak, which never comes down after a load."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 @dataclass
 class Budget:
-    """What one load may still spend: seconds since ``t0`` and features."""
+    """What one load may still spend: seconds since ``t0``, features, and memory beyond
+    what the process held when the load began."""
 
     display: str
     t0: float = field(default_factory=time.monotonic)
     max_seconds: float = field(default_factory=lambda: get_settings().load_max_seconds)
     max_features: int = field(default_factory=lambda: get_settings().load_max_features)
+    max_memory_mb: int = field(default_factory=lambda: get_settings().load_max_memory_mb)
+    rss0: int = field(default_factory=resident_bytes)
     # asked at every check: has the one who started the load cancelled it (an upload job)?
     cancelled: Callable[[], bool] | None = None
 
@@ -76,6 +96,17 @@ class Budget:
                 fix_zh="拆分数据分批装载，或在服务器上用 jmgeo load 装载；管理员可调高 "
                 "JMGEO_LOAD_MAX_SECONDS", fix_en="split the data, or load it on the server "
                 "with `jmgeo load`; an administrator may raise JMGEO_LOAD_MAX_SECONDS")
+        grown = (resident_bytes() - self.rss0) if self.rss0 else 0
+        if grown > self.max_memory_mb * 1024 ** 2:
+            raise LoaderError(
+                "load_memory", f"装载占用内存超过上限（{self.max_memory_mb} MB，已增加 "
+                f"{grown // 1024 ** 2} MB），已中止，未作任何更改",
+                f"the load needed more memory than its limit ({self.max_memory_mb} MB; it "
+                f"grew by {grown // 1024 ** 2} MB) and was stopped; nothing was changed",
+                file=self.display, fix_zh="检查文件中是否有异常巨大的几何或字段值，或拆分数据；"
+                "管理员可调高 JMGEO_LOAD_MAX_MEMORY_MB（或调低 JMGEO_LOAD_BATCH）",
+                fix_en="look for an enormous geometry or value in the file, or split it; an "
+                "administrator may raise JMGEO_LOAD_MAX_MEMORY_MB (or lower JMGEO_LOAD_BATCH)")
         if features > self.max_features:
             raise LoaderError(
                 "too_many_features", f"要素/记录过多：超过上限 {self.max_features} 个",

@@ -168,3 +168,32 @@ def test_sigterm_stops_a_cli_load(departments, tmp_path, database_url):
         assert proc.returncode == 143, err
         assert "SIGTERM" in err and "收到停止信号" in err
         assert conn.execute("SELECT 1 FROM layer WHERE name = 'tlim_sigterm'").fetchone() is None
+
+
+def test_memory_limit_ends_the_load_not_the_process(departments, tmp_path, database_url):
+    """A load whose batches grow the process past JMGEO_LOAD_MAX_MEMORY_MB is stopped at
+    its next batch with the usual clear refusal (exit 2), nothing published; the same
+    file loads under the default limit."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    path = tmp_path / "wide.csv"                # 60,000 rows of 1 kB text: ~60 MB
+    path.write_text("name,note,lon,lat\n" + "".join(
+        f"p{i},{'备注' * 170},113.{i:05d},22.6\n" for i in range(60_000)))
+    cmd = [sys.executable, "-m", "jmgeo.cli", *LOAD[:-1], "--layer", "tlim_memory",
+           "--no-progress", str(path)]
+    env = dict(os.environ, DATABASE_URL=database_url, JMGEO_LOAD_BATCH="20000")
+    refused = subprocess.run(cmd, env={**env, "JMGEO_LOAD_MAX_MEMORY_MB": "8"}, cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert "wide.csv" in refused.stderr and "JMGEO_LOAD_MAX_MEMORY_MB" in refused.stderr
+    assert "内存" in refused.stderr and "memory" in refused.stderr
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM layer WHERE name = 'tlim_memory'").fetchone() is None
+    loaded = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM layer WHERE name = 'tlim_memory'").fetchone()
