@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 from catalog import vocab
+from layers import localday as clock
 
 FREQUENCY = "http://purl.org/cld/freq/"
 FREQUENCIES = {"realtime": "continuous", "daily": "daily", "weekly": "weekly",
@@ -96,6 +97,6 @@ def catalog_jsonld(entries: list[dict[str, Any]], base_url: str,
         "@type": "dcat:Catalog",
         "dct:title": _lit("江门市政务信息资源目录"),
         "dct:publisher": {"@type": "foaf:Organization", "foaf:name": _lit("江门市网信统筹局")},
-        "dct:issued": {"@value": (issued or dt.date.today()).isoformat(), "@type": "xsd:date"},
+        "dct:issued": {"@value": (issued or clock.today()).isoformat(), "@type": "xsd:date"},
         "dcat:dataset": [dataset(e, base_url) for e in entries],
     }

@@ -9,12 +9,12 @@ policy's answer (``layers.policy.may_edit`` — the owner or the bureau —,
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from catalog import vocab
 from catalog.content import CatalogError, Conflict, Forbidden, NotFound, Problem, content_of
 from catalog.entries import _lock, actor_name, get_entry, record_history, save
+from layers import localday as clock
 from layers import policy
 from layers.policy import Caller
 
@@ -115,7 +115,7 @@ def transition(conn, entry_id: int, action: str, caller: Caller,
             if entry.get("review_state") != "approved":
                 raise Conflict("须先审核通过才能发布 / approve the entry before publishing it")
             if entry.get("publish_date") is None:
-                sets["publish_date"] = dt.date.today()
+                sets["publish_date"] = clock.today()
         assign = ", ".join(f"{k} = %s" for k in sets)
         extra = ", reviewed_at = now()" if action in ("approve", "return") else ""
         conn.execute(f"UPDATE catalog_entry SET {assign}{extra}, updated_at = now(), "

@@ -27,6 +27,7 @@ from catalog.sheet import (
     TEMPLATE_ROWS,
     Col,
 )
+from layers import localday as clock
 
 # ---------------------------------------------------------------------------- writing
 
@@ -308,7 +309,7 @@ def write_summary(path: str | Path, entries: list[dict[str, Any]],
     wb = Workbook()
     ws = wb.active
     ws.title = SUMMARY_SHEET
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     _table(ws, SUMMARY_TITLE, SUMMARY_COLUMNS,
            [summary_row(n, e) for n, e in enumerate(entries, start=1)],
            f"附件2　　汇总单位：江门市网信统筹局　　截至：{as_of.isoformat()}　　"

@@ -16,7 +16,6 @@ Sharing classes map exactly as DESIGN §6 says: ``open`` = 开放 是 + 无条�
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import psycopg
@@ -24,6 +23,7 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from catalog import store, vocab
+from layers import localday as clock
 from layers import policy
 
 SYNC_CALLER = policy.system("layer-sync")  # the platform registering its own layers
@@ -198,8 +198,8 @@ def layer_content(conn, layer: dict[str, Any],
         "is_open": is_open,
         "open_condition": base.get("open_condition") if is_open else None,
         "update_cycle": layer.get("update_cycle") or "other",
-        "publish_date": base.get("publish_date") or (loaded.date() if loaded else
-                                                     dt.date.today()),
+        "publish_date": base.get("publish_date") or (clock.local_date(loaded) if loaded
+                                                     else clock.today()),
         "related_codes": list(base.get("related_codes") or []),
         "code": base.get("code"),
         "items": items,

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import warnings
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-CHINA = ZoneInfo("Asia/Shanghai")
+# the day in Jiangmen (layers.localday), offered here beside the working days
+from layers.localday import CHINA, local_date, today  # noqa: F401
 
 
 class CalendarWarning(UserWarning):
@@ -51,21 +51,6 @@ def covered_years() -> tuple[int, int]:
     """The first and last year the installed holiday table covers."""
     years = [y for y in range(2000, date.today().year + 6) if _covered(y)]
     return years[0], years[-1]
-
-
-def today() -> date:
-    """Today in Jiangmen: deadlines and update cycles run on China's calendar, so a server
-    on UTC must not call it yesterday between 00:00 and 08:00 China time."""
-    return datetime.now(CHINA).date()
-
-
-def local_date(start: date | datetime) -> date:
-    """The calendar day in China of a filing time (a date is taken as it is)."""
-    if isinstance(start, datetime):
-        if start.tzinfo is None:
-            return start.date()
-        return start.astimezone(CHINA).date()
-    return start
 
 
 def _warning_for(years: set[int]) -> str | None:

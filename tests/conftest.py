@@ -202,6 +202,25 @@ def owner_database_url(database_url: str) -> str:
 
 
 @pytest.fixture
+def server_clock_on_another_day(monkeypatch):
+    """The server's own time zone on another calendar day than Jiangmen's (UTC-12 while
+    it is before 20:00 in China, else UTC+14): "today" must be China's wherever the
+    server's clock is set (a UTC server judged a day behind from 00:00 to 08:00)."""
+    import datetime as dt
+    import time
+
+    from exchange import clock
+
+    china = dt.datetime.now(clock.CHINA)
+    monkeypatch.setenv("TZ", "Etc/GMT+12" if china.hour < 20 else "Pacific/Kiritimati")
+    time.tzset()
+    assert dt.date.today() != china.date()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
 def fresh_settings():
     """Call it after changing ``JMGEO_*`` variables: settings are read once per process
     (``jmgeo.settings.get_settings``); they are read afresh again after the test, when

@@ -150,25 +150,6 @@ def test_pages_are_small_and_compressed(client, portal_world, path):
     assert html_bytes + len(css.content) < 200_000
 
 
-@pytest.fixture
-def server_clock_on_another_day(monkeypatch):
-    """The server's own time zone on another calendar day than Jiangmen's (UTC-12 while
-    it is before 20:00 in China, else UTC+14): "today" must be China's wherever the
-    server's clock is set (a UTC server judged a day behind from 00:00 to 08:00)."""
-    import datetime as dt
-    import time
-
-    from exchange import clock
-
-    china = dt.datetime.now(clock.CHINA)
-    monkeypatch.setenv("TZ", "Etc/GMT+12" if china.hour < 20 else "Pacific/Kiritimati")
-    time.tzset()
-    assert dt.date.today() != china.date()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 def test_an_overdue_demo_resource_shows_the_overdue_badge(client, portal_world, database_url,
                                                           server_clock_on_another_day):
     """The dataset page's badge is supervision's ladder (``supervision.freshness``): the
