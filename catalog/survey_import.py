@@ -42,6 +42,7 @@ from catalog.survey_rows import (
     is_blank,
 )
 from catalog.vocab import clean_text, norm_key
+from layers import localday as clock
 from layers.policy import Caller
 
 # ---------------------------------------------------------------------------- reading
@@ -279,8 +280,8 @@ def import_survey(conn, path: str | Path, caller: Caller, *, status: str = "subm
                 if eid is None and status == "published":
                     conn.execute("UPDATE catalog_entry SET review_state = 'approved', "
                                  "reviewed_by = %s, reviewed_at = now(), publish_date = "
-                                 "coalesce(publish_date, current_date) WHERE id = %s",
-                                 (store.actor_name(caller), entry_id))
+                                 "coalesce(publish_date, %s) WHERE id = %s",
+                                 (store.actor_name(caller), clock.today(), entry_id))
                 code = store.get_entry(conn, entry_id)["code"]
                 report.outcomes.append((code, content["name"], outcome))
     except store.CatalogError as exc:  # a race with another writer: report, load nothing
