@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from sqlalchemy import Engine, create_engine
 
+from jmgeo.jsonfast import use_for_json_columns
 from jmgeo.settings import database_url, get_settings, sqlalchemy_url
 
 _pools: dict[str, ConnectionPool] = {}
@@ -41,7 +42,7 @@ def get_pool(dsn: str | None = None) -> ConnectionPool:
                     # (any EXISTS over a big layer): ruinous for short API queries
                     kwargs={"autocommit": True, "row_factory": dict_row,
                             "connect_timeout": 5, "options": "-c jit=off"},
-                    name="jmgeo",
+                    configure=use_for_json_columns, name="jmgeo",
                 )
                 _pools[dsn] = pool
     return pool

@@ -53,6 +53,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from jmgeo.db import DatabaseUnavailable, connection
+from jmgeo.jsonfast import use_for_json_columns
 from jmgeo.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class Replica:
                     timeout=_BORROW_WAIT,
                     kwargs={"autocommit": True, "row_factory": dict_row,
                             "connect_timeout": 2, "options": _OPTIONS},
-                    name=f"jmgeo-replica-{self.name}")
+                    configure=use_for_json_columns, name=f"jmgeo-replica-{self.name}")
             pool = self._pool
         try:
             conn = pool.getconn()

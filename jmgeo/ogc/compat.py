@@ -36,7 +36,7 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.rasterio_ import RasterioProvider, _get_parameter_metadata
-from pygeoapi.util import read_data, render_j2_template, to_json, url_join
+from pygeoapi.util import json_serial, read_data, render_j2_template, to_json, url_join
 
 #: the pygeoapi releases this module was written and tested against
 SUPPORTED = ("0.24.",)
@@ -53,7 +53,7 @@ REQUIRED = (
     (APIRequest, "from_starlette"), (APIRequest, "is_valid"),
     (APIRequest, "get_response_headers"), (API, "get_exception"),
     (API, "get_format_exception"), (l10n, "best_match"), (l10n, "str2locale"),
-    (l10n, "Locale"),
+    (l10n, "Locale"), (core_api, "to_json"), (itemtypes_api, "to_json"),
 )
 
 __all__ = [
@@ -61,7 +61,7 @@ __all__ = [
     "ProviderConnectionError", "ProviderGenericError", "ProviderInvalidQueryError",
     "ProviderItemNotFoundError", "ProviderNoDataError", "RasterioProvider",
     "TileMatrixSetEnum", "TileMatrixSetEnumType", "TileSetMetadata", "_get_parameter_metadata",
-    "apply_gzip", "core_api", "coverages_api", "get_oas", "itemtypes_api", "l10n",
+    "apply_gzip", "core_api", "json_serial", "coverages_api", "get_oas", "itemtypes_api", "l10n",
     "read_data", "render_j2_template", "tiles_api", "to_json", "url_join", "validate_bbox",
     "validate_openapi_document", "check", "PygeoapiMismatch",
 ]

@@ -26,6 +26,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from jmgeo import jsonfast
 from jmgeo.ogc import paging
 from jmgeo.ogc.compat import API, APIRequest, itemtypes_api
 
@@ -72,9 +73,9 @@ def collection_items(api: API, request: APIRequest, dataset: str, as_csv: bool =
     if status != HTTPStatus.OK or not _ours(api, dataset):
         return headers, status, content
     if request.format in (None, "json") and isinstance(content, str | bytes):
-        body = json.loads(content)
+        body = jsonfast.loads(content)
         body["links"] = paging.own_paging_links(body.get("links", []), written)
-        content = json.dumps(body, ensure_ascii=False, default=str)
+        content = jsonfast.dumps(body)
         headers["Content-Type"] = GEOJSON_TYPE  # pygeoapi says application/json
     return headers, status, content
 
@@ -117,7 +118,7 @@ def write_csv(api: API, dataset: str, headers: dict, content) -> tuple[dict, byt
     from shapely import to_wkt
     from shapely.geometry import shape
 
-    body = json.loads(content)
+    body = jsonfast.loads(content)
     provider = _feature_provider(api, dataset)
     table = provider.get("geom_field", "geom") is None
     features = body.get("features", [])

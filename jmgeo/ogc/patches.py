@@ -14,6 +14,10 @@ ja-JP, zh-TW, zh, ``*``, ``?lang=fr`` — got a 500 (``UnknownLocaleError: 'zh_C
 configuration), never a constructed one, and skips any tag it cannot read. Both pygeoapi's
 request negotiation and its ``translate`` go through ``l10n.best_match``
 (tests/test_hardening.py sends every kind of tag).
+
+``to_json`` (of ``pygeoapi.api`` and ``pygeoapi.api.itemtypes``): the same compact JSON
+through orjson (:mod:`jmgeo.jsonfast`; the standard library for what orjson refuses):
+re-encoding each items page was the largest Python cost of serving.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from jmgeo.jsonfast import fast_to_json
+from jmgeo.ogc.compat import core_api, json_serial, l10n
 from jmgeo.ogc.compat import itemtypes_api as itemtypes
-from jmgeo.ogc.compat import l10n
 from spatial.crs import transform_bbox
 
 _applied = False
@@ -103,6 +108,8 @@ def apply() -> None:
     global _applied
     if not _applied:
         itemtypes.transform_bbox = transform_bbox
+        itemtypes.to_json = fast_to_json(itemtypes.to_json, json_serial)
+        core_api.to_json = fast_to_json(core_api.to_json, json_serial)
         l10n.best_match = best_match
         l10n.translate_struct = translate_struct
         _applied = True
