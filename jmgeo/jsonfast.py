@@ -7,8 +7,8 @@ re-encoding the whole collection with ``json.dumps`` (ASCII-escaping every Chine
 character). orjson does both several times faster. It is a drop-in only where it gives
 the same JSON: whatever it refuses — an integer beyond 64 bits (a ``numeric(30)`` column),
 a lone surrogate, a key that is not a string — goes to the standard library, so no input
-answers differently, only faster (``tests/test_jsonfast.py``). Text stays UTF-8 rather than ``\\uXXXX`` escapes
-(the same JSON to every parser).
+answers differently, only faster (``tests/test_jsonfast.py``). Text stays UTF-8 rather
+than ``\\uXXXX`` escapes (the same JSON to every parser).
 """
 
 from __future__ import annotations
@@ -39,17 +39,6 @@ def loads(data: str | bytes) -> Any:
         except orjson.JSONDecodeError:  # a lone surrogate, 1e400, very deep nesting …
             pass
     return json.loads(data)
-
-
-def dumps(value: Any, default: Callable[[Any], Any] = str) -> str:
-    """``json.dumps(value, ensure_ascii=False, default=default)``'s JSON, compact, via
-    orjson (datetimes still through ``default``); a NaN is written ``null`` (valid
-    JSON, where the standard library writes the invalid ``NaN``)."""
-    try:
-        return orjson.dumps(value, default=default,
-                            option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
-    except TypeError:  # orjson.JSONEncodeError too: a big int, a non-str key …
-        return json.dumps(value, ensure_ascii=False, default=default)
 
 
 def use_for_json_columns(conn: psycopg.Connection) -> None:

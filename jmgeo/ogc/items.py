@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from jmgeo import jsonfast
-from jmgeo.ogc import paging
+from jmgeo.ogc import paging, patches
 from jmgeo.ogc.compat import API, APIRequest, itemtypes_api
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -69,13 +69,17 @@ def collection_items(api: API, request: APIRequest, dataset: str, as_csv: bool =
     paging.PAGE_LINKS.set(written)  # this worker thread's context: the provider's too
     if as_csv:
         request._args = {**dict(request.params), "f": "json"}  # the page, as GeoJSON
-    headers, status, content = itemtypes_api.get_collection_items(api, request, dataset)
-    if status != HTTPStatus.OK or not _ours(api, dataset):
-        return headers, status, content
-    if request.format in (None, "json") and isinstance(content, str | bytes):
-        body = jsonfast.loads(content)
+    geojson = request.format in (None, "json") and _ours(api, dataset)
+
+    def own_links(body: dict) -> None:  # applied as pygeoapi encodes the page
         body["links"] = paging.own_paging_links(body.get("links", []), written)
-        content = jsonfast.dumps(body)
+
+    token = patches.ITEMS_BODY.set(own_links if geojson else None)
+    try:
+        headers, status, content = itemtypes_api.get_collection_items(api, request, dataset)
+    finally:
+        patches.ITEMS_BODY.reset(token)
+    if status == HTTPStatus.OK and geojson:
         headers["Content-Type"] = GEOJSON_TYPE  # pygeoapi says application/json
     return headers, status, content
 

@@ -17,13 +17,18 @@ request negotiation and its ``translate`` go through ``l10n.best_match``
 
 ``to_json`` (of ``pygeoapi.api`` and ``pygeoapi.api.itemtypes``): the same compact JSON
 through orjson (:mod:`jmgeo.jsonfast`; the standard library for what orjson refuses):
-re-encoding each items page was the largest Python cost of serving.
+encoding each items page was the largest Python cost of serving. The items page's body is
+also mended here, just before it is encoded (:data:`ITEMS_BODY`), instead of being
+decoded and encoded a second time after pygeoapi has written it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
 
 from jmgeo.jsonfast import fast_to_json
 from jmgeo.ogc.compat import core_api, json_serial, l10n
@@ -104,11 +109,28 @@ def translate_struct(struct, locale_, is_config: bool = False):
     return result
 
 
+#: set by ``jmgeo.ogc.items`` around pygeoapi's items call (this thread's context):
+#: what to change in the FeatureCollection before it is encoded
+ITEMS_BODY: ContextVar[Callable[[dict], None] | None] = ContextVar("items_body",
+                                                                   default=None)
+
+
+def _mending(encode: Callable[..., str]) -> Callable[..., str]:
+    def to_json(dict_: Any, pretty: bool = False) -> str:
+        mend = ITEMS_BODY.get()
+        if mend is not None and isinstance(dict_, dict) and \
+                dict_.get("type") == "FeatureCollection":
+            mend(dict_)
+        return encode(dict_, pretty)
+
+    return to_json
+
+
 def apply() -> None:
     global _applied
     if not _applied:
         itemtypes.transform_bbox = transform_bbox
-        itemtypes.to_json = fast_to_json(itemtypes.to_json, json_serial)
+        itemtypes.to_json = _mending(fast_to_json(itemtypes.to_json, json_serial))
         core_api.to_json = fast_to_json(core_api.to_json, json_serial)
         l10n.best_match = best_match
         l10n.translate_struct = translate_struct
