@@ -31,13 +31,14 @@ import os
 import re
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["DbfReader", "open_dbf"]
+__all__ = ["DbfField", "DbfHeader", "DbfReader", "open_dbf", "read_header"]
 
 # decoded text holding one of these reads differently through iconv (GB18030-2022):
 # the PUA, and the characters the 2022 table moved there from 4-byte codes
@@ -46,6 +47,45 @@ _DECODED = ("utf-8", "gb18030")           # non-ASCII text decoded here; other c
 _NUMBER = {"F": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
            "I": r"^[+-]?\d+$"}
 _SPACE, _NUL, _DELETED = 0x20, 0x00, 0x2A
+
+
+@dataclass(frozen=True)
+class DbfField:
+    name: bytes                          # the 11-byte name up to its first NUL, undecoded
+    kind: str                            # the DBF type letter: C, N, F, D, L, M …
+    offset: int                          # in the record (byte 0 is the deletion flag)
+    width: int
+
+
+@dataclass(frozen=True)
+class DbfHeader:
+    records: int
+    header_len: int
+    record_len: int
+    ldid: int                            # the language driver id (a codepage hint)
+    fields: tuple[DbfField, ...]
+
+
+def read_header(path: Path) -> DbfHeader:
+    """A DBF's header and field descriptors — the one reading of them the loaders share
+    (the encoding check, the field-name check and the bulk decoder). A ``C`` field's width
+    takes the decimal byte as its high byte, as shapelib does, when the record holds it
+    (writers of text fields over 255 bytes use it). Raises ``OSError`` /
+    ``struct.error`` on a file too short to be a DBF."""
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+        records, header_len, record_len = struct.unpack("<IHH", head[4:12])
+        desc = fh.read(max(header_len - 32, 0))
+    fields, offset = [], 1
+    for i in range(0, len(desc) - 31, 32):
+        if desc[i] == 0x0D:
+            break
+        kind, width = chr(desc[i + 11]), desc[i + 16]
+        if kind == "C" and offset + width + 256 * desc[i + 17] <= record_len:
+            width += 256 * desc[i + 17]
+        fields.append(DbfField(desc[i:i + 11].split(b"\x00", 1)[0], kind, offset, width))
+        offset += width
+    return DbfHeader(records, header_len, record_len, head[29], tuple(fields))
 
 
 class DbfReader:
@@ -169,24 +209,15 @@ def open_dbf(path: Path, schema: pa.Schema, codec: str, count: int | None,
     """A bulk reader for ``path`` whose records GDAL types as ``schema`` (its attribute
     columns, in field order), or ``None`` when GDAL must read the whole file."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
-            n = struct.unpack("<I", head[4:8])[0]
-            header_len, record_len = struct.unpack("<HH", head[8:12])
-            desc = fh.read(max(header_len - 32, 0))
+        head = read_header(path)
         size = path.stat().st_size
     except (OSError, struct.error):
         return None
+    n, header_len, record_len = head.records, head.header_len, head.record_len
     if (count is not None and n != count) or size < header_len + n * record_len:
         return None
-    fields, offset = [], 1
-    for i in range(0, len(desc) - 31, 32):
-        if desc[i] == 0x0D:
-            break
-        dbf_type, width = chr(desc[i + 11]), desc[i + 16]
-        fields.append((dbf_type, offset, width))
-        offset += width
-    if offset != record_len or len(fields) != len(schema):
+    fields = [(f.kind, f.offset, f.width) for f in head.fields]
+    if sum(w for _, _, w in fields) + 1 != record_len or len(fields) != len(schema):
         return None
     kinds = []
     for (dbf_type, off, width), fld in zip(fields, schema, strict=True):

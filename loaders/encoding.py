@@ -11,10 +11,10 @@ end of the file; text that does not decode is refused rather than loaded as moji
 from __future__ import annotations
 
 import codecs
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from loaders.dbf import read_header
 from loaders.errors import LoaderError
 
 SAMPLE_BYTES = 2 * 1024 * 1024  # per window; three windows (start, middle, end)
@@ -69,31 +69,15 @@ def normalise(name: str) -> str:
 # -- reading text bytes out of a DBF -------------------------------------------------
 def dbf_text_values(dbf: Path, window: int = SAMPLE_BYTES) -> tuple[list[bytes], int | None]:
     """Non-ASCII character-field values from three windows of the DBF, and the LDID."""
+    head = read_header(dbf)
+    nrec, hlen, rlen, ldid = head.records, head.header_len, head.record_len, head.ldid
+    fields = [(f.offset, f.width) for f in head.fields if f.kind in ("C", "M", "V", "W")]
+    if not fields or rlen == 0 or nrec == 0:
+        return [], ldid
+    per = max(window // rlen, 1)
+    starts = sorted({0, max(nrec // 2 - per // 2, 0), max(nrec - per, 0)})
+    values: list[bytes] = []
     with open(dbf, "rb") as fh:
-        head = fh.read(32)
-        nrec, hlen, rlen = struct.unpack("<IHH", head[4:12])
-        ldid = head[29]
-        fh.seek(32)
-        desc = fh.read(max(hlen - 32, 0))
-        fields = []
-        off = 1  # deletion flag
-        for i in range(0, len(desc) - 31, 32):
-            if desc[i] == 0x0D:
-                break
-            ftype = chr(desc[i + 11])
-            flen = desc[i + 16]
-            if ftype == "C":
-                flen = desc[i + 16] + 256 * desc[i + 17]  # some writers use the decimal byte
-                if off + flen > rlen:
-                    flen = desc[i + 16]
-            if ftype in ("C", "M", "V", "W"):
-                fields.append((off, flen))
-            off += flen
-        if not fields or rlen == 0 or nrec == 0:
-            return [], ldid
-        per = max(window // rlen, 1)
-        starts = sorted({0, max(nrec // 2 - per // 2, 0), max(nrec - per, 0)})
-        values: list[bytes] = []
         for start in starts:
             fh.seek(hlen + start * rlen)
             block = fh.read(min(per, nrec - start) * rlen)

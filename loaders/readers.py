@@ -292,24 +292,18 @@ def _bulk_batches(src: Source, kw: dict, dbf, batch_size: int,
 def _check_field_names(dbf, enc: EncodingDecision, src: Source) -> None:
     """DBF field names are 10 bytes: UTF-8 Chinese names longer than 3 characters get cut
     in the middle of a character, which GDAL cannot read back."""
-    import struct
+    from loaders.dbf import read_header
 
-    with open(dbf, "rb") as fh:
-        head = fh.read(32)
-        hlen = struct.unpack("<H", head[8:10])[0]
-        desc = fh.read(max(hlen - 32, 0))
-    for i in range(0, len(desc) - 31, 32):
-        if desc[i] == 0x0D:
-            break
-        raw = desc[i:i + 11].split(b"\x00", 1)[0]
+    for i, fld in enumerate(read_header(dbf).fields):
+        raw = fld.name
         try:
             raw.decode(enc.codec)
         except UnicodeDecodeError:
             shown = raw.decode(enc.codec, errors="replace")
             raise LoaderError(
-                "bad_field_name", f"字段名 {shown!r} 在第 {i // 32 + 1} 列被截断在半个汉字处"
+                "bad_field_name", f"字段名 {shown!r} 在第 {i + 1} 列被截断在半个汉字处"
                 f"（DBF 字段名最多10字节，{enc.label} 汉字占多个字节）",
-                f"field name {shown!r} (column {i // 32 + 1}) is cut in the middle of a "
+                f"field name {shown!r} (column {i + 1}) is cut in the middle of a "
                 f"character (DBF field names hold 10 bytes; {enc.label} Chinese characters "
                 "take several)", file=src.display,
                 fix_zh="把字段名改短（UTF-8 不超过3个汉字），或改用 GeoPackage 导出",
