@@ -48,6 +48,9 @@ def stopping() -> bool:
     return _STOP.is_set()
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def resident_bytes() -> int:
     """This process's resident memory now (Linux ``/proc``; 0 elsewhere: no memory limit).
     Not ``getrusage``: its figure is the peak, which never comes down after a load."""
@@ -56,9 +59,6 @@ def resident_bytes() -> int:
             return int(fh.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @dataclass
