@@ -478,8 +478,12 @@ def prune(conn: psycopg.Connection, name: str, keep: int, *, force: bool = False
                 f"资源 {name} 有 {live} 个有效授权，受权部门可能仍从旧版本增量同步；确需删除请加 --force / "
                 f"{name} has {live} live grant(s) whose departments may still pull from old "
                 "versions: add --force to prune anyway")
+        from spatial.regionindex import region_index_name
+
         for version, table in doomed:
             _q(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(*table.split(".", 1))))
+            _q(conn, sql.SQL("DROP TABLE IF EXISTS {}").format(  # its region index too
+                sql.Identifier(*region_index_name(table))))
             dropped.append(version)
         if dropped:
             audit.record(conn, action="layer.prune", layer=name,

@@ -89,8 +89,9 @@ def as_geometries(geoms: np.ndarray | pa.Array) -> np.ndarray:
 
 
 def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
-            stats: GeomStats, offset: int) -> tuple[np.ndarray, pa.Array, str]:
-    """Return (keep mask, EWKB hex of kept rows, family). ``offset`` numbers features."""
+            stats: GeomStats, offset: int) -> tuple[np.ndarray, pa.Array, str, np.ndarray]:
+    """Return (keep mask, EWKB hex of kept rows, family, the kept rows' EPSG:4490
+    geometries — for the version's region index). ``offset`` numbers features."""
     if isinstance(geoms, pa.Array | pa.ChunkedArray):
         fast = _in_place(geoms, family, opts, stats, offset)
         if fast is not None:
@@ -110,7 +111,7 @@ def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
         raise mixed_error(opts.display, fams)
     fam = family or (next(iter(fams)) if fams else None)
     if fam is None:
-        return keep, pa.array([], pa.string()), family or ""
+        return keep, pa.array([], pa.string()), family or "", np.empty(0, dtype=object)
     has_z = shapely.has_z(g)
     has_m = shapely.has_m(g)
     if has_z.any() or has_m.any():
@@ -191,11 +192,12 @@ def process(geoms: np.ndarray | pa.Array, family: str | None, opts: GeomOptions,
         keep[kept_idx[lost_idx]] = False
         multi = multi[~lost]
     _extent(shapely.bounds(multi), keep, stats, offset)
-    return keep, hex_ewkb(multi), fam
+    return keep, hex_ewkb(multi), fam, multi
 
 
 def _in_place(wkb: pa.Array | pa.ChunkedArray, family: str | None, opts: GeomOptions,
-              stats: GeomStats, offset: int) -> tuple[np.ndarray, pa.Array, str] | None:
+              stats: GeomStats, offset: int
+              ) -> tuple[np.ndarray, pa.Array, str, np.ndarray] | None:
     """The common case through :mod:`loaders.wkbfast` (no geometry rebuilt), or None."""
     from loaders.wkbfast import reproject
 
@@ -215,7 +217,7 @@ def _in_place(wkb: pa.Array | pa.ChunkedArray, family: str | None, opts: GeomOpt
     keep = np.ones(len(geoms), dtype=bool)
     stats.read += len(geoms)
     _extent(shapely.bounds(geoms), keep, stats, offset)
-    return keep, ewkb, fam
+    return keep, ewkb, fam, geoms
 
 
 def _extent(b: np.ndarray, keep: np.ndarray, stats: GeomStats, offset: int) -> None:

@@ -175,7 +175,9 @@ def _run(src: Source, opts: LoadOptions, dsn: str, t0: float,
         result = run.publish(report)
         report["published"] = True
         catalog_sync(conn, opts.layer, report)
-        if not run.is_table:  # a worker builds the version's region index, nobody waits
+        if run.region_index:  # computed beside the load, published with it
+            report["region_index"] = "built"
+        elif not run.is_table:  # boundaries changed meanwhile: a worker builds it
             from spatial.tasks import defer_region_index
 
             report["region_index"] = "queued" if defer_region_index(run.table) else \

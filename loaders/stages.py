@@ -43,6 +43,7 @@ from loaders.readers import Reader, _empty, open_reader
 from loaders.report import attribute_warnings, geometry_warnings, quality
 from loaders.source import Source
 from spatial.crs import in_jiangmen
+from spatial.regionindex import LoadIndex
 
 if TYPE_CHECKING:
     from loaders.pipeline import LoadOptions
@@ -86,6 +87,8 @@ class LoadRun:
     pending: list[tuple[pa.Table, Any]] = field(default_factory=list)
     batches: Any = None
     budget: Budget | None = None
+    regions: LoadIndex | None = None      # the version's region index, computed beside
+    region_index: bool = False            # … and written with it
 
     @property
     def is_table(self) -> bool:
@@ -175,6 +178,8 @@ class LoadRun:
         self.pending = [(first_attrs, first_geoms)]
         if self.is_table:  # no geometry to decide the table's type: make it now
             self._create_table(None)
+        else:
+            self.regions = LoadIndex(self.conn)
 
     def _decide_crs(self, first_geoms: np.ndarray) -> None:
         opts, reader = self.opts, self.reader
@@ -223,8 +228,8 @@ class LoadRun:
                 self.stats.read += n_batch
                 kept, ewkb, keep_all = np.arange(n_batch), None, True
             else:
-                keep, ewkb, self.family = process(geoms, self.family, self.gopts, self.stats,
-                                                  offset)
+                keep, ewkb, self.family, kept_geoms = process(
+                    geoms, self.family, self.gopts, self.stats, offset)
                 del geoms
                 self.lap("geometry")
                 if self.table is None and self.family:
@@ -237,6 +242,9 @@ class LoadRun:
                     self._create_table(MULTI_TYPE[self.family])
                 kept = np.flatnonzero(keep)
                 keep_all = len(kept) == len(keep)
+                if self.regions is not None:
+                    self.regions.put(offset + kept + 1, kept_geoms, self.family)
+                del kept_geoms
             if len(kept):
                 sub = attrs if keep_all else attrs.take(pa.array(kept))
                 cols = convert(self.plan, sub, self.display, offset)
@@ -299,6 +307,11 @@ class LoadRun:
             registry.index_key(self.conn, self.table, self.key_col)
         registry.finish_data_table(self.conn, self.table)
         self.lap("index")
+        if self.regions is not None:
+            self.region_index = self.regions.write(
+                self.conn, self.table, self.bar.set_stage if self.bar else None)
+            self.regions = None
+            self.lap("region_index")
         if key is None:
             return None
         if self.opts.dry_run:  # a real load's diff is recorded at publish (layers.changes)
@@ -387,6 +400,9 @@ class LoadRun:
         if self.writer is not None:
             self.writer.abandon()
             self.writer = None
+        if self.regions is not None:
+            self.regions.abandon()
+            self.regions = None
         close = getattr(self.reader.batches, "close", None) if self.reader else None
         if close is not None:
             close()

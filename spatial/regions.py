@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from spatial.crs import domain_sql
+from spatial.regionindex import PARTS_LOCK, ensure_region_index
 
 # package data (importlib.resources: a source checkout and an installed wheel alike)
 DATA_DIR: Traversable = resources.files("spatial") / "data"
@@ -97,6 +97,8 @@ def load_boundaries(conn: psycopg.Connection, path: Path | Traversable = BOUNDAR
         cur.execute("SELECT count(*) FROM region_part")
         if changed == 0 and cur.fetchone()[0] > 0:
             return n
+        # loads computing their region index hold this shared until they commit
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PARTS_LOCK,))
         cur.execute("DELETE FROM region_part")
         # every layer's cached region assignment is now stale
         cur.execute("SELECT format('DROP TABLE IF EXISTS %I.%I', schemaname, tablename) "
@@ -220,77 +222,8 @@ def _cli_locate(args: argparse.Namespace) -> None:
 
 
 # -- statistics of a layer per region -------------------------------------------------
-# Area and length in CGCS2000 3-degree Gauss-Kruger, zone chosen per feature (DESIGN §4):
-# west of 112.5 E zone 37 (EPSG:4546), else zone 38 (EPSG:4547), so figures stay correct
-# across the zone boundary that cuts 台山 / 开平 / 恩平.
-_GK_PER_FEATURE = (
-    "ST_Transform({g}, CASE WHEN ST_X({pos}) < 112.5 THEN 4546 ELSE 4547 END)")
-
-
-def region_index_name(table: str) -> tuple[str, str]:
-    """(schema, name) of the region index of one layer-version table."""
-    schema, name = table.split(".", 1) if "." in table else ("public", table)
-    idx = f"{name}__rgn"
-    if len(idx) > 63:
-        import hashlib
-
-        idx = f"{name[:48]}_{hashlib.md5(name.encode()).hexdigest()[:8]}__rgn"
-    return schema, idx
-
-
-def _relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
-    """Whether the table exists, read from ``pg_class`` with this statement's snapshot.
-
-    Not ``to_regclass``: it reads the backend's catalog cache, which keeps a "no such
-    relation" entry until the backend next processes invalidations — an advisory lock does
-    not make it do so. A session that waited on the builder's lock would still see no
-    index, build it again and fail with ``DuplicateTable`` (the first concurrent region
-    statistics of a new version answered 500)."""
-    return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s) AS e",
-        (schema, name)).fetchone()["e"]
-
-
-def ensure_region_index(conn: psycopg.Connection, table: str) -> sql.Composable:
-    """The per-version table (fid, region_code, area_m2, length_m): which regions each
-    feature's point on surface falls in (city, county and town where polygons exist) and
-    its Gauss-Kruger area/length. Built once per layer version on first use (version
-    tables never change); dropped when region boundaries are reloaded. It turns region
-    statistics over a million features into a plain indexed GROUP BY."""
-    schema, idx = region_index_name(table)
-    ident = sql.Identifier(schema, idx)
-    if _relation_exists(conn, schema, idx):
-        return ident
-    src_schema, src = table.split(".", 1) if "." in table else ("public", table)
-    # clipped to where both zones' transforms succeed (absurd vertices of old loads)
-    gk = sql.SQL(_GK_PER_FEATURE).format(g=domain_sql(sql.SQL("t.geom"), 4546, 4547),
-                                        pos=sql.SQL("t.pos"))
-    with conn.transaction():
-        # one builder per index; the others wait here and then find it built
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{idx}",))
-        if _relation_exists(conn, schema, idx):
-            return ident
-        # region parts outside, the layer's GIST inside: each part's polygon is tested
-        # against the points of the features in its box one after another (PostGIS
-        # prepares a geometry it meets repeatedly), and the parts split over parallel
-        # workers — 2.5× faster than probing the parts once per feature
-        conn.execute("SET LOCAL parallel_setup_cost = 0")
-        conn.execute("SET LOCAL parallel_tuple_cost = 0")
-        conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
-        conn.execute(sql.SQL(
-            "CREATE TABLE {idx} AS SELECT DISTINCT ON (t.fid, p.code) t.fid, "
-            "p.code AS region_code, "
-            "CASE WHEN GeometryType(t.geom) LIKE '%%POLYGON' THEN ST_Area({gk}) END AS area_m2, "
-            "CASE WHEN GeometryType(t.geom) LIKE '%%LINESTRING' THEN ST_Length({gk}) END "
-            "AS length_m FROM public.region_part p CROSS JOIN LATERAL (SELECT t.fid, t.geom, "
-            "ST_PointOnSurface(t.geom) AS pos FROM {src} t WHERE t.geom && p.geom) t "
-            "WHERE ST_Intersects(p.geom, t.pos) ORDER BY t.fid, p.code").format(
-                idx=ident, gk=gk, src=sql.Identifier(src_schema, src)))
-        conn.execute(sql.SQL("CREATE INDEX ON {} (region_code, fid)").format(ident))
-        conn.execute(sql.SQL("CREATE INDEX ON {} (fid)").format(ident))
-    conn.execute(sql.SQL("ANALYZE {}").format(ident))
-    return ident
+# (the per-version region index they read, and its Gauss-Krüger measures:
+# spatial.regionindex)
 
 
 def region_stats(conn: psycopg.Connection, code: str, table: str, *,

@@ -1,10 +1,11 @@
-"""Background work of the spatial framework: a new layer version's region index.
+"""Background work of the spatial framework: a layer version's region index, when the
+load could not publish it with the version.
 
-Region statistics read a per-version region index (``spatial.regions.ensure_region_index``,
-4–5 s for a million parcels). Built on first use, the first statistics call of a version
-waited for it; now a publish (or rollback) defers :func:`region_index_job`, so a worker
-builds it while nobody waits, and the first call finds it ready. Without a worker the
-first call still builds it (race-free, as before).
+A load computes the index beside the version and writes it in the same transaction
+(``spatial.regionindex.LoadIndex``). When the region boundaries were reloaded meanwhile
+it writes none, and the publish defers :func:`region_index_job`: a worker builds it in
+PostgreSQL (``ensure_region_index``, 5–12 s for a million parcels) while nobody waits.
+Without a worker the first statistics call builds it (race-free).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ LOG = logging.getLogger(__name__)
 @app.task(name="spatial.region_index", retry=BACKOFF)
 def region_index_job(table: str) -> str:
     """Build the region index of one version table (idempotent: built once)."""
-    from spatial.regions import ensure_region_index
+    from spatial.regionindex import ensure_region_index
 
     with connection() as conn:  # the platform's pool: dict rows, no JIT
         if not conn.execute("SELECT to_regclass(%s) IS NOT NULL AS e", (table,)

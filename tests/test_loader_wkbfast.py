@@ -26,7 +26,7 @@ GK_114 = resolve_input_crs("EPSG:4547")          # CGCS2000 3-degree GK, CM 114Â
 def _run(wkb: pa.Array, family: str | None, opts: geometry.GeomOptions, offset: int = 0):
     stats = geometry.GeomStats()
     try:
-        keep, ewkb, fam = geometry.process(wkb, family, opts, stats, offset)
+        keep, ewkb, fam, _ = geometry.process(wkb, family, opts, stats, offset)
     except LoaderError as exc:
         return ("error", exc.code, exc.message)
     return (keep.tolist(), ewkb.to_pylist(), fam, stats.as_dict())

@@ -1,6 +1,6 @@
-"""A publish queues the version's region index for a worker (``spatial.tasks``): the first
-region statistics call of a new version no longer waits for the index to be built; without
-a worker it is built on first use as before."""
+"""A version without its region index (the boundaries were reloaded while it loaded, or
+after: ``spatial.tasks``) gets it from a worker, so the first region statistics call does
+not wait for the build; without a worker it is built on first use."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from conftest import start_worker, stop_process
 from loaders.pipeline import LoadOptions, load
-from spatial.regions import region_index_name
+from spatial.regionindex import region_index_name
+from spatial.tasks import defer_region_index
 
 CSV = "name,lon,lat\n" + "".join(f"r{i},113.{i:03d}1,22.5{i % 10}\n" for i in range(30))
 
@@ -39,8 +40,12 @@ def test_a_worker_builds_the_region_index_after_publish(database_url, tmp_path, 
     f.write_text(CSV, encoding="utf-8")
     report = load(f, LoadOptions(dept="gtzy", layer="trij_points", theme="land",
                                  sharing="open"), dsn=database_url, progress=False)
-    assert report["region_index"] == "queued"
+    assert report["region_index"] == "built"   # published with the version
     table = report["target"]["table"]
+    schema, name = region_index_name(table)
+    with psycopg.connect(database_url, autocommit=True) as conn:  # as a boundary reload
+        conn.execute(f'DROP TABLE "{schema}"."{name}"')
+    assert defer_region_index(table)
     deadline = time.monotonic() + 60
     with psycopg.connect(database_url, autocommit=True) as conn:
         while not _exists(conn, table):  # built by the worker: no statistics call made
