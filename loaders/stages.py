@@ -6,9 +6,12 @@ by row and indexed). Everything from ``open`` on happens in ONE database transac
 (see :mod:`loaders.pipeline`): until ``publish`` commits, readers keep seeing the
 previous version, and any refusal rolls everything back.
 
-Three things overlap on two cores: reading (a background thread), geometry/attribute
-processing (the loading thread, whole Arrow/shapely arrays per batch) and COPY (a
-background thread; PostgreSQL parses the rows in its own process).
+Several things overlap on two cores: reading (a background thread), geometry/attribute
+processing (the loading thread, whole Arrow/shapely arrays per batch), COPY (a
+background thread; PostgreSQL parses the rows in its own process) and, for a layer, the
+version's region index (``spatial.regionindex.LoadIndex``: computed in a thread of its
+own, written on a second connection while PostgreSQL builds the GIST index, committed
+right after the load — the one thing outside the load's transaction).
 """
 
 from __future__ import annotations
@@ -305,13 +308,10 @@ class LoadRun:
             key = check_key(self.conn, self.table, self.key_col, self.opts.key, display,
                             row_offset=self.reader.row_offset, is_table=self.is_table)
             registry.index_key(self.conn, self.table, self.key_col)
+        if self.regions is not None:  # written on its own connection meanwhile
+            self.regions.start_write(self.conn, self.table)
         registry.finish_data_table(self.conn, self.table)
         self.lap("index")
-        if self.regions is not None:
-            self.region_index = self.regions.write(
-                self.conn, self.table, self.bar.set_stage if self.bar else None)
-            self.regions = None
-            self.lap("region_index")
         if key is None:
             return None
         if self.opts.dry_run:  # a real load's diff is recorded at publish (layers.changes)
@@ -391,7 +391,12 @@ class LoadRun:
                 "UPDATE layer_version v SET report = jsonb_set(v.report, '{key,diff}', %s) "
                 "FROM layer l WHERE l.id = v.layer_id AND l.name = %s AND v.version = %s",
                 (Jsonb(report["key"]["diff"]), opts.layer, self.version))
+        self.lap("publish")
+        ready = self.regions is not None and self.regions.ready()
+        self.lap("region_index")                       # what its writing did not hide
         self.conn.commit()
+        if ready:
+            self.region_index = self.regions.commit()
         self.lap("publish")
         return result
 
@@ -401,7 +406,7 @@ class LoadRun:
             self.writer.abandon()
             self.writer = None
         if self.regions is not None:
-            self.regions.abandon()
+            self.regions.close()
             self.regions = None
         close = getattr(self.reader.batches, "close", None) if self.reader else None
         if close is not None:

@@ -248,6 +248,9 @@ class LoadIndex:
         self.family: str | None = None
         self.error: BaseException | None = None
         self.q: queue.Queue = queue.Queue(maxsize=2)
+        self.side_conn: psycopg.Connection | None = None   # start_write's connection
+        self.writer: threading.Thread | None = None
+        self.written = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="jmgeo-regions")
         self.thread.start()
 
@@ -260,21 +263,20 @@ class LoadIndex:
                     self.error = exc
 
     def put(self, fids: np.ndarray, geoms: np.ndarray, family: str) -> None:
-        """Take one batch (``fids`` aligned with ``geoms``, none null or empty): the
-        points on surface and the flat coordinates are taken here (GEOS, without the
-        GIL), so the geometries can go; the rest is queued for the thread."""
+        """Take one batch (``fids`` aligned with ``geoms``, none null or empty) for the
+        thread: everything else happens there (GEOS, PROJ and NumPy release the GIL, so
+        it runs on the other core while this one goes on loading)."""
         if self.tree is None or not len(geoms):
             return
-        pt = shapely.point_on_surface(geoms)
-        pos = np.column_stack([shapely.get_x(pt), shapely.get_y(pt)])  # NaN where empty
-        parts = None
-        if family in ("polygon", "line"):
-            parts = measure_parts(geoms, pos[:, 0], family)
-        self.q.put((np.asarray(fids, dtype=np.int64), pos, parts, family))
+        self.q.put((np.asarray(fids, dtype=np.int64), geoms, family))
 
-    def _assign(self, fids: np.ndarray, pos: np.ndarray, parts, family: str) -> None:
+    def _assign(self, fids: np.ndarray, geoms: np.ndarray, family: str) -> None:
         self.family = family
-        feat, part = self.tree.query(shapely.points(pos), predicate="intersects")
+        pt = shapely.point_on_surface(geoms)
+        lon = shapely.get_x(pt)
+        parts = measure_parts(geoms, lon, family) if family in ("polygon", "line") else None
+        del geoms
+        feat, part = self.tree.query(pt, predicate="intersects")
         if not len(feat):
             return
         n_codes = len(self.codes)
@@ -285,7 +287,7 @@ class LoadIndex:
         elif isinstance(parts, np.ndarray):
             measure = parts
         else:
-            measure = measure_flat(*parts, pos[:, 0], family)
+            measure = measure_flat(*parts, lon, family)
         measure = measure[feat]
         # 4-byte numbers where they fit: a million features' rows take ~12 MB
         fids = fids[feat].astype(np.uint32 if fids[-1] < 2 ** 32 else np.int64)
@@ -294,25 +296,73 @@ class LoadIndex:
             self.rows.setdefault(int(c), []).append((fids[at], measure[at]))
 
     def abandon(self) -> None:
-        """Stop the thread (also after an error elsewhere: the load is rolled back)."""
+        """Stop the computing thread (also after an error elsewhere)."""
         if self.thread.is_alive():
             self.q.put(None)
             self.thread.join()
 
+    def start_write(self, load_conn: psycopg.Connection, table: str) -> None:
+        """Write the index beside the load's last steps (its GIST build leaves a core
+        idle): a thread finishes the queued batches, then writes the table on a second
+        connection, in a transaction held open until :meth:`commit` — called once the
+        load has committed, so the index never outlives a load rolled back (a crash
+        between the two commits leaves a version without one: the worker builds it)."""
+        self.side_conn = psycopg.connect(load_conn.info.dsn, password=load_conn.info.password,
+                                         autocommit=False)
+        self.writer = threading.Thread(target=self._write_beside, args=(table,), daemon=True,
+                                       name="jmgeo-regions-write")
+        self.writer.start()
+
+    def _write_beside(self, table: str) -> None:
+        try:
+            self.written = self.write(self.side_conn, table)
+        except BaseException as exc:  # noqa: BLE001 - raised by ready()
+            self.error = exc
+
+    def ready(self) -> bool:
+        """Wait for the written index (before the load commits: an error fails the load,
+        nothing committed); False when the boundaries changed meanwhile."""
+        self.writer.join()
+        if self.error is not None:
+            raise self.error
+        return self.written
+
+    def commit(self) -> bool:
+        """Commit the written index, right after the load's own commit."""
+        try:
+            self.side_conn.commit()
+            return True
+        except psycopg.Error:  # the version stands; a worker builds its index
+            return False
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the threads; an uncommitted index is rolled back with its connection."""
+        self.abandon()
+        if self.writer is not None:
+            self.writer.join()
+        if self.side_conn is not None:
+            self.side_conn.close()
+            self.side_conn = None
+
     def write(self, conn: psycopg.Connection, table: str,
               progress: Callable[[str], None] | None = None) -> bool:
-        """Create the version's index in ``conn``'s (the load's) transaction; False (and
-        nothing written) when the boundaries changed since the load began."""
+        """Create the version's index in ``conn``'s transaction; False (and nothing
+        written) when the boundaries changed since the load began."""
         self.abandon()
         if self.error is not None:
             raise self.error
-        # shared until the load commits: a boundary reload waits, then drops it as stale
+        # shared until committed: a boundary reload waits, then drops it as stale
         conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (PARTS_LOCK,))
         if _one(conn, "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0) "
                 "FROM public.region_part") != self.signature:
             return False
         schema, idx = region_index_name(table)
         ident = sql.Identifier(schema, idx)
+        # the builder's lock (ensure_region_index): a statistics call made between the
+        # load's commit and this one's waits for it instead of building a twin
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{idx}",))
         conn.execute(sql.SQL("CREATE TABLE {} (fid bigint, region_code varchar(12), "
                              "area_m2 double precision, length_m double precision)"
                              ).format(ident))

@@ -211,3 +211,72 @@ def test_pruning_a_version_drops_its_region_index(tmp_path, database_url, depart
         assert conn.execute(exists, (f"{schema}.{idx}",)).fetchone()[0]
         assert registry.prune(conn, "rix_pruned", 1)["dropped_versions"] == [1]
         assert not conn.execute(exists, (f"{schema}.{idx}",)).fetchone()[0]
+
+
+def _index_tables(conn, name_like: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'layer_data' AND tablename "
+        "LIKE %s AND tablename LIKE '%%rgn%%'", (name_like,))]
+
+
+def test_a_load_refused_or_dry_run_after_the_index_was_written_leaves_none(
+        tmp_path, database_url, departments):
+    """The index is written on a second connection while the load finishes; it commits
+    only after the load has: a dry run, or a load refused at its key check (after the
+    write began), leaves no index table behind and holds no lock."""
+    from loaders.errors import LoaderError
+
+    report = _load(tmp_path, database_url, "rix_dry", POLYGONS[:3], dry_run=True)
+    assert report["published"] is False
+    dup = [dict(g) for g in POLYGONS[:2]]
+    f = tmp_path / "rix_dupkey.geojson"
+    f.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "A"}, "geometry": g} for g in dup]}),
+        encoding="utf-8")
+    with pytest.raises(LoaderError):
+        load(f, LoadOptions(dept="gtzy", layer="rix_dupkey", theme="land", sharing="open",
+                            key="code"), dsn=database_url, progress=False)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert _index_tables(conn, "rix_dry%") == []
+        assert _index_tables(conn, "rix_dupkey%") == []
+        # nobody holds the parts lock: a boundary reload would not wait
+        assert conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                            (PARTS_LOCK,)).fetchone()[0]
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (PARTS_LOCK,))
+
+
+def test_a_statistics_call_between_the_two_commits_waits_for_the_written_index(
+        tmp_path, database_url, departments):
+    """Between the load's commit and its index's, a statistics call finds no index: it
+    waits for the writer's lock and then uses the written one (no twin build, no
+    DuplicateTable)."""
+    report = _load(tmp_path, database_url, "rix_gap", POLYGONS[:4])
+    table = report["target"]["table"]
+    schema, name = region_index_name(table)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        written = _rows(conn, schema, name)
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, name)))
+    with psycopg.connect(database_url) as load_conn:
+        idx = LoadIndex(load_conn)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            rows = conn.execute(sql.SQL("SELECT fid, geom FROM {} ORDER BY fid").format(
+                sql.Identifier(*table.split(".", 1)))).fetchall()
+        idx.put(np.array([r[0] for r in rows]),
+                shapely.from_wkb([bytes.fromhex(r[1]) for r in rows]), "polygon")
+        idx.start_write(load_conn, table)
+        assert idx.ready() is True
+        done: list = []
+
+        def stats_call() -> None:
+            with psycopg.connect(database_url, autocommit=True) as c:
+                done.append(ensure_region_index(c, table))
+
+        t = threading.Thread(target=stats_call)
+        t.start()
+        t.join(1.0)
+        assert t.is_alive() and not done, "the statistics call did not wait"
+        assert idx.commit() is True
+        t.join(20)
+        assert done
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert _rows(conn, schema, name) == written
