@@ -6,14 +6,16 @@
 1. Makes the parcel file with ``../shared/bench/make_parcels.py`` (GBK Shapefile in
    CGCS2000 GK CM 114E; needs geopandas — installed into this venv if missing, for the
    benchmark only) unless it is already in ``var/bench/``.
-2. Creates a scratch database next to the platform's (PostGIS, migrated, departments).
+2. Creates a scratch database next to the platform's (PostGIS, migrated, departments,
+   the city's regions — so each load also computes the version's region index).
 3. Runs, alternately, ``repeat`` times each:
    ``ogr2ogr -f PostgreSQL -t_srs EPSG:4490 -nlt PROMOTE_TO_MULTI -lco SPATIAL_INDEX=GIST
    --config PG_USE_COPY YES`` and ``jmgeo load`` (validation on: encoding check, CRS
    decision, validity check/repair, Multi promotion, extent check, GIST index, ANALYZE,
-   versioned publish), each under ``/usr/bin/time -v`` for wall time and peak RSS.
+   region index, versioned publish), each under ``/usr/bin/time -v`` for wall time and peak RSS.
 4. Prints both and the ratio (ogr2ogr wall / jmgeo wall: > 1 means jmgeo is faster),
-   best and median of the runs, and drops the scratch database.
+   best and median of the runs, then times the first region statistics call on the
+   version just loaded, and drops the scratch database.
 """
 
 from __future__ import annotations
@@ -82,7 +84,40 @@ def scratch_db(name: str) -> str:
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_departments(conn)
+    from spatial.regions import load_framework
+
+    load_framework(dsn)  # the city's regions: a load computes the version's region index
     return dsn
+
+
+def first_region_stats(dsn: str) -> tuple[float, int]:
+    """(seconds, features counted) of the first region statistics call on the version
+    just loaded — what ``GET /regions/440700/stats?layer=bench_parcels`` runs, in-process —
+    checked against the same count computed by PostGIS."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    from spatial.regions import region_stats
+
+    with psycopg.connect(dsn, row_factory=dict_row, autocommit=True) as conn:
+        table = conn.execute("SELECT v.table_name FROM layer l JOIN layer_version v ON "
+                             "v.layer_id = l.id AND v.version = l.current_version "
+                             "WHERE l.name = 'bench_parcels'").fetchone()["table_name"]
+        t0 = time.monotonic()
+        out = region_stats(conn, "440700", table)
+        secs = time.monotonic() - t0
+        # the same count straight from PostGIS: each feature in the county holding its
+        # point on surface — the loader-built index must agree with it exactly
+        direct = conn.execute(sql.SQL(
+            "SELECT count(DISTINCT t.fid) AS n FROM {} t JOIN region_part p ON "
+            "ST_Intersects(p.geom, ST_PointOnSurface(t.geom)) JOIN region r ON "
+            "r.id = p.region_id AND r.parent_code = '440700' AND r.valid_to IS NULL").format(
+                sql.Identifier(*table.split(".", 1)))).fetchone()["n"]
+        if direct != out["totals"]["count"]:
+            sys.exit(f"region index disagrees with PostGIS: {out['totals']['count']:,} "
+                     f"counted, {direct:,} by ST_PointOnSurface")
+        return secs, out["totals"]["count"]
 
 
 def drop_db(dsn: str) -> None:
@@ -137,6 +172,9 @@ def main() -> None:
             print(f"run {i + 1}: ogr2ogr {ogr[-1][0]:.1f} s {ogr[-1][1]:.0f} MB | jmgeo load "
                   f"{wall:.1f} s {rss:.0f} MB", file=sys.stderr)
         print(out)
+        secs, counted = first_region_stats(dsn)
+        print(f"first region statistics call on the new version (city by county): "
+              f"{secs:.2f} s, {counted:,} features counted")
     finally:
         drop_db(dsn)
     best_ogr, best_ours = min(w for w, _ in ogr), min(w for w, _ in ours)
