@@ -189,7 +189,10 @@ def create_app() -> FastAPI:
     # the platform's own scripts, styles and fonts, and the npm packages `make assets` copied
     # to jmgeo/static/vendor/: pages load nothing from elsewhere (offline government network)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    # the landing page at /ogc itself too (its own links say /ogc?f=json): no 307 to /ogc/
-    app.router.routes.append(Route("/ogc", ogc_router.landing))
-    app.router.routes.append(Mount("/ogc", routes=ogc_router.routes()))
+    # the landing page at /ogc itself too (its own links say /ogc?f=json): no 307 to /ogc/.
+    # First in the table: the OGC APIs take most of the traffic, and matching a request
+    # against the ~100 platform routes before them cost ~0.2 ms of every one. No platform
+    # route lies under /ogc (tests/test_app_routes.py), so the order changes no answer.
+    app.router.routes[0:0] = [Route("/ogc", ogc_router.landing),
+                              Mount("/ogc", routes=ogc_router.routes())]
     return app
