@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from baselib.errors import BaselibError
 from layers import registry
-from layers.models import UPDATE_CYCLES
+from layers.vocab import UPDATE_CYCLES
 
 OWNER = "wxtc"  # the bureau runs the base libraries (数据管理)
 

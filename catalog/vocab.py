@@ -123,7 +123,7 @@ UPDATE_CYCLES = Vocab("更新周期", "update cycle", {
 
 STATUSES = {"draft": "草稿", "submitted": "已报送", "published": "已发布", "retired": "已撤销"}
 
-# the plan's four sharing classes (layers.models.SHARING_CLASSES) on the catalog fields
+# the plan's four sharing classes (layers.vocab.SHARING_CLASSES) on the catalog fields
 SHARING_CLASS_TO_CATALOG = {
     "open": ("unconditional", True),
     "unconditional": ("unconditional", False),

@@ -1,4 +1,4 @@
-"""Database access: one psycopg connection pool per DSN and a SQLAlchemy engine.
+"""Database access: one psycopg connection pool per DSN (SQLAlchemy only in the migrations).
 
 Request handlers and pygeoapi providers borrow from the pool; pygeoapi builds a
 provider object per request, so the pool must live at module level, not in it.
@@ -9,15 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from sqlalchemy import Engine, create_engine
 
 from jmgeo.jsonfast import use_for_json_columns
-from jmgeo.settings import database_url, get_settings, sqlalchemy_url
+from jmgeo.settings import database_url, get_settings
 
 _pools: dict[str, ConnectionPool] = {}
 _lock = threading.Lock()
@@ -65,9 +63,4 @@ def close_pools() -> None:
         for pool in _pools.values():
             pool.close()
         _pools.clear()
-    engine.cache_clear()
 
-
-@lru_cache
-def engine(dsn: str | None = None) -> Engine:
-    return create_engine(sqlalchemy_url(dsn or database_url()), pool_pre_ping=True)

@@ -23,8 +23,8 @@ from jmgeo.db import connection
 from jmgeo.errors import bilingual
 from jmgeo.http import AUTH_CHALLENGE, CallerDep, envelope
 from jmgeo.settings import get_settings
-from layers.models import SHARING_CLASSES
 from layers.policy import owns_job
+from layers.vocab import SHARING_CLASSES
 
 router = APIRouter(tags=["loaders"])
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")

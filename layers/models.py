@@ -19,13 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jmgeo.models import Base
-
-SHARING_CLASSES = ("open", "unconditional", "conditional", "not_shared")
-#: a registry entry is a *resource*: a vector layer, a raster layer, or a table (no
-#: geometry, one declared key column such as 统一社会信用代码)
-RESOURCE_KINDS = ("vector", "raster", "table")
-UPDATE_CYCLES = ("realtime", "daily", "weekly", "monthly", "quarterly", "halfyearly",
-                 "yearly", "other")
+from layers.vocab import RESOURCE_KINDS, SHARING_CLASSES, UPDATE_CYCLES
 
 
 class Layer(Base):

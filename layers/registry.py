@@ -1,7 +1,7 @@
 """The resource registry (资源注册): layers and tables, their versions, and the one
 function that creates per-resource data tables.
 
-A registry entry is a *resource* of one of :data:`layers.models.RESOURCE_KINDS`: a vector
+A registry entry is a *resource* of one of :data:`layers.vocab.RESOURCE_KINDS`: a vector
 layer, a raster layer, or a table (no geometry; one declared key column). The SQL
 registry keeps the name ``layer`` (its URLs, grants and audit rows refer to it).
 
@@ -30,7 +30,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from jmgeo.errors import UserError
-from layers.models import RESOURCE_KINDS, SHARING_CLASSES, UPDATE_CYCLES
+from layers.vocab import RESOURCE_KINDS, SHARING_CLASSES, UPDATE_CYCLES
 
 DATA_SCHEMA = "layer_data"
 SRID = 4490

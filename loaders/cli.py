@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from layers.models import SHARING_CLASSES, UPDATE_CYCLES
+from layers.vocab import SHARING_CLASSES, UPDATE_CYCLES
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:

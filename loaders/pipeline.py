@@ -84,7 +84,7 @@ def check_options(opts: LoadOptions, display: str) -> None:
                           fix_en="use a lowercase word such as land, water, transport, "
                           "civil_defence")
     from layers.masking import MASK_KINDS
-    from layers.models import UPDATE_CYCLES
+    from layers.vocab import UPDATE_CYCLES
 
     if opts.update_cycle not in UPDATE_CYCLES:
         raise LoaderError("bad_option", f"更新周期无效：{opts.update_cycle!r}",

@@ -17,7 +17,7 @@ from jmgeo.console import SessionDep, forbidden, not_found, page, redirect
 from jmgeo.db import connection
 from jmgeo.errors import UserError, bilingual
 from layers import audit, policy, registry
-from layers.models import SHARING_CLASSES, UPDATE_CYCLES
+from layers.vocab import SHARING_CLASSES, UPDATE_CYCLES
 from loaders import pipeline
 
 router = APIRouter()
