@@ -48,6 +48,21 @@ LIVE_SQL = ("g.revoked_at IS NULL AND g.valid_from <= now() "
             "AND (g.valid_to IS NULL OR g.valid_to > now())")
 
 
+def next_change(conn, dept_code: str | None) -> datetime | None:
+    """The next instant a grant of the department starts or ends (None: none pending).
+
+    Not a row change, so no epoch marks it (migration 0028): whoever keeps the
+    department's access in memory (``jmgeo.ogc.audiences``) keeps it no longer than
+    this. Revoked grants never change again."""
+    if not dept_code:
+        return None
+    row = _q(conn, "SELECT min(t) AS at FROM layer_grant g JOIN department d "
+                   "ON d.id = g.dept_id, LATERAL (VALUES (g.valid_from), (g.valid_to)) v(t) "
+                   "WHERE d.code = %s AND g.revoked_at IS NULL AND v.t > now()",
+             (dept_code,)).fetchone()
+    return row["at"]
+
+
 def live_grants(conn, dept_code: str | None, layer: str | None = None) -> list[dict[str, Any]]:
     """The department's live grants (not revoked, now within their period)."""
     if not dept_code:

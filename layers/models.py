@@ -90,3 +90,6 @@ class RegistryState(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # the transaction that last moved the epoch: once per transaction (migration 0017)
     changed_xid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # moved by every committed change of a grant or a region boundary (migration 0028)
+    access_epoch: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    access_changed_xid: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -343,12 +343,17 @@ def visible_layers(conn, caller: Caller) -> list[tuple[dict[str, Any], Access]]:
     return out
 
 
-def registry_epoch(conn) -> int:
-    """The registry epoch (``registry_state``; every committed change of a layer, version
-    or department moves it, migration 0017): :func:`visible_layers` of a caller whose
-    access no grant shapes (the anonymous) answers the same while it stands still."""
-    row = conn.execute("SELECT epoch FROM registry_state WHERE id = 1").fetchone()
-    return row["epoch"] if isinstance(row, dict) else row[0]
+def audience_epoch(conn) -> tuple[int, int]:
+    """The registry epoch and the access epoch (``registry_state``): the first moves on
+    every committed change of a layer, version or department (migration 0017), the second
+    of a grant or a region boundary (0028). While both stand still, :func:`visible_layers`
+    answers every caller the same — until a grant's period starts or ends
+    (``layers.grants.next_change``), which no row change marks."""
+    row = conn.execute("SELECT epoch, access_epoch FROM registry_state WHERE id = 1"
+                       ).fetchone()
+    if isinstance(row, dict):
+        return row["epoch"], row["access_epoch"]
+    return row[0], row[1]
 
 
 def access_row(conn, layer_name: str) -> dict[str, Any] | None:

@@ -5,48 +5,60 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from datetime import UTC, datetime
 
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import maps as ogc_maps
 from jmgeo.ogc.compat import API, get_oas
 from jmgeo.ogc.openapi_bundle import bundle
 from jmgeo.replicas import read_connection
-from layers.policy import Caller, registry_epoch
+from layers.grants import next_change
+from layers.policy import Caller, audience_epoch
 
 _MAX_AUDIENCES = 64
-_MAX_BASE_URLS = 8  # the platform's public URL; a few more when it is taken from Host
+_MAX_CALLERS = 256  # (base URL, role, department) audiences kept by epoch
 
 
 class AudienceCache:
-    """LRU of (fingerprint → API). Building an API + OpenAPI costs ~100 ms; a request
-    that finds its audience here costs one registry query; an anonymous one, while the
-    registry is unchanged (``layers.policy.registry_epoch``), a one-row read."""
+    """LRU of (fingerprint → API), and which one each kind of caller gets.
+
+    Building an API + OpenAPI costs ~100 ms; deciding a caller's audience (the registry,
+    its grants, the box of a region grant) three queries. Both are kept: a request whose
+    caller's audience is known costs one single-row read — the registry and access epochs
+    (``layers.policy.audience_epoch``) — while neither has moved and no grant of its
+    department has started or ended since (``layers.grants.next_change``). Callers with
+    the same role and department see the same (``jmgeo.ogc.records.audience``): that pair
+    is the key, never the key id or name. A change anywhere — a publish, a
+    reclassification, a grant revoked in psql — is seen by the very next request."""
 
     def __init__(self, size: int = _MAX_AUDIENCES):
         self.size = size
         self._apis: OrderedDict[str, tuple[API, dict]] = OrderedDict()
         self._lock = threading.Lock()
-        # base URL → (registry epoch, entry): what every anonymous caller sees; an
-        # open tile or items page then costs one single-row read of the registry
-        self._anonymous: dict[str, tuple[int, tuple[API, dict]]] = {}
+        # (base URL, role, department) → (epochs, good until, entry)
+        self._callers: OrderedDict[tuple, tuple[tuple[int, int], datetime | None,
+                                                tuple[API, dict]]] = OrderedDict()
 
     def get(self, caller: Caller, base_url: str) -> tuple[API, dict]:
-        anonymous = caller.kind == "anonymous"
+        who = (base_url, caller.kind, caller.dept_code)
         with read_connection() as conn:
-            if anonymous:  # every anonymous caller sees the same: kept while unchanged
-                epoch = registry_epoch(conn)
-                with self._lock:
-                    hit = self._anonymous.get(base_url)
-                if hit is not None and hit[0] == epoch:
-                    return hit[1]
+            epochs = audience_epoch(conn)
+            with self._lock:
+                hit = self._callers.get(who)
+                if hit is not None:
+                    self._callers.move_to_end(who)
+            if hit is not None and hit[0] == epochs and (
+                    hit[1] is None or datetime.now(UTC) < hit[1]):
+                return hit[2]
+            # read before the audience: a grant that starts meanwhile ends the entry early
+            until = next_change(conn, caller.data_dept)
             resources, accesses = ogc_config.audience_resources(conn, caller)
         entry = self._entry(resources, accesses, base_url)
-        if anonymous:
-            with self._lock:
-                self._anonymous.pop(base_url, None)
-                self._anonymous[base_url] = (epoch, entry)
-                while len(self._anonymous) > _MAX_BASE_URLS:  # oldest first
-                    del self._anonymous[next(iter(self._anonymous))]
+        with self._lock:  # an audience read after a change is kept under the older
+            self._callers[who] = (epochs, until, entry)  # epochs: rebuilt next time
+            self._callers.move_to_end(who)
+            while len(self._callers) > _MAX_CALLERS:
+                self._callers.popitem(last=False)
         return entry
 
     def _entry(self, resources: dict, accesses: dict, base_url: str) -> tuple[API, dict]:
@@ -70,7 +82,7 @@ class AudienceCache:
     def clear(self) -> None:
         with self._lock:
             self._apis.clear()
-            self._anonymous.clear()
+            self._callers.clear()
 
 
 AUDIENCES = AudienceCache()
