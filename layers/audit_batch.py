@@ -97,7 +97,9 @@ class AuditWriter:
         from jmgeo.db import connection
         from layers import audit, record_log
 
-        with connection() as conn, conn.transaction():
+        # pipelined: BEGIN, the lock and the chain head go in one round trip, the rows and
+        # COMMIT in the next; nobody is released before the pipeline has seen the COMMIT
+        with connection() as conn, conn.pipeline(), conn.transaction():
             ids = audit.append(conn, [item.row for item in batch])
             for item, aid in zip(batch, ids, strict=True):
                 if item.records is not None:
