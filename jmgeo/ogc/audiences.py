@@ -13,7 +13,8 @@ from jmgeo.ogc.compat import API, get_oas
 from jmgeo.ogc.openapi_bundle import bundle
 from jmgeo.replicas import read_connection
 from layers.grants import next_change
-from layers.policy import Caller, audience_epoch
+from layers.policy import Caller
+from layers.registry import audience_epoch
 
 _MAX_AUDIENCES = 64
 _MAX_CALLERS = 256  # (base URL, role, department) audiences kept by epoch
@@ -25,7 +26,7 @@ class AudienceCache:
     Building an API + OpenAPI costs ~100 ms; deciding a caller's audience (the registry,
     its grants, the box of a region grant) three queries. Both are kept: a request whose
     caller's audience is known costs one single-row read — the registry and access epochs
-    (``layers.policy.audience_epoch``) — while neither has moved and no grant of its
+    (``layers.registry.audience_epoch``) — while neither has moved and no grant of its
     department has started or ended since (``layers.grants.next_change``). Callers with
     the same role and department see the same (``jmgeo.ogc.records.audience``): that pair
     is the key, never the key id or name. A change anywhere — a publish, a
