@@ -316,13 +316,11 @@ def audience_epoch(conn) -> tuple[int, int]:
     """The registry epoch and the access epoch (``registry_state``): the first moves on
     every committed change of a layer, version or department (migration 0017), the second
     of a grant or a region boundary (0028). While both stand still,
-    ``layers.policy.visible_layers`` answers every caller the same — until a grant's period starts or
-    ends (``layers.grants.next_change``), which no row change marks."""
-    row = conn.execute("SELECT epoch, access_epoch FROM registry_state WHERE id = 1"
-                       ).fetchone()
-    if isinstance(row, dict):
-        return row["epoch"], row["access_epoch"]
-    return row[0], row[1]
+    ``layers.policy.visible_layers`` answers every caller the same — until a grant's
+    period starts or ends (``layers.grants.next_change``), which no row change marks."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute("SELECT epoch, access_epoch FROM registry_state WHERE id = 1"
+                           ).fetchone()
 
 
 def publish(conn: psycopg.Connection, *, layer: str, version: int, table_name: str,
