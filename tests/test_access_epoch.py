@@ -20,6 +20,7 @@ from policy_fixtures import create_layers, layer_name
 
 COND = layer_name("conditional")
 DEPT = "tae"  # a department of its own: its grants concern no other test
+OTHER = "taf"  # one more, never granted anything
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,18 @@ def token(database_url) -> str:
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         ensure_departments(conn, DEMO_DEPARTMENTS + [
-            {"code": DEPT, "name": "缓存测试局", "uscc": make_uscc("11", "440700", "00799901")}])
+            {"code": DEPT, "name": "缓存测试局", "uscc": make_uscc("11", "440700", "00799901")},
+            {"code": OTHER, "name": "缓存对照局", "uscc": make_uscc("11", "440700", "00799902")}])
         create_layers(conn)
         return create_key(conn, f"tae-{time.time()}", dept=DEPT)["token"]
+
+
+@pytest.fixture(scope="module")
+def other_token(token, database_url) -> str:
+    from layers.identity import create_key
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return create_key(conn, f"taf-{time.time()}", dept=OTHER)["token"]
 
 
 def epochs(conn) -> tuple[int, int]:
@@ -47,9 +57,9 @@ def grant(conn, **kw) -> int:
                      approved_by="测试审批人", **kw)
 
 
-def items_status(client, token: str) -> int:
+def items_status(client, token: str | None) -> int:
     return client.get(f"/ogc/collections/{COND}/items", params={"f": "json"},
-                      headers={"X-API-Key": token}).status_code
+                      headers={"X-API-Key": token} if token else {}).status_code
 
 
 def test_grant_and_boundary_changes_move_the_access_epoch_once(token, db):
@@ -79,6 +89,22 @@ def test_a_grant_issued_or_revoked_is_seen_by_the_very_next_request(token, db, a
         assert items_status(app_client, token) == 200
         revoke_grant(db, gid, by="test")
         assert items_status(app_client, token) == 404
+
+
+def test_a_kept_audience_is_its_own_departments_alone(token, other_token, db, app_client):
+    """The key is role and department: a department granted the layer and one that is not
+    ask in turn, each from its kept audience — and neither ever gets the other's."""
+    from layers.grants import revoke_grant
+
+    gid = grant(db)
+    try:
+        for _ in range(3):
+            assert items_status(app_client, token) == 200
+            assert items_status(app_client, other_token) == 404
+            assert items_status(app_client, None) == 404  # anonymous
+    finally:
+        revoke_grant(db, gid, by="test")
+    assert items_status(app_client, token) == 404
 
 
 def test_a_region_grant_is_scoped_by_the_boundaries_of_now(token, db, app_client):

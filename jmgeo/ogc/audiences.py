@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from jmgeo.ogc import config as ogc_config
 from jmgeo.ogc import maps as ogc_maps
+from jmgeo.ogc import records as ogc_records
 from jmgeo.ogc.compat import API, get_oas
 from jmgeo.ogc.openapi_bundle import bundle
 from jmgeo.replicas import read_connection
@@ -27,21 +28,21 @@ class AudienceCache:
     its grants, the box of a region grant) three queries. Both are kept: a request whose
     caller's audience is known costs one single-row read — the registry and access epochs
     (``layers.registry.audience_epoch``) — while neither has moved and no grant of its
-    department has started or ended since (``layers.grants.next_change``). Callers with
-    the same role and department see the same (``jmgeo.ogc.records.audience``): that pair
-    is the key, never the key id or name. A change anywhere — a publish, a
+    department has started or ended since (``layers.grants.next_change``). The key is
+    what of the caller an audience is made of (``jmgeo.ogc.records.audience``: role and
+    department, never the key id or name), so callers alike share it. A change anywhere — a publish, a
     reclassification, a grant revoked in psql — is seen by the very next request."""
 
     def __init__(self, size: int = _MAX_AUDIENCES):
         self.size = size
         self._apis: OrderedDict[str, tuple[API, dict]] = OrderedDict()
         self._lock = threading.Lock()
-        # (base URL, role, department) → (epochs, good until, entry)
+        # (base URL, *records.audience) → (epochs, good until, entry)
         self._callers: OrderedDict[tuple, tuple[tuple[int, int], datetime | None,
                                                 tuple[API, dict]]] = OrderedDict()
 
     def get(self, caller: Caller, base_url: str) -> tuple[API, dict]:
-        who = (base_url, caller.kind, caller.dept_code)
+        who = (base_url, *ogc_records.audience(caller).values())
         with read_connection() as conn:
             epochs = audience_epoch(conn)
             with self._lock:
